@@ -1,0 +1,64 @@
+"""Every blocking method gets an async twin under `.aio` (`await f.remote.aio(x)`)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Callable, Generic, TypeVar
+
+from distributed import Future
+
+T = TypeVar("T")
+
+
+class _BoundAio:
+    __slots__ = ("_sync", "aio", "__doc__", "__name__", "__wrapped__")
+
+    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
+        self._sync = sync
+        self.aio = aio
+        self.__doc__ = sync.__doc__
+        self.__name__ = getattr(sync, "__name__", "method")
+        self.__wrapped__ = sync
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sync(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<nbfan method {self.__name__} (async twin: .aio)>"
+
+
+class aio_method(Generic[T]):
+    """Descriptor pairing a blocking method with its async twin: `obj.m(...)`, `await obj.m.aio(...)`."""
+
+    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
+        self._sync = sync
+        self._aio = aio
+        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__name__ = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _BoundAio(self._sync.__get__(obj, owner), self._aio.__get__(obj, owner))
+
+
+async def wait_future(future: Future) -> None:
+    """Wait for a Dask future from an asyncio loop without holding a thread."""
+    if future.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: Any) -> None:
+        loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+
+    future.add_done_callback(wake)
+    await waiter
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking set-up (connecting, starting a cluster) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))

@@ -1,0 +1,106 @@
+"""Handles on work running on the cluster: `FunctionCall` (one `.spawn`)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from distributed import Future, as_completed
+
+from .aio import aio_method, in_thread, wait_future
+from .cluster import get_client
+from .exception import NotFoundError
+from .fanout.submit import batch_outcomes, parse_task_key, task_key
+
+R = TypeVar("R")
+
+
+def _unwrap(outcomes: list[tuple[bool, Any]]) -> Any:
+    ok, value = outcomes[0]
+    if ok:
+        return value
+    raise value.to_exception()
+
+
+class FunctionCall(Generic[R]):
+    """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
+    or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
+
+    def __init__(self, future: Future) -> None:
+        parsed = parse_task_key(future.key)
+        if parsed is None:
+            raise NotFoundError(f"{future.key!r} is not an nbfan call")
+        self._future = future
+        self.object_id: str = parsed[0]
+
+    def __repr__(self) -> str:
+        return f"<FunctionCall {self.object_id} {self._future.status}>"
+
+    def _get(self, timeout: float | None = None) -> R:
+        """The call's result; raises its remote exception, or the builtin TimeoutError when it
+        has not finished within `timeout` seconds (the call keeps running)."""
+        try:
+            outcomes = batch_outcomes(self._future, 0, 1, timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(f"call {self.object_id} has not finished after {timeout}s; it is still running") from None
+        return _unwrap(outcomes)
+
+    async def _get_aio(self, timeout: float | None = None) -> R:
+        import asyncio
+
+        try:
+            await asyncio.wait_for(wait_future(self._future), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"call {self.object_id} has not finished after {timeout}s; it is still running") from None
+        return self._get()
+
+    get = aio_method(_get, _get_aio)
+
+    def _cancel(self) -> None:
+        """Stop the call: it will not start if queued (a running input runs to its end)."""
+        self._future.cancel()
+
+    async def _cancel_aio(self) -> None:
+        self._cancel()
+
+    cancel = aio_method(_cancel, _cancel_aio)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    @staticmethod
+    def _from_id(object_id: str) -> "FunctionCall[Any]":
+        """Re-attach to a call from any process connected to the same cluster."""
+        client = get_client()
+        key = task_key(object_id, 0, 1)
+        known = client.run_on_scheduler(_scheduler_has_task, key=key)
+        if not known:
+            raise NotFoundError(
+                f"no call {object_id!r} on the cluster at {client.scheduler.address}: it never existed there, "
+                f"or it finished and its result was released"
+            )
+        return FunctionCall(Future(key, client))
+
+    @staticmethod
+    async def _from_id_aio(object_id: str) -> "FunctionCall[Any]":
+        return await in_thread(FunctionCall._from_id, object_id)
+
+    from_id = staticmethod(_from_id)
+
+    @staticmethod
+    def gather(*calls: "FunctionCall[Any]") -> list[Any]:
+        """Results of several calls in argument order; the first error is raised and the
+        calls still running are cancelled."""
+        by_future = {c._future: c for c in calls}
+        try:
+            for fut in as_completed(list(by_future)):
+                by_future[fut]._get()  # raises the first error to arrive
+            return [c._get() for c in calls]
+        except BaseException:
+            for c in calls:
+                if not c.done():
+                    c._cancel()
+            raise
+
+
+def _scheduler_has_task(dask_scheduler: Any, key: str) -> bool:
+    return key in dask_scheduler.tasks

@@ -1,0 +1,168 @@
+"""Which Dask cluster this process uses. First match wins:
+
+1. `nbfan.connect(address | Cluster | Client)`
+2. the `NBFAN_SCHEDULER` environment variable
+3. the user's running local nbfan cluster (`nbfan cluster up`, state under NBFAN_HOME)
+4. an embedded in-process cluster, started on first use and closed with the process
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, Union
+
+from distributed import Client
+from distributed.deploy import Cluster
+
+from ..config import config
+from ..exception import ClusterConnectionError, InvalidError
+from .state import CorruptStateError, pid_alive, read_state, remove_state
+
+logger = logging.getLogger("nbfan")
+
+ClusterTarget = Union[str, Cluster, Client, None]
+
+
+@dataclass
+class Connection:
+    client: Client
+    source: str  # "connect", "env", "local", "embedded"
+    owned_cluster: Cluster | None = None  # the embedded cluster we started, closed with us
+    owns_client: bool = True
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+
+_lock = threading.RLock()
+_current: Connection | None = None
+
+
+def _security_for(address: str) -> Any:
+    """TLS settings for `tls://` addresses (the local cluster's certificates when it has them)."""
+    if not address.startswith("tls://"):
+        return None
+    try:
+        from .tls import client_security
+    except ImportError:
+        return None
+    return client_security()
+
+
+def _client_for_address(address: str, what: str) -> Client:
+    try:
+        return Client(
+            address,
+            timeout=f"{config.connect_timeout}s",
+            set_as_default=False,
+            security=_security_for(address),
+        )
+    except (OSError, TimeoutError) as exc:
+        raise ClusterConnectionError(
+            f"could not reach the Dask scheduler at {address} ({what}) within {config.connect_timeout:g}s: {exc}. "
+            f"Check that the scheduler is running and the address is right."
+        ) from None
+
+
+def _from_state_file() -> Client | None:
+    try:
+        state = read_state()
+    except CorruptStateError as exc:
+        warnings.warn(f"ignoring the local nbfan cluster: {exc}", stacklevel=4)
+        return None
+    if state is None:
+        return None
+    if not pid_alive(state.pid):
+        warnings.warn(
+            f"removed a stale nbfan cluster state file: the cluster at {state.address} (pid {state.pid}) is gone. "
+            f"Start a new one with `nbfan cluster up`.",
+            stacklevel=4,
+        )
+        remove_state()
+        return None
+    return _client_for_address(state.address, "the local nbfan cluster from `nbfan cluster up`")
+
+
+def _start_embedded() -> Connection:
+    from .local import start_local_cluster
+
+    cluster = start_local_cluster()
+    client = Client(cluster, set_as_default=False)
+    return Connection(client, "embedded", owned_cluster=cluster)
+
+
+def _resolve() -> Connection:
+    env = os.environ.get("NBFAN_SCHEDULER", "").strip()
+    if env:
+        return Connection(_client_for_address(env, "from NBFAN_SCHEDULER"), "env")
+    client = _from_state_file()
+    if client is not None:
+        return Connection(client, "local")
+    return _start_embedded()
+
+
+def _close(conn: Connection) -> None:
+    if conn.owns_client:
+        try:
+            conn.client.close()
+        except Exception:  # closing a client whose scheduler is gone must not fail
+            pass
+    if conn.owned_cluster is not None:
+        try:
+            conn.owned_cluster.close()
+        except Exception:
+            pass
+
+
+def connect(target: ClusterTarget = None) -> Client:
+    """Use `target` (a scheduler address, a Dask Cluster or Client) for every call from now on.
+
+    With no argument, re-run the default resolution (NBFAN_SCHEDULER, local cluster, embedded)."""
+    global _current
+    if target is None:
+        conn = _resolve()
+    elif isinstance(target, str):
+        if "://" not in target and ":" not in target:
+            raise InvalidError(f"connect({target!r}): give a scheduler address like 'tcp://127.0.0.1:8786'")
+        conn = Connection(_client_for_address(target, "given to nbfan.connect"), "connect")
+    elif isinstance(target, Client):
+        conn = Connection(target, "connect", owns_client=False)
+    elif isinstance(target, Cluster):
+        conn = Connection(Client(target, set_as_default=False), "connect")
+    else:
+        raise InvalidError(
+            f"connect() takes a scheduler address, a dask Cluster or a dask Client, got {type(target).__name__}"
+        )
+    with _lock:
+        old, _current = _current, conn
+    if old is not None and old.client is not conn.client:
+        _close(old)
+    return conn.client
+
+
+def current_connection() -> Connection:
+    """The connection in use, resolving the default on first use."""
+    global _current
+    with _lock:
+        if _current is None or _current.client.status in ("closed", "closing"):
+            _current = _resolve()
+        return _current
+
+
+def get_client() -> Client:
+    """The Dask client every nbfan call goes through."""
+    return current_connection().client
+
+
+def disconnect() -> None:
+    """Close this process's connection (and its embedded cluster, if it started one)."""
+    global _current
+    with _lock:
+        conn, _current = _current, None
+    if conn is not None:
+        _close(conn)

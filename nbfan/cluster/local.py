@@ -1,0 +1,105 @@
+"""Local clusters nbfan starts: one worker process per GPU (pinned with CUDA_VISIBLE_DEVICES)
+plus one single-threaded worker per remaining core, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import dask
+from distributed import Nanny, Scheduler, SpecCluster
+from distributed.deploy.subprocess import SubprocessWorker
+from distributed.system import MEMORY_LIMIT
+
+from ..config import config
+from .gpus import GpuInfo, discover_gpus
+
+
+def cluster_config() -> dict[str, Any]:
+    """Dask settings for clusters nbfan starts: unrunnable tasks fail instead of hanging."""
+    return {
+        "distributed.scheduler.no-workers-timeout": f"{config.no_workers_timeout}s",
+    }
+
+
+def worker_options(
+    n_cpu_workers: int | None = None,
+    gpus: list[GpuInfo] | None = None,
+    host: str = "127.0.0.1",
+    memory_limit: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Nanny options by worker name: `gpu-<i>` workers (one GPU each, pinned with
+    CUDA_VISIBLE_DEVICES) then `cpu-<j>` workers (one thread each)."""
+    gpus = discover_gpus() if gpus is None else gpus
+    cores = os.cpu_count() or 1
+    if n_cpu_workers is None:
+        n_cpu_workers = max(1, cores - len(gpus))
+    total = len(gpus) + n_cpu_workers
+    per_worker = memory_limit or max(MEMORY_LIMIT // max(total, 1), 256 * 2**20)
+    mib = per_worker // 2**20
+    specs: dict[str, dict[str, Any]] = {}
+    for gpu in gpus:
+        specs[f"gpu-{gpu.index}"] = {
+            "nthreads": 1,
+            "host": host,
+            "memory_limit": per_worker,
+            "resources": {"GPU": 1, f"GPU-{gpu.model}": 1, "CPU": 1, "MEMORY": mib},
+            "env": {"CUDA_VISIBLE_DEVICES": str(gpu.uuid or gpu.index), "NBFAN_GPU_MODEL": gpu.model},
+        }
+    for j in range(n_cpu_workers):
+        specs[f"cpu-{j}"] = {
+            "nthreads": 1,
+            "host": host,
+            "memory_limit": per_worker,
+            "resources": {"CPU": 1, "MEMORY": mib},
+            "env": {"CUDA_VISIBLE_DEVICES": ""} if gpus else {},
+        }
+    return specs
+
+
+def worker_specs(options: dict[str, dict[str, Any]], *, subprocess: bool, security: Any = None) -> dict[str, Any]:
+    """SpecCluster worker specs. `subprocess=True` starts each nanny with `python -m dask spec`,
+    so worker processes never re-import the caller's `__main__` (a plain script with no
+    `if __name__ == "__main__":` guard would otherwise run again in every worker)."""
+    specs: dict[str, Any] = {}
+    for name, opts in options.items():
+        opts = {**opts, "silence_logs": logging.ERROR, "death_timeout": 30}
+        if subprocess:
+            specs[name] = {"cls": SubprocessWorker, "options": {"worker_kwargs": opts, "name": name}}
+        else:
+            specs[name] = {"cls": Nanny, "options": {**opts, "security": security}}
+    return specs
+
+
+def start_local_cluster(
+    n_cpu_workers: int | None = None,
+    *,
+    gpus: list[GpuInfo] | None = None,
+    dashboard: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    security: Any = None,
+    subprocess: bool = True,
+    asynchronous: bool = False,
+) -> SpecCluster:
+    """Start a scheduler and nanny workers on this machine (the embedded default and the daemon)."""
+    scheduler = {
+        "cls": Scheduler,
+        "options": {
+            "host": host,
+            "port": port,
+            "dashboard_address": f"{host}:0",
+            "dashboard": dashboard,
+            "security": security,
+        },
+    }
+    workers = worker_specs(worker_options(n_cpu_workers, gpus, host), subprocess=subprocess, security=security)
+    with dask.config.set(cluster_config()):
+        return SpecCluster(
+            workers=workers,
+            scheduler=scheduler,
+            asynchronous=asynchronous,
+            silence_logs="error",
+            name="nbfan",
+        )

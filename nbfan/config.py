@@ -1,0 +1,34 @@
+"""Process-wide switches users may flip at run time (`nbfan.config.progress = False`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+@dataclass
+class Config:
+    """Run-time settings. Read each time they are used, so changes apply at once."""
+
+    progress: bool = field(default_factory=lambda: _env_flag("NBFAN_PROGRESS", True))
+    telemetry: bool = field(default_factory=lambda: _env_flag("NBFAN_TELEMETRY", True))
+    #: seconds after which tasks that no worker can run fail (clusters nbfan starts)
+    no_workers_timeout: float = 30.0
+    #: seconds to wait for a scheduler before giving up
+    connect_timeout: float = 10.0
+
+
+config = Config()
+
+
+def nbfan_home() -> Path:
+    """Where nbfan keeps its state (cluster file, volumes, certificates)."""
+    return Path(os.environ.get("NBFAN_HOME") or Path.home() / ".nbfan").expanduser()

@@ -1,0 +1,60 @@
+"""nbfan's exceptions. The names follow Modal's `modal.exception` so scripts port unchanged."""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base class of every error nbfan raises itself."""
+
+
+class InvalidError(Error, ValueError):
+    """An argument or option is malformed; raised before anything is submitted."""
+
+
+class NotFoundError(Error, LookupError):
+    """A named object (deployed function, call id, volume...) does not exist."""
+
+
+class ExecutionError(Error):
+    """Something went wrong on the cluster outside the user's code."""
+
+
+class ClusterConnectionError(Error, ConnectionError):
+    """The Dask scheduler could not be reached."""
+
+
+class FunctionTimeoutError(Error, TimeoutError):
+    """A call ran past the function's `timeout=`."""
+
+
+class SerializationError(Error, TypeError):
+    """A function, argument, result or exception could not be pickled."""
+
+
+class InputCancellation(Error):
+    """The input was cancelled before it produced a result."""
+
+
+class RemoteError(Error):
+    """A remote exception that could not be pickled, carried as text.
+
+    `type_name` is the original exception's qualified type name, `message` its str(),
+    `remote_traceback` the formatted traceback from the worker.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self):  # keep the three fields across pickling
+        return (RemoteError, (self.type_name, self.message, self.remote_traceback))
+
+
+# Modal names that scripts catch; kept as aliases so `except modal.exception.X` works.
+TimeoutError = FunctionTimeoutError  # noqa: A001  (Modal exports this name)
+DeprecationError = InvalidError
+VersionError = Error
+AuthError = Error
+ConnectionError = ClusterConnectionError  # noqa: A001

@@ -1,0 +1,1 @@
+"""The fan-out engine: batching, the in-flight window, ordering, streaming generators."""

@@ -1,0 +1,61 @@
+"""Turning `.map(*iterables, kwargs=...)` / `.starmap(tuples)` into a lazy stream of (args, kwargs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from typing import Any
+
+from ..exception import InvalidError
+from .payload import Args
+
+
+def _check_iterable(value: Any, what: str, method: str) -> Iterator[Any]:
+    if isinstance(value, AsyncIterable) and not isinstance(value, Iterable):
+        raise InvalidError(
+            f"{what} of .{method}() is an async iterable; use `.{method}.aio(...)` for async inputs, "
+            f"or pass a list or a plain generator"
+        )
+    if isinstance(value, (str, bytes)):
+        raise InvalidError(
+            f"{what} of .{method}() is a {type(value).__name__}: it would map over its characters. "
+            f"Wrap it in a list: .{method}([{value!r:.20}])"
+        )
+    try:
+        return iter(value)
+    except TypeError:
+        raise InvalidError(
+            f"{what} of .{method}() is a {type(value).__name__}, which is not iterable: pass a list, range, "
+            f"or generator of inputs (one iterable per positional parameter)"
+        ) from None
+
+
+def check_kwargs(kwargs: Any, method: str) -> dict[str, Any]:
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise InvalidError(f"kwargs= of .{method}() must be a dict of keyword arguments, got {type(kwargs).__name__}")
+    return dict(kwargs)
+
+
+def map_inputs(iterables: tuple[Any, ...], kwargs: dict[str, Any], method: str = "map") -> Iterator[Args]:
+    """zip(*iterables) as (args, kwargs) pairs, lazily; stops at the shortest iterable."""
+    if not iterables:
+        raise InvalidError(f".{method}() needs at least one iterable of inputs, e.g. f.{method}(range(10))")
+    iterators = [_check_iterable(it, f"argument {i}", method) for i, it in enumerate(iterables)]
+    return ((args, kwargs) for args in zip(*iterators))
+
+
+def starmap_inputs(iterable: Any, kwargs: dict[str, Any]) -> Iterator[Args]:
+    """Each item of `iterable` is a tuple of positional arguments."""
+    iterator = _check_iterable(iterable, "the argument", "starmap")
+
+    def generate() -> Iterator[Args]:
+        for index, item in enumerate(iterator):
+            if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
+                raise InvalidError(
+                    f".starmap() input {index} is a {type(item).__name__}, not a tuple of arguments: "
+                    f"starmap takes tuples, e.g. f.starmap([(1, 2), (3, 4)]); for one argument per call use .map()"
+                )
+            yield tuple(item), kwargs
+
+    return generate()

@@ -1,0 +1,153 @@
+"""What travels between caller and worker: functions, inputs and outcomes as opaque blobs.
+
+Everything is one cloudpickle blob per task (a batch of inputs in, a batch of outcomes out):
+Dask ships bytes as a single frame, where it would walk a list element by element.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import sysconfig
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import cloudpickle
+
+from ..exception import RemoteError, SerializationError
+
+Args = tuple[tuple[Any, ...], dict[str, Any]]
+
+_INSTALLED_ROOTS = tuple(
+    os.path.realpath(p)
+    for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _ship_module_by_value(module_name: str) -> bool:
+    """User modules (a notebook, a script, a test file) travel by value: workers may not be
+    able to import them. Installed packages and the stdlib travel by reference."""
+    if module_name in ("__main__", "builtins") or module_name.split(".")[0] == "nbfan":
+        return False
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if module is None or not path:
+        return False
+    real = os.path.realpath(path)
+    if any(real.startswith(root + os.sep) for root in _INSTALLED_ROOTS):
+        return False
+    cloudpickle.register_pickle_by_value(module)
+    return True
+
+
+def dumps_function(fn: Callable[..., Any]) -> bytes:
+    """Serialize a user function (with the globals it uses) or say why it cannot travel."""
+    module = getattr(fn, "__module__", None)
+    if module:
+        _ship_module_by_value(module)
+    try:
+        return cloudpickle.dumps(fn)
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise SerializationError(
+            f"function {name!r} could not be serialized to send it to the cluster ({type(exc).__name__}: {exc}). "
+            f"Globals it uses must be picklable: create unpicklable objects (locks, open files, clients) "
+            f"inside the function instead."
+        ) from exc
+
+
+def _describe_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Name the first argument that does not pickle."""
+    for i, value in enumerate(args):
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            return f"argument {i} ({type(value).__name__}: {exc})"
+    for key, value in kwargs.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            return f"argument {key!r} ({type(value).__name__}: {exc})"
+    return None
+
+
+def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
+    """Serialize a batch of (args, kwargs); name the argument that cannot be serialized."""
+    try:
+        return cloudpickle.dumps(list(inputs), protocol=5)
+    except Exception as exc:
+        for offset, (args, kwargs) in enumerate(inputs):
+            what = _describe_arg(args, kwargs)
+            if what:
+                where = f"input {first_index + offset}: " if len(inputs) > 1 or first_index else ""
+                raise SerializationError(
+                    f"{where}{what} could not be serialized to send it to the cluster. "
+                    f"Pass picklable values (numbers, strings, arrays, dataclasses...) or build the object inside "
+                    f"the function."
+                ) from exc
+        raise SerializationError(f"inputs could not be serialized: {type(exc).__name__}: {exc}") from exc
+
+
+loads = cloudpickle.loads
+
+
+@dataclass
+class Failure:
+    """An input's exception as it travels back; `exc` is None when it could not be pickled."""
+
+    exc: BaseException | None
+    type_name: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def capture(cls, exc: BaseException) -> "Failure":
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(exc, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+
+    def to_exception(self) -> BaseException:
+        """The exception to raise locally, its remote traceback attached as a note."""
+        exc = self.exc if self.exc is not None else RemoteError(self.type_name, self.message, self.traceback)
+        note = "Remote traceback (from the nbfan worker):\n" + self.traceback.rstrip()
+        existing = getattr(exc, "__notes__", None)
+        if not existing or note not in existing:
+            if hasattr(exc, "add_note"):
+                exc.add_note(note)
+            else:  # Python 3.10
+                exc.__notes__ = [*(existing or []), note]  # type: ignore[attr-defined]
+        try:
+            exc.remote_traceback = self.traceback  # type: ignore[attr-defined]
+        except Exception:
+            pass
+        return exc
+
+
+def dumps_outcomes(outcomes: list[tuple[bool, Any]], elapsed: float = 0.0) -> bytes:
+    """Serialize a batch's outcomes, (True, value) or (False, Failure), with the seconds the
+    batch took to compute. A value or exception that cannot be pickled is replaced by a
+    Failure that says so, so one bad item never loses the rest of the batch."""
+    try:
+        return cloudpickle.dumps((elapsed, outcomes), protocol=5)
+    except Exception:
+        pass
+    safe: list[tuple[bool, Any]] = []
+    for ok, value in outcomes:
+        try:
+            cloudpickle.dumps(value, protocol=5)
+            safe.append((ok, value))
+        except Exception as exc:
+            if ok:
+                err = SerializationError(
+                    f"the function returned a {type(value).__module__}.{type(value).__qualname__}, which could not be "
+                    f"serialized to send it back ({type(exc).__name__}: {exc}). Return picklable values."
+                )
+                safe.append((False, Failure(err, "nbfan.exception.SerializationError", str(err), "")))
+            else:
+                value.exc = None  # keep type name, message and traceback as text: RemoteError
+                safe.append((False, value))
+    return cloudpickle.dumps((elapsed, safe), protocol=5)
+
+

@@ -1,0 +1,149 @@
+"""Turning one call of a Function into Dask tasks: keys, payloads, resources, results."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+from distributed import Client, Future
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+from ..exception import ExecutionError, InputCancellation
+from ..resources import task_resources
+from .payload import Args, dumps_function, dumps_inputs, loads
+from .stream import run_generator
+from .task import TaskSpec, run_batch
+
+if TYPE_CHECKING:
+    from ..function import Function
+
+KEY_PREFIX = "nbfan"
+
+
+def new_call_id() -> str:
+    """Call ids are hex, so task keys split unambiguously on '-'."""
+    return uuid.uuid4().hex[:20]
+
+
+def task_key(call_id: str, start: int, count: int) -> str:
+    """Task keys carry the call id and the input range: `nbfan-<call id>-<first input>-<count>`."""
+    return f"{KEY_PREFIX}-{call_id}-{start}-{count}"
+
+
+def parse_task_key(key: Any) -> tuple[str, int, int] | None:
+    """(call id, first input, count) of an nbfan task key, or None for other keys."""
+    if not isinstance(key, str) or not key.startswith(KEY_PREFIX + "-"):
+        return None
+    parts = key.split("-")
+    if len(parts) != 4:
+        return None
+    try:
+        return parts[1], int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+
+
+@dataclass
+class Batch:
+    """One submitted task: inputs [start, start + count) of a call."""
+
+    future: Future
+    start: int
+    count: int
+    payload_bytes: int
+
+
+@dataclass
+class CallPlan:
+    """Everything needed to submit the tasks of one call (a .remote, a map...)."""
+
+    client: Client
+    call_id: str
+    fn_blob: bytes
+    spec: TaskSpec
+    resources: dict[str, float] | None
+
+    def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
+        blob = dumps_inputs(inputs, start)
+        future = self.client.submit(
+            run_batch,
+            self.fn_blob,
+            blob,
+            self.spec,
+            key=task_key(self.call_id, start, len(inputs)),
+            resources=self.resources,
+            pure=False,
+            retries=0,
+        )
+        return Batch(future, start, len(inputs), len(blob))
+
+    def submit_generator(self, inputs: Sequence[Args], start: int, queue_name: str) -> Batch:
+        blob = dumps_inputs(inputs, start)
+        future = self.client.submit(
+            run_generator,
+            self.fn_blob,
+            blob,
+            self.spec,
+            queue_name,
+            start,
+            key=task_key(self.call_id, start, len(inputs)),
+            resources=self.resources,
+            pure=False,
+            retries=0,
+        )
+        return Batch(future, start, len(inputs), len(blob))
+
+
+def plan_call(function: "Function", client: Client, *, stop_on_error: bool = True, call_id: str | None = None) -> CallPlan:
+    """Serialize the function once for the call and fix its task settings."""
+    opts = function.options
+    spec = TaskSpec(
+        call_id=call_id or new_call_id(),
+        timeout=opts.timeout,
+        retries=opts.retries,
+        stop_on_error=stop_on_error,
+        env=function.secret_env(),
+    )
+    return CallPlan(
+        client=client,
+        call_id=spec.call_id,
+        fn_blob=dumps_function(function.raw_f),
+        spec=spec,
+        resources=task_resources(opts.gpu, opts.cpu, opts.memory, client),
+    )
+
+
+def describe_task_error(exc: BaseException, start: int, count: int) -> BaseException:
+    """Dask-level failures (a worker died, the task was cancelled) as nbfan errors naming the inputs."""
+    where = f"input {start}" if count == 1 else f"inputs {start}..{start + count - 1}"
+    if isinstance(exc, KilledWorker):
+        return ExecutionError(
+            f"{where}: the worker running it died repeatedly ({exc}); Dask gave up after its allowed failures. "
+            f"The function may crash its process (segfault, os._exit, out of memory)."
+        )
+    if isinstance(exc, FutureCancelledError) or type(exc).__name__ == "CancelledError":
+        return InputCancellation(f"{where}: cancelled")
+    return exc
+
+
+def batch_outcomes(future: Future, start: int, count: int, timeout: float | None = None) -> list[tuple[bool, Any]]:
+    """The (ok, value) outcomes of a finished batch task, or raise what killed the task."""
+    return batch_result(future, start, count, timeout)[1]
+
+
+def batch_result(
+    future: Future, start: int, count: int, timeout: float | None = None
+) -> tuple[float, list[tuple[bool, Any]]]:
+    """(compute seconds, outcomes) of a finished batch task, or raise what killed the task."""
+    try:
+        blob = future.result(timeout=timeout)
+    except TimeoutError:
+        raise
+    except BaseException as exc:
+        translated = describe_task_error(exc, start, count)
+        if translated is exc:
+            raise
+        raise translated from None
+    return loads(blob)

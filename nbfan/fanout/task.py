@@ -1,0 +1,139 @@
+"""The code that runs on a worker: one Dask task runs a batch of inputs of one function.
+
+Retries and timeouts are applied per input here, so a batch of many inputs behaves exactly
+like that many separate calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import hashlib
+import inspect
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from ..exception import FunctionTimeoutError, InputCancellation
+from ..options import Retries
+from .payload import Failure, dumps_outcomes, loads
+
+_FUNCTION_CACHE: "OrderedDict[bytes, Callable[..., Any]]" = OrderedDict()
+_FUNCTION_CACHE_SIZE = 64
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Per-call settings every task of the call carries (small; pickled with the task)."""
+
+    call_id: str
+    timeout: float | None = None
+    retries: Retries | None = None
+    stop_on_error: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def load_function(blob: bytes) -> Callable[..., Any]:
+    """Unpickle a function once per worker process, however many tasks use it."""
+    digest = hashlib.blake2b(blob, digest_size=16).digest()
+    with _cache_lock:
+        fn = _FUNCTION_CACHE.get(digest)
+        if fn is not None:
+            _FUNCTION_CACHE.move_to_end(digest)
+            return fn
+    fn = loads(blob)
+    with _cache_lock:
+        _FUNCTION_CACHE[digest] = fn
+        while len(_FUNCTION_CACHE) > _FUNCTION_CACHE_SIZE:
+            _FUNCTION_CACHE.popitem(last=False)
+    return fn
+
+
+def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    """Ask a runaway thread to stop: the exception is raised there at its next bytecode."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+
+
+def call_with_timeout(fn: Callable[..., Any], args: tuple, kwargs: dict, timeout: float | None) -> Any:
+    """Run fn; past `timeout` seconds raise FunctionTimeoutError here, freeing the worker slot,
+    and stop the user code at its next Python bytecode (code blocked in C stops when it returns)."""
+    if timeout is None:
+        return fn(*args, **kwargs)
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    ctx = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box["value"] = ctx.run(fn, *args, **kwargs)
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, name="nbfan-timeout-guarded", daemon=True)
+    thread.start()
+    if not done.wait(timeout):
+        _async_raise(thread, FunctionTimeoutError)
+        name = getattr(fn, "__qualname__", "function")
+        raise FunctionTimeoutError(f"{name} ran past its timeout of {timeout:g}s and was stopped")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def run_input(fn: Callable[..., Any], args: tuple, kwargs: dict, spec: TaskSpec) -> tuple[bool, Any]:
+    """One input with the call's retries: (True, result) or (False, Failure)."""
+    attempt = 0
+    while True:
+        try:
+            result = call_with_timeout(fn, args, kwargs, spec.timeout)
+            if inspect.iscoroutine(result):  # `async def` functions run to completion here
+                result = asyncio.run(result)
+            return True, result
+        except Exception as exc:
+            if spec.retries is None or attempt >= spec.retries.max_retries:
+                return False, Failure.capture(exc)
+            note_retry(spec.call_id)
+            time.sleep(spec.retries.delay(attempt))
+            attempt += 1
+
+
+def note_retry(call_id: str) -> None:
+    """Hook for telemetry: an input of `call_id` is being retried (replaced when telemetry loads)."""
+
+
+def _apply_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
+def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
+    """The Dask task body: run every input of the batch, return all outcomes as one blob.
+
+    With `stop_on_error`, the inputs after a failure are not run (they are cancelled)."""
+    started = time.perf_counter()
+    _apply_env(spec.env)
+    fn = load_function(fn_blob)
+    outcomes: list[tuple[bool, Any]] = []
+    failed = False
+    for args, kwargs in loads(inputs_blob):
+        if failed and spec.stop_on_error:
+            outcomes.append((False, Failure.capture(InputCancellation("cancelled after an earlier input failed"))))
+            continue
+        ok, value = run_input(fn, args, kwargs, spec)
+        outcomes.append((ok, value))
+        failed = failed or not ok
+    return dumps_outcomes(outcomes, time.perf_counter() - started)
+
+
+def iterate_generator(fn: Callable[..., Iterator[Any]], args: tuple, kwargs: dict) -> Iterator[Any]:
+    """Iterate a user generator (kept apart so stream code can be tested without a cluster)."""
+    yield from fn(*args, **kwargs)

@@ -1,0 +1,169 @@
+"""`Function`: a decorated user function and the ways to call it (.local, .remote, .spawn, .map...)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterator, TypeVar
+
+from typing_extensions import ParamSpec
+
+from .aio import aio_method, in_thread, wait_future
+from .calls import FunctionCall, _unwrap
+from .cluster import get_client
+from .exception import InvalidError
+from .fanout import engine
+from .fanout.stream import iter_events
+from .fanout.submit import batch_outcomes, plan_call
+from .fanout.payload import Args
+from .options import FunctionOptions, parse_options
+
+if TYPE_CHECKING:
+    from .app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Function(Generic[P, R]):
+    """A user function registered on an App. Call it here (`.local`), on the cluster
+    (`.remote`, `.spawn`), or over many inputs (`.map`, `.starmap`, `.for_each`, `.spawn_map`)."""
+
+    def __init__(self, raw_f: Callable[P, R], options: FunctionOptions, app: "App | None" = None, name: str | None = None):
+        if not callable(raw_f):
+            raise InvalidError(f"@app.function decorates functions; got {type(raw_f).__name__}")
+        self.raw_f = raw_f
+        self.options = options
+        self.app = app
+        self.name: str = name or getattr(raw_f, "__qualname__", getattr(raw_f, "__name__", "function"))
+        self.is_generator = inspect.isgeneratorfunction(raw_f) or inspect.isasyncgenfunction(raw_f)
+        self.__doc__ = raw_f.__doc__
+        self.__wrapped__ = raw_f
+
+    @property
+    def app_name(self) -> str | None:
+        return self.app.name if self.app is not None else None
+
+    def __repr__(self) -> str:
+        where = f"{self.app_name}." if self.app_name else ""
+        return f"<nbfan.Function {where}{self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Calling the decorated function directly runs it here, like `.local()`."""
+        return self.raw_f(*args, **kwargs)
+
+    def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run in this process, as a plain call."""
+        return self.raw_f(*args, **kwargs)
+
+    def with_options(self, **options: Any) -> "Function[P, R]":
+        """A copy of this function with some options changed (validated like the decorator's)."""
+        merged = parse_options(**options)
+        changes = {k: getattr(merged, k) for k in options if hasattr(merged, k)}
+        if "max_containers" in options:
+            changes["concurrency_limit"] = merged.concurrency_limit
+        return Function(self.raw_f, self.options.with_changes(**changes), self.app, self.name)
+
+    def secret_env(self) -> dict[str, str]:
+        """Environment variables the function's secrets set on the worker."""
+        env: dict[str, str] = {}
+        for secret in self.options.secrets:
+            env.update(getattr(secret, "env", {}) or {})
+        return env
+
+    def _require_plain(self, method: str, instead: str) -> None:
+        if self.is_generator:
+            raise InvalidError(
+                f"{self.name} is a generator function: .{method}() cannot return its yields; use .{instead}() "
+                f"to stream them (or .map() for a flat map over many inputs)"
+            )
+
+    def _require_generator(self, method: str) -> None:
+        if not self.is_generator:
+            raise InvalidError(f"{self.name} is not a generator function: .{method}() streams yields; use .remote()")
+
+    # -- one call -------------------------------------------------------------------------
+
+    def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+        """Start one call on the cluster and return at once with its FunctionCall."""
+        self._require_plain("spawn", "remote_gen")
+        plan = plan_call(self, get_client())
+        return FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
+
+    async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+        await in_thread(get_client)
+        return self._spawn(*args, **kwargs)
+
+    spawn = aio_method(_spawn, _spawn_aio)
+
+    def _remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run once on the cluster and return its result (or raise its exception)."""
+        call = self._spawn(*args, **kwargs)
+        try:
+            return _unwrap(batch_outcomes(call._future, 0, 1))
+        except BaseException:
+            if not call.done():
+                call._cancel()
+            raise
+
+    async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        call = await self._spawn_aio(*args, **kwargs)
+        try:
+            await wait_future(call._future)
+        except BaseException:
+            call._cancel()
+            raise
+        return call._get()
+
+    remote = aio_method(_remote, _remote_aio)
+
+    def _remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run a generator function once on the cluster, yielding its values as they are produced."""
+        self._require_generator("remote_gen")
+        return _stream_one(self, (args, kwargs))
+
+    async def _remote_gen_aio(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self._require_generator("remote_gen")
+        await in_thread(get_client)
+        async for value in engine.iterate_in_thread(_stream_one(self, (args, kwargs))):
+            yield value
+
+    remote_gen = aio_method(_remote_gen, _remote_gen_aio)
+
+    # -- many calls: the fan-out engine ----------------------------------------------------
+
+    map = engine.map_method
+    starmap = engine.starmap_method
+    for_each = engine.for_each_method
+    spawn_map = engine.spawn_map_method
+
+
+def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:
+    from distributed import Queue
+
+    client = get_client()
+    plan = plan_call(function, client)
+    queue_name = f"nbfan-stream-{plan.call_id}"
+    queue = Queue(queue_name, client=client)
+    batch = plan.submit_generator([args], 0, queue_name)
+    future = batch.future
+    finished = False
+    try:
+        for kind, _index, payload in iter_events(queue, {0: batch}, 1):
+            if kind == "y":
+                yield payload
+            elif kind == "f":
+                raise payload.to_exception()
+        finished = True
+    finally:
+        if not finished:
+            future.cancel()
+        _close_queue(queue)
+
+
+def _close_queue(queue: Any) -> None:
+    try:
+        queue.close()
+    except Exception:
+        pass
+
+
