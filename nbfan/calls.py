@@ -9,7 +9,7 @@ from distributed import Future, as_completed
 from .aio import aio_method, in_thread, wait_future
 from .cluster import get_client
 from .exception import NotFoundError
-from .fanout.submit import batch_outcomes, parse_task_key, task_key
+from .fanout.submit import batch_outcomes, cancel_call, parse_task_key, task_key
 
 R = TypeVar("R")
 
@@ -57,7 +57,7 @@ class FunctionCall(Generic[R]):
 
     def _cancel(self) -> None:
         """Stop the call: it will not start if queued (a running input runs to its end)."""
-        self._future.cancel()
+        cancel_call(self._future.client, self.object_id, [self._future])
 
     async def _cancel_aio(self) -> None:
         self._cancel()
@@ -92,7 +92,7 @@ class FunctionCall(Generic[R]):
         calls still running are cancelled."""
         by_future = {c._future: c for c in calls}
         try:
-            for fut in as_completed(list(by_future)):
+            for fut in as_completed(list(by_future), loop=calls[0]._future.client.loop if calls else None):
                 by_future[fut]._get()  # raises the first error to arrive
             return [c._get() for c in calls]
         except BaseException:

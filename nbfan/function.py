@@ -13,9 +13,10 @@ from .cluster import get_client
 from .exception import InvalidError
 from .fanout import engine
 from .fanout.stream import iter_events
-from .fanout.submit import batch_outcomes, plan_call
+from .fanout.submit import batch_outcomes, cancel_call, plan_call
 from .fanout.payload import Args
 from .options import FunctionOptions, parse_options
+from .telemetry import hooks
 
 if TYPE_CHECKING:
     from .app import App
@@ -83,21 +84,28 @@ class Function(Generic[P, R]):
 
     # -- one call -------------------------------------------------------------------------
 
+    def _submit_one(self, args: tuple, kwargs: dict, kind: str) -> FunctionCall[R]:
+        self._require_plain(kind, "remote_gen")
+        client = get_client()
+        plan = plan_call(self, client)
+        call = FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
+        hooks.call_started(client, plan.call_id, self, kind)
+        hooks.call_total(client, plan.call_id, 1)
+        return call
+
     def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
-        self._require_plain("spawn", "remote_gen")
-        plan = plan_call(self, get_client())
-        return FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
+        return self._submit_one(args, kwargs, "spawn")
 
     async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         await in_thread(get_client)
-        return self._spawn(*args, **kwargs)
+        return self._submit_one(args, kwargs, "spawn")
 
     spawn = aio_method(_spawn, _spawn_aio)
 
     def _remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run once on the cluster and return its result (or raise its exception)."""
-        call = self._spawn(*args, **kwargs)
+        call = self._submit_one(args, kwargs, "remote")
         try:
             return _unwrap(batch_outcomes(call._future, 0, 1))
         except BaseException:
@@ -106,7 +114,8 @@ class Function(Generic[P, R]):
             raise
 
     async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        call = await self._spawn_aio(*args, **kwargs)
+        await in_thread(get_client)
+        call = self._submit_one(args, kwargs, "remote")
         try:
             await wait_future(call._future)
         except BaseException:
@@ -146,6 +155,8 @@ def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:
     queue = Queue(queue_name, client=client)
     batch = plan.submit_generator([args], 0, queue_name)
     future = batch.future
+    hooks.call_started(client, plan.call_id, function, "remote_gen")
+    hooks.call_total(client, plan.call_id, 1)
     finished = False
     try:
         for kind, _index, payload in iter_events(queue, {0: batch}, 1):
@@ -155,8 +166,9 @@ def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:
                 raise payload.to_exception()
         finished = True
     finally:
+        hooks.call_ended(client, plan.call_id, "done" if finished else "cancelled")
         if not finished:
-            future.cancel()
+            cancel_call(client, plan.call_id, [future])
         _close_queue(queue)
 
 

@@ -17,12 +17,13 @@ from distributed import Client, as_completed
 
 from ..aio import aio_method, in_thread
 from ..cluster import get_client
+from ..telemetry import hooks
 from ..exception import InvalidError
 from .batching import BatchSizer
 from .inputs import check_kwargs, map_inputs, starmap_inputs
 from .payload import Args
 from .progress import Progress
-from .submit import Batch, CallPlan, batch_result, plan_call
+from .submit import Batch, CallPlan, batch_result, cancel_call, plan_call
 
 if TYPE_CHECKING:
     from ..function import Function
@@ -63,6 +64,7 @@ def run_map(
     cluster, so breaking out, an error or KeyboardInterrupt never leaves work running."""
     client = get_client()
     plan = plan_call(function, client, stop_on_error=not return_exceptions)
+    hooks.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
     if function.is_generator:
         yield from _run_flat_map(plan, inputs, return_exceptions, window_size(client), label)
         return
@@ -83,6 +85,7 @@ def run_map(
                 if not chunk:
                     exhausted = True
                     progress.counts.total = next_index
+                    hooks.call_total(client, plan.call_id, next_index)
                     break
                 batch = plan.submit_batch(chunk, next_index)
                 in_flight[batch.future.key] = batch
@@ -125,8 +128,9 @@ def run_map(
         state = "cancelled"
         raise
     finally:
-        if in_flight:
-            client.cancel([b.future for b in in_flight.values()])
+        if in_flight or state != "done":
+            cancel_call(client, plan.call_id, [b.future for b in in_flight.values()])
+        hooks.call_ended(client, plan.call_id, state)
         progress.close(state)
 
 
@@ -150,6 +154,7 @@ def _run_flat_map(plan: CallPlan, inputs: Iterator[Args], return_exceptions: boo
                 if not chunk:
                     exhausted = True
                     progress.counts.total = next_index
+                    hooks.call_total(plan.client, plan.call_id, next_index)
                     break
                 in_flight[next_index] = plan.submit_generator(chunk, next_index, queue_name)
                 next_index += 1
@@ -179,12 +184,13 @@ def _run_flat_map(plan: CallPlan, inputs: Iterator[Args], return_exceptions: boo
         state = "cancelled"
         raise
     finally:
-        if in_flight:
-            plan.client.cancel([b.future for b in in_flight.values()])
+        if in_flight or state != "done":
+            cancel_call(plan.client, plan.call_id, [b.future for b in in_flight.values()])
         try:
             queue.close()
         except Exception:
             pass
+        hooks.call_ended(plan.client, plan.call_id, state)
         progress.close(state)
 
 

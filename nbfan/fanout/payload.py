@@ -20,6 +20,7 @@ from ..exception import RemoteError, SerializationError
 
 Args = tuple[tuple[Any, ...], dict[str, Any]]
 
+_NBFAN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INSTALLED_ROOTS = tuple(
     os.path.realpath(p)
     for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
@@ -94,30 +95,57 @@ def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
 loads = cloudpickle.loads
 
 
+def _rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
+    """Rebuild an exception of its original type even when its __init__ takes other
+    arguments than `args` (a common reason exceptions fail to unpickle)."""
+    try:
+        exc = cls(*args)
+    except Exception:
+        exc = cls.__new__(cls)
+        exc.args = args
+    if state:
+        try:
+            exc.__dict__.update(state)
+        except Exception:
+            pass
+    return exc
+
+
 @dataclass
 class Failure:
-    """An input's exception as it travels back; `exc` is None when it could not be pickled."""
+    """An input's exception as it travels back: its type, args and attributes, or only its
+    text (`exc_type` None) when those could not be pickled."""
 
-    exc: BaseException | None
+    exc_type: type | None
+    exc_args: tuple
+    exc_state: dict
     type_name: str
     message: str
     traceback: str
 
     @classmethod
     def capture(cls, exc: BaseException) -> "Failure":
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(exc, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+        frames = exc.__traceback__
+        while frames is not None and frames.tb_next is not None and frames.tb_frame.f_code.co_filename.startswith(_NBFAN_DIR):
+            frames = frames.tb_next  # start the traceback at the user's code, not nbfan's task wrapper
+        tb = "".join(traceback.format_exception(type(exc), exc, frames))
+        state = {k: v for k, v in getattr(exc, "__dict__", {}).items() if k not in ("__notes__", "remote_traceback")}
+        return cls(type(exc), tuple(exc.args), state, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+
+    def as_text_only(self) -> "Failure":
+        return Failure(None, (), {}, self.type_name, self.message, self.traceback)
 
     def to_exception(self) -> BaseException:
         """The exception to raise locally, its remote traceback attached as a note."""
-        exc = self.exc if self.exc is not None else RemoteError(self.type_name, self.message, self.traceback)
+        if self.exc_type is not None:
+            exc = _rebuild_exception(self.exc_type, self.exc_args, self.exc_state)
+        else:
+            exc = RemoteError(self.type_name, self.message, self.traceback)
         note = "Remote traceback (from the nbfan worker):\n" + self.traceback.rstrip()
-        existing = getattr(exc, "__notes__", None)
-        if not existing or note not in existing:
-            if hasattr(exc, "add_note"):
-                exc.add_note(note)
-            else:  # Python 3.10
-                exc.__notes__ = [*(existing or []), note]  # type: ignore[attr-defined]
+        if hasattr(exc, "add_note"):
+            exc.add_note(note)
+        else:  # Python 3.10
+            exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
         try:
             exc.remote_traceback = self.traceback  # type: ignore[attr-defined]
         except Exception:
@@ -144,10 +172,9 @@ def dumps_outcomes(outcomes: list[tuple[bool, Any]], elapsed: float = 0.0) -> by
                     f"the function returned a {type(value).__module__}.{type(value).__qualname__}, which could not be "
                     f"serialized to send it back ({type(exc).__name__}: {exc}). Return picklable values."
                 )
-                safe.append((False, Failure(err, "nbfan.exception.SerializationError", str(err), "")))
-            else:
-                value.exc = None  # keep type name, message and traceback as text: RemoteError
-                safe.append((False, value))
+                safe.append((False, Failure.capture(err)))
+            else:  # keep the type name, message and traceback as text: a RemoteError
+                safe.append((False, value.as_text_only()))
     return cloudpickle.dumps((elapsed, safe), protocol=5)
 
 

@@ -36,7 +36,7 @@ def _dump_events(events: list[tuple[str, int, Any]]) -> bytes:
                     f"input {index} yielded a {type(payload).__qualname__}, which could not be serialized to send it "
                     f"back ({type(exc).__name__}: {exc}). Yield picklable values."
                 )
-                safe.append(("f", index, Failure(err, "nbfan.exception.SerializationError", str(err), "")))
+                safe.append(("f", index, Failure.capture(err)))
         return cloudpickle.dumps(safe, protocol=5)
 
 

@@ -14,7 +14,7 @@ from ..exception import ExecutionError, InputCancellation
 from ..resources import task_resources
 from .payload import Args, dumps_function, dumps_inputs, loads
 from .stream import run_generator
-from .task import TaskSpec, run_batch
+from .task import TaskSpec, cancel_running, run_batch
 
 if TYPE_CHECKING:
     from ..function import Function
@@ -147,3 +147,14 @@ def batch_result(
             raise
         raise translated from None
     return loads(blob)
+
+
+def cancel_call(client: Client, call_id: str, futures: Sequence[Future]) -> None:
+    """Cancel a call for real: forget its tasks, and stop the inputs already running on the
+    workers (Dask alone would let them run on, holding their threads)."""
+    if futures:
+        client.cancel(list(futures))
+    try:
+        client.run(cancel_running, call_id, wait=False)
+    except Exception:  # the cluster may be gone; nothing left to stop then
+        pass

@@ -38,6 +38,53 @@ class TaskSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
+# Threads running user code, by call id, so a cancelled call really stops on the workers:
+# Dask's cancel only forgets a running task; its thread would go on holding the slot.
+_running: dict[str, set[threading.Thread]] = {}
+_cancelled: "OrderedDict[str, None]" = OrderedDict()
+_running_lock = threading.Lock()
+
+
+class _Running:
+    """Context manager registering the current thread as running inputs of `call_id`."""
+
+    def __init__(self, call_id: str, thread: threading.Thread | None = None) -> None:
+        self.call_id = call_id
+        self.thread = thread or threading.current_thread()
+
+    def __enter__(self) -> "_Running":
+        with _running_lock:
+            _running.setdefault(self.call_id, set()).add(self.thread)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with _running_lock:
+            threads = _running.get(self.call_id)
+            if threads is not None:
+                threads.discard(self.thread)
+                if not threads:
+                    del _running[self.call_id]
+
+
+def is_cancelled(call_id: str) -> bool:
+    return call_id in _cancelled
+
+
+async def cancel_running(call_id: str) -> int:
+    """Run on each worker (`client.run`) when a call is cancelled: inputs of the call not yet
+    started are skipped, and running ones are stopped at their next Python bytecode (code
+    blocked inside a C call stops when that call returns). Returns how many threads were hit.
+    A coroutine, so `client.run(..., wait=False)` can fire it without waiting."""
+    with _running_lock:
+        _cancelled[call_id] = None
+        while len(_cancelled) > 10_000:
+            _cancelled.popitem(last=False)
+        threads = list(_running.get(call_id, ()))
+    for thread in threads:
+        _async_raise(thread, InputCancellation)
+    return len(threads)
+
+
 def load_function(blob: bytes) -> Callable[..., Any]:
     """Unpickle a function once per worker process, however many tasks use it."""
     digest = hashlib.blake2b(blob, digest_size=16).digest()
@@ -60,11 +107,14 @@ def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> Non
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
 
 
-def call_with_timeout(fn: Callable[..., Any], args: tuple, kwargs: dict, timeout: float | None) -> Any:
+def call_with_timeout(
+    fn: Callable[..., Any], args: tuple, kwargs: dict, timeout: float | None, call_id: str = ""
+) -> Any:
     """Run fn; past `timeout` seconds raise FunctionTimeoutError here, freeing the worker slot,
     and stop the user code at its next Python bytecode (code blocked in C stops when it returns)."""
     if timeout is None:
-        return fn(*args, **kwargs)
+        with _Running(call_id):
+            return fn(*args, **kwargs)
     box: dict[str, Any] = {}
     done = threading.Event()
     ctx = contextvars.copy_context()
@@ -78,8 +128,10 @@ def call_with_timeout(fn: Callable[..., Any], args: tuple, kwargs: dict, timeout
             done.set()
 
     thread = threading.Thread(target=target, name="nbfan-timeout-guarded", daemon=True)
-    thread.start()
-    if not done.wait(timeout):
+    with _Running(call_id, thread):
+        thread.start()
+        finished = done.wait(timeout)
+    if not finished:
         _async_raise(thread, FunctionTimeoutError)
         name = getattr(fn, "__qualname__", "function")
         raise FunctionTimeoutError(f"{name} ran past its timeout of {timeout:g}s and was stopped")
@@ -93,11 +145,13 @@ def run_input(fn: Callable[..., Any], args: tuple, kwargs: dict, spec: TaskSpec)
     attempt = 0
     while True:
         try:
-            result = call_with_timeout(fn, args, kwargs, spec.timeout)
+            result = call_with_timeout(fn, args, kwargs, spec.timeout, spec.call_id)
             if inspect.iscoroutine(result):  # `async def` functions run to completion here
                 result = asyncio.run(result)
             return True, result
         except Exception as exc:
+            if isinstance(exc, InputCancellation) or is_cancelled(spec.call_id):
+                return False, Failure.capture(InputCancellation("the call was cancelled"))
             if spec.retries is None or attempt >= spec.retries.max_retries:
                 return False, Failure.capture(exc)
             note_retry(spec.call_id)
@@ -125,8 +179,8 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
     outcomes: list[tuple[bool, Any]] = []
     failed = False
     for args, kwargs in loads(inputs_blob):
-        if failed and spec.stop_on_error:
-            outcomes.append((False, Failure.capture(InputCancellation("cancelled after an earlier input failed"))))
+        if (failed and spec.stop_on_error) or is_cancelled(spec.call_id):
+            outcomes.append((False, Failure.capture(InputCancellation("not run: the call was cancelled or an earlier input of the batch failed"))))
             continue
         ok, value = run_input(fn, args, kwargs, spec)
         outcomes.append((ok, value))

@@ -1,0 +1,60 @@
+"""Shared fixtures: every test runs against real Dask clusters, isolated from the user's
+own nbfan state (NBFAN_HOME points into a temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+# Isolate before anything imports nbfan: subprocesses started by tests inherit this too.
+_HOME = Path(tempfile.mkdtemp(prefix="nbfan-test-home-"))
+os.environ["NBFAN_HOME"] = str(_HOME)
+os.environ.pop("NBFAN_SCHEDULER", None)
+os.environ.setdefault("NBFAN_PROGRESS", "0")
+
+import nbfan  # noqa: E402
+from nbfan.cluster.local import start_local_cluster  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def nbfan_home() -> Path:
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[object]:
+    """One two-worker cluster (nanny processes, one thread each) shared by the session."""
+    cluster = start_local_cluster(2, gpus=[])
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def client(local_cluster: object) -> Iterator[object]:
+    """nbfan connected to the shared cluster for this test."""
+    client = nbfan.connect(local_cluster)
+    yield client
+    nbfan.disconnect()
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
+
+
+def run_py(code: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> "subprocess.CompletedProcess[str]":
+    """Run Python code in a fresh interpreter (with this checkout importable)."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=timeout
+    )

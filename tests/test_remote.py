@@ -1,0 +1,240 @@
+"""The single-call API (.local / .remote / .spawn / .remote_gen and .aio) on a real cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+import nbfan
+from nbfan.exception import FunctionTimeoutError, InvalidError, RemoteError, SerializationError
+
+app = nbfan.App("test-remote")
+
+
+@app.function
+def square(x: int) -> int:
+    return x * x
+
+
+@app.function()
+def where() -> int:
+    return os.getpid()
+
+
+class CustomError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@app.function
+def fail(code: int) -> None:
+    raise CustomError("it broke", code)
+
+
+class Unpicklable(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()  # an attribute that cannot be pickled
+
+
+@app.function
+def fail_unpicklable() -> None:
+    raise Unpicklable("cannot travel")
+
+
+@app.function
+def return_lock():
+    return threading.Lock()
+
+
+@app.function(timeout=0.5)
+def sleepy(seconds: float) -> str:
+    for _ in range(int(seconds * 20)):  # short sleeps: stoppable between them
+        time.sleep(0.05)
+    return "woke"
+
+
+@app.function(timeout=1)
+def busy_loop() -> None:
+    while True:
+        pass
+
+
+@app.generator
+def count(n: int):
+    for i in range(n):
+        yield i
+
+
+@app.function
+def slow_count(n: int):
+    for i in range(n):
+        time.sleep(0.3)
+        yield i, time.time()
+
+
+def test_local_runs_in_this_process(client):
+    assert where.local() == os.getpid()
+    assert square(4) == 16
+
+
+def test_remote_runs_on_a_worker(client):
+    assert square.remote(7) == 49
+    assert where.remote() != os.getpid()
+
+
+def test_remote_reraises_original_type_with_attributes_and_remote_traceback(client):
+    with pytest.raises(CustomError) as info:
+        fail.remote(42)
+    assert info.value.code == 42
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "Remote traceback" in notes and "in fail" in notes
+    assert "raise CustomError" in info.value.remote_traceback
+
+
+def test_unpicklable_exception_arrives_as_remote_error(client):
+    with pytest.raises(RemoteError) as info:
+        fail_unpicklable.remote()
+    assert "Unpicklable" in info.value.type_name
+    assert info.value.message == "cannot travel"
+    assert "fail_unpicklable" in info.value.remote_traceback
+
+
+def test_unpicklable_argument_names_the_argument(client):
+    with pytest.raises(SerializationError, match=r"argument 1 \(lock") as info:
+        square.remote(1, threading.Lock())
+    assert "could not be serialized" in str(info.value)
+    with pytest.raises(SerializationError, match="argument 'key'"):
+        square.remote(1, key=threading.Lock())
+
+
+def test_unpicklable_result_is_a_clear_error(client):
+    with pytest.raises(SerializationError, match="could not be serialized to send it back"):
+        return_lock.remote()
+
+
+def test_spawn_get_cancel_and_from_id(client):
+    call = square.spawn(9)
+    assert isinstance(call.object_id, str) and call.object_id
+    assert call.get() == 81
+    again = nbfan.FunctionCall.from_id(call.object_id)
+    assert again.get() == 81
+
+
+def test_get_timeout_raises_builtin_timeout_while_running(client):
+    call = sleepy.with_options(timeout=30).spawn(2)
+    with pytest.raises(TimeoutError):
+        call.get(timeout=0.1)
+    assert call.get(timeout=30) == "woke"
+
+
+def test_from_id_of_unknown_call_is_not_found(client):
+    with pytest.raises(nbfan.exception.NotFoundError, match="no call"):
+        nbfan.FunctionCall.from_id("0123456789abcdef0123")
+
+
+def test_gather_in_argument_order_and_first_error_cancels_rest(client):
+    calls = [square.spawn(i) for i in range(5)]
+    assert nbfan.FunctionCall.gather(*calls) == [0, 1, 4, 9, 16]
+    slow = sleepy.with_options(timeout=60).spawn(30)
+    with pytest.raises(CustomError):
+        nbfan.FunctionCall.gather(slow, fail.spawn(1))
+    time.sleep(0.2)
+    assert slow.done()  # cancelled, not left running for 30 s
+
+
+def test_timeout_raises_at_deadline_and_frees_the_worker(client):
+    start = time.monotonic()
+    with pytest.raises(FunctionTimeoutError, match="timeout of 0.5s"):
+        sleepy.remote(5)
+    assert time.monotonic() - start < 4
+    # a pure-Python busy loop is really stopped: both workers serve new calls at once
+    with pytest.raises(FunctionTimeoutError):
+        busy_loop.remote()
+    assert sorted(square.map(range(4))) == [0, 1, 4, 9]
+
+
+def test_retries_rerun_with_backoff_then_raise_final_failure(client, tmp_path):
+    marker = tmp_path / "attempts"
+
+    @app.function(retries=nbfan.Retries(2, initial_delay=0.05, backoff_coefficient=1.0))
+    def flaky(path: str) -> int:
+        with open(path, "a") as f:
+            f.write("x")
+        n = len(open(path).read())
+        if n < 3:
+            raise RuntimeError(f"attempt {n}")
+        return n
+
+    assert flaky.remote(str(marker)) == 3
+    marker.unlink()
+
+    @app.function(retries=1)
+    def always(path: str) -> None:
+        with open(path, "a") as f:
+            f.write("x")
+        raise RuntimeError("still broken")
+
+    with pytest.raises(RuntimeError, match="still broken"):
+        always.remote(str(marker))
+    assert marker.read_text() == "xx"
+
+
+def test_remote_on_generator_names_remote_gen(client):
+    with pytest.raises(InvalidError, match="remote_gen"):
+        count.remote(3)
+    with pytest.raises(InvalidError, match="remote_gen"):
+        count.spawn(3)
+
+
+def test_remote_gen_streams_as_produced(client):
+    assert list(count.remote_gen(5)) == [0, 1, 2, 3, 4]
+    arrivals = []
+    for i, produced_at in slow_count.remote_gen(3):
+        arrivals.append(time.time() - produced_at)
+    # each item arrives while the generator is still running, not all at the end
+    assert len(arrivals) == 3 and max(arrivals) < 0.3 + 0.25
+
+
+def test_sync_calls_work_inside_a_running_event_loop(client):
+    async def cell():
+        return square.remote(5), list(square.map([1, 2]))
+
+    assert asyncio.run(cell()) == (25, [1, 4])
+
+
+def test_aio_twins(client):
+    async def main():
+        a = await square.remote.aio(3)
+        call = await square.spawn.aio(4)
+        b = await call.get.aio()
+        items = [x async for x in count.remote_gen.aio(3)]
+        return a, b, items
+
+    assert asyncio.run(main()) == (9, 16, [0, 1, 2])
+
+
+def test_notebook_style_function_from_main_travels_by_value(client):
+    from tests.conftest import run_py
+
+    address = client.scheduler.address
+    code = f"""
+import nbfan
+nbfan.connect({address!r})
+app = nbfan.App("main")
+OFFSET = 100
+def helper(x):
+    return x + OFFSET
+@app.function
+def f(x):
+    return helper(x) * 2
+print(f.remote(1))
+"""
+    result = run_py(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "202"
