@@ -35,7 +35,7 @@ class Function(Generic[P, R]):
         self.raw_f = raw_f
         self.options = options
         self.app = app
-        self.name: str = name or getattr(raw_f, "__qualname__", getattr(raw_f, "__name__", "function"))
+        self.name: str = name or getattr(raw_f, "__name__", "function")
         self.is_generator = inspect.isgeneratorfunction(raw_f) or inspect.isasyncgenfunction(raw_f)
         self.__doc__ = raw_f.__doc__
         self.__wrapped__ = raw_f

@@ -31,7 +31,11 @@ def nbfan_home() -> Path:
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[object]:
     """One two-worker cluster (nanny processes, one thread each) shared by the session."""
+    from distributed import Client
+
     cluster = start_local_cluster(2, gpus=[])
+    with Client(cluster, set_as_default=False) as c:
+        c.wait_for_workers(2, timeout=120)
     yield cluster
     cluster.close()
 

@@ -93,6 +93,8 @@ def _start_embedded() -> Connection:
 
     cluster = start_local_cluster()
     client = Client(cluster, set_as_default=False)
+    # worker processes start in the background: wait, so the first map sees every worker
+    client.wait_for_workers(len(cluster.worker_spec), timeout=120)
     return Connection(client, "embedded", owned_cluster=cluster)
 
 
