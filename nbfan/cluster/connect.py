@@ -54,18 +54,41 @@ def _security_for(address: str) -> Any:
     return client_security()
 
 
+def _require_tls_settings(address: str, security: Any) -> None:
+    """A `tls://` address with no certificates would fail deep in Dask with a TypeError: say what to do."""
+    if not address.startswith("tls://") or security is not None:
+        return
+    from distributed.security import Security
+
+    if Security().get_connection_args("client").get("ssl_context") is None:
+        from ..config import nbfan_home
+
+        raise ClusterConnectionError(
+            f"the scheduler at {address} uses TLS, and this process has no certificate for it: none under "
+            f"{nbfan_home() / 'tls'} and no `distributed.comm.tls.*` Dask config. Copy the cluster's ca.pem, "
+            f"cluster.pem and cluster-key.pem into that folder, set NBFAN_HOME to the cluster's, or pass "
+            f"nbfan.connect(distributed.Client(address, security=distributed.Security(...)))."
+        )
+
+
 def _client_for_address(address: str, what: str) -> Client:
+    security = _security_for(address)
+    _require_tls_settings(address, security)
     try:
         return Client(
             address,
             timeout=f"{config.connect_timeout}s",
             set_as_default=False,
-            security=_security_for(address),
+            security=security,
         )
     except (OSError, TimeoutError) as exc:
+        hint = "Check that the scheduler is running and the address is right."
+        if address.startswith("tls://") and "certificate" in str(exc).lower():
+            hint = "The scheduler refused this process's TLS certificate: use the certificates of that cluster."
+        elif not address.startswith("tls://") and "reset by peer" in str(exc):
+            hint += " If the scheduler uses TLS, give a tls:// address."
         raise ClusterConnectionError(
-            f"could not reach the Dask scheduler at {address} ({what}) within {config.connect_timeout:g}s: {exc}. "
-            f"Check that the scheduler is running and the address is right."
+            f"could not reach the Dask scheduler at {address} ({what}) within {config.connect_timeout:g}s: {exc}. {hint}"
         ) from None
 
 
@@ -121,6 +144,13 @@ def _close(conn: Connection) -> None:
             pass
 
 
+def _install_telemetry(conn: Connection) -> None:
+    """Make sure the scheduler tracks nbfan calls (one round trip; a no-op if already there)."""
+    from ..telemetry.hooks import install
+
+    install(conn.client)
+
+
 def connect(target: ClusterTarget = None) -> Client:
     """Use `target` (a scheduler address, a Dask Cluster or Client) for every call from now on.
 
@@ -140,6 +170,7 @@ def connect(target: ClusterTarget = None) -> Client:
         raise InvalidError(
             f"connect() takes a scheduler address, a dask Cluster or a dask Client, got {type(target).__name__}"
         )
+    _install_telemetry(conn)
     with _lock:
         old, _current = _current, conn
     if old is not None and old.client is not conn.client:
@@ -153,6 +184,7 @@ def current_connection() -> Connection:
     with _lock:
         if _current is None or _current.client.status in ("closed", "closing"):
             _current = _resolve()
+            _install_telemetry(_current)
         return _current
 
 

@@ -100,6 +100,7 @@ def start_local_cluster(
             workers=workers,
             scheduler=scheduler,
             asynchronous=asynchronous,
+            security=security,  # the cluster object talks to its own scheduler over TLS too
             silence_logs="error",
             name="nbfan",
         )
