@@ -1,0 +1,98 @@
+import * as React from 'react';
+
+import { LiveModel, LinkState } from '../live';
+import { CallRow } from './CallRow';
+import { ClusterCard } from './ClusterCard';
+import { EmptyState } from './EmptyState';
+
+const LINK_TEXT: { [link in LinkState]: string } = {
+  connecting: 'connecting…',
+  live: 'live',
+  polling: 'polling',
+  offline: 'offline'
+};
+
+/** Re-render on every model change, and once a second so elapsed times tick. */
+function useModel(model: LiveModel): number {
+  const [version, setVersion] = React.useState(0);
+  React.useEffect(() => {
+    const bump = () => setVersion(v => v + 1);
+    model.changed.connect(bump);
+    const timer = window.setInterval(bump, 1000);
+    return () => {
+      model.changed.disconnect(bump);
+      window.clearInterval(timer);
+    };
+  }, [model]);
+  return version;
+}
+
+/** The whole panel body: link status, the cluster card and the calls, running first. */
+export function NbfanView(props: { model: LiveModel }): JSX.Element {
+  const { model } = props;
+  useModel(model);
+  const [expanded, setExpanded] = React.useState<Set<string>>(new Set());
+  const [cancelling, setCancelling] = React.useState<Set<string>>(new Set());
+  const [cancelError, setCancelError] = React.useState<string | null>(null);
+
+  const toggle = (id: string) =>
+    setExpanded(old => {
+      const next = new Set(old);
+      next.has(id) ? next.delete(id) : next.add(id);
+      return next;
+    });
+  const cancel = (id: string) => {
+    setCancelling(old => new Set(old).add(id));
+    setCancelError(null);
+    model
+      .cancel(id)
+      .catch(error => setCancelError(`Could not cancel: ${error.message ?? error}`))
+      .finally(() =>
+        setCancelling(old => {
+          const next = new Set(old);
+          next.delete(id);
+          return next;
+        })
+      );
+  };
+
+  const now = Date.now() / 1000 + model.clockOffset;
+  const calls = model.calls;
+  const running = calls.filter(c => c.state === 'running').length;
+  return (
+    <div className="jp-nbfan-view" data-link={model.link}>
+      <div className="jp-nbfan-section-title">
+        <span>Cluster</span>
+        <span className={`jp-nbfan-link-state jp-nbfan-link-${model.link}`} title={model.error ?? ''}>
+          {LINK_TEXT[model.link]}
+        </span>
+      </div>
+      {model.link === 'offline' && model.error && (
+        <div className="jp-nbfan-error">The nbfan server extension does not answer: {model.error}</div>
+      )}
+      <ClusterCard cluster={model.cluster} />
+      <div className="jp-nbfan-section-title">
+        <span>Calls</span>
+        <span className="jp-nbfan-dim">{running > 0 ? `${running} running` : ''}</span>
+      </div>
+      {cancelError && <div className="jp-nbfan-error">{cancelError}</div>}
+      {calls.length === 0 ? (
+        <EmptyState />
+      ) : (
+        <ul className="jp-nbfan-calls">
+          {calls.map(call => (
+            <CallRow
+              key={call.call_id}
+              call={call}
+              now={now}
+              expanded={expanded.has(call.call_id)}
+              cancelling={cancelling.has(call.call_id)}
+              onToggle={toggle}
+              onCancel={cancel}
+            />
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}

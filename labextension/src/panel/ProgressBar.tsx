@@ -1,0 +1,36 @@
+import * as React from 'react';
+
+import { percent } from './format';
+
+export interface IProgressBarProps {
+  done: number;
+  failed: number;
+  running: number;
+  /** null while the inputs are still being counted. */
+  total: number | null;
+}
+
+/** A stacked bar: done, failed and running inputs out of the total. */
+export function ProgressBar(props: IProgressBarProps): JSX.Element {
+  const { done, failed, running } = props;
+  const whole = Math.max(props.total ?? 0, done + failed + running, 1);
+  const label =
+    props.total === null
+      ? `${done + failed} finished, total not known yet`
+      : `${done + failed} of ${props.total} finished`;
+  return (
+    <div
+      className="jp-nbfan-bar"
+      role="progressbar"
+      aria-label={label}
+      aria-valuemin={0}
+      aria-valuemax={props.total ?? undefined}
+      aria-valuenow={done + failed}
+      data-unknown-total={props.total === null ? 'true' : undefined}
+    >
+      <div className="jp-nbfan-bar-done" style={{ width: percent(done, whole) }} />
+      <div className="jp-nbfan-bar-failed" style={{ width: percent(failed, whole) }} />
+      <div className="jp-nbfan-bar-running" style={{ width: percent(running, whole) }} />
+    </div>
+  );
+}

@@ -1,0 +1,83 @@
+/**
+ * The telemetry snapshot schema, version 1: a mirror of nbfan/telemetry/schema.py
+ * (see the telemetry contract). The panel only reads these shapes.
+ */
+
+export const SCHEMA_VERSION = 1;
+
+export type CallKind =
+  | 'remote'
+  | 'spawn'
+  | 'remote_gen'
+  | 'map'
+  | 'starmap'
+  | 'for_each'
+  | 'spawn_map'
+  | 'magic';
+
+export type CallState = 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface ICaller {
+  /** What to show: notebook file name, script name, or "python (pid N)". */
+  label: string;
+  kind: 'kernel' | 'script' | 'process';
+  host: string;
+  pid: number;
+  notebook: string | null;
+}
+
+export interface ICallSnapshot {
+  call_id: string;
+  function: string;
+  app: string | null;
+  kind: CallKind;
+  caller: ICaller;
+  state: CallState;
+  /** Known once the inputs are exhausted. */
+  total: number | null;
+  /** Inputs, not Dask tasks. */
+  done: number;
+  failed: number;
+  running: number;
+  retried: number;
+  /** Inputs finished per worker address. */
+  per_worker: { [worker: string]: number };
+  /** Epoch seconds. */
+  started: number;
+  ended: number | null;
+  /** Inputs per second over the last few seconds. */
+  rate: number;
+}
+
+export interface ICallsSnapshot {
+  version: number;
+  time: number;
+  calls: ICallSnapshot[];
+}
+
+export interface IGpu {
+  worker: string;
+  model: string;
+  utilization: number | null;
+  memory_used: number | null;
+  memory_total: number | null;
+}
+
+export interface IClusterSnapshot {
+  version: number;
+  address: string;
+  workers: number;
+  threads: number;
+  memory: number;
+  gpus: IGpu[];
+  dashboard: string | null;
+}
+
+/** What the stream websocket pushes. */
+export type StreamMessage =
+  | ({ type: 'calls' } & ICallsSnapshot)
+  | ({ type: 'cluster' } & IClusterSnapshot);
+
+export interface ICancelReply {
+  cancelled: boolean;
+}
