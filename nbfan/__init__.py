@@ -13,6 +13,7 @@ from .app import App, Stub
 from .calls import FunctionCall
 from .cluster import connect, disconnect
 from .config import config
+from .fanout.spawn_map import MapCall
 from .function import Function
 from .options import Retries
 
@@ -22,6 +23,7 @@ __all__ = [
     "App",
     "Function",
     "FunctionCall",
+    "MapCall",
     "Retries",
     "Stub",
     "config",

@@ -1,0 +1,248 @@
+"""`f.spawn_map(...)`: hand a whole map to the cluster and return at once with a `MapCall`.
+
+All inputs are serialized at call time and stored on the scheduler (`mapstore`), then ONE
+coordinator task is submitted fire-and-forget (`coordinator`); we return only once the
+scheduler holds both, so the caller may exit at once. The map goes on with no client: its
+handle can be re-attached by id from any process connected to the same cluster.
+
+Memory: the scheduler holds the map's pickled inputs until it finishes, and its pickled results
+until they are read (`.get()` or iteration). Collected results are dropped 10 minutes after
+they were read to the end, and at most the last 100 finished maps keep their results. Maps
+with large results should write them somewhere (a Volume, files) and return small values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from distributed import Client, fire_and_forget
+
+from ..aio import aio_method, in_thread
+from ..cluster import current_connection, get_client
+from ..exception import ExecutionError, InputCancellation, InvalidError, NotFoundError
+from ..telemetry import hooks
+from .coordinator import coordinate
+from .engine import _note_failed_input, iterate_in_thread, window_size
+from .mapstore import PLUGIN_NAME, MapStore, coordinator_key
+from .payload import Args, dumps_inputs, loads
+from .submit import cancel_call, plan_call
+
+if TYPE_CHECKING:
+    from ..function import Function
+
+SUBMIT_TIMEOUT = 30.0  # seconds to wait for the scheduler to acknowledge the coordinator task
+
+
+class EmbeddedClusterWarning(UserWarning):
+    """spawn_map on a cluster that lives inside this process: the work stops when it exits."""
+
+
+def _rpc(client: Client, op: str, **kwargs: Any) -> Any:
+    return client.sync(getattr(client.scheduler, f"nbfan_map_{op}"), **kwargs)
+
+
+def ensure_store(client: Client) -> None:
+    """Install the map store on the scheduler (once per scheduler; later calls keep its state)."""
+    client.register_plugin(MapStore(), name=PLUGIN_NAME)
+
+
+def spawn_map(function: "Function[Any, Any]", inputs: Iterator[Args]) -> "MapCall":
+    """Start the map on the cluster and return its `MapCall` once the scheduler has it."""
+    if function.is_generator:
+        raise InvalidError(
+            f"{function.name} is a generator function: .spawn_map() keeps one result per input; "
+            f"use .map() to stream every yield, or return a list from a plain function"
+        )
+    connection = current_connection()
+    client = connection.client
+    if connection.source == "embedded":
+        warnings.warn(
+            "spawn_map is running on an embedded in-process Dask cluster: the work dies when this process exits. "
+            "Start a shared cluster with `nbfan cluster up` (or nbfan.connect(address)) to let it outlive the process.",
+            EmbeddedClusterWarning,
+            stacklevel=3,
+        )
+    items = list(inputs)  # a failing input iterator raises here, before anything is submitted
+    blob = dumps_inputs(items)
+    plan = plan_call(function, client, stop_on_error=False)
+    map_id = plan.call_id
+    ensure_store(client)
+    _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), inputs=blob)
+    hooks.call_started(client, map_id, function, "spawn_map")
+    hooks.call_total(client, map_id, len(items))
+    if items:
+        future = client.submit(
+            coordinate,
+            map_id,
+            plan.fn_blob,
+            plan.spec,
+            plan.resources,
+            window_size(client),
+            key=coordinator_key(map_id),
+            pure=False,
+        )
+        fire_and_forget(future)
+        if not _rpc(client, "submitted", map_id=map_id, timeout=SUBMIT_TIMEOUT):
+            raise ExecutionError(
+                f"the scheduler at {client.scheduler.address} did not acknowledge spawn_map {map_id} "
+                f"within {SUBMIT_TIMEOUT:g}s"
+            )
+        del future
+    return MapCall(map_id, client, total=len(items))
+
+
+@dataclass(frozen=True)
+class MapProgress:
+    """Inputs, not tasks. `state`: running, done, cancelled or failed (the map itself failed)."""
+
+    done: int
+    failed: int
+    total: int
+    state: str
+    restarts: int = 0  # times the coordinator was rerun after losing its worker
+
+
+class MapCall:
+    """A map started with `.spawn_map()`. Watch it (`.progress()`), collect it (`.get()` or
+    iterate, results in input order), stop it (`.cancel()`), or re-attach from another process
+    with `MapCall.from_id(object_id)`.
+
+    Failed inputs do not stop a spawned map: every input runs. `.get()` then raises the first
+    failure in input order (its original type, remote traceback and input index), unless
+    `return_exceptions=True`, which puts each exception in its slot."""
+
+    def __init__(self, object_id: str, client: Client | None = None, total: int | None = None) -> None:
+        self.object_id = object_id
+        self._client = client
+        self.total = total
+
+    def __repr__(self) -> str:
+        return f"<MapCall {self.object_id} ({self.total} inputs)>"
+
+    @property
+    def client(self) -> Client:
+        if self._client is None or self._client.status in ("closed", "closing"):
+            self._client = get_client()
+        return self._client
+
+    # -- re-attaching ------------------------------------------------------------------------
+
+    @staticmethod
+    def from_id(object_id: str) -> "MapCall":
+        """Re-attach to a spawned map from any process connected to the same cluster."""
+        if not isinstance(object_id, str) or not object_id:
+            raise InvalidError(f"MapCall.from_id() takes the map's object_id string, got {object_id!r}")
+        client = get_client()
+        ensure_store(client)
+        summary = _rpc(client, "progress", map_id=object_id)
+        _raise_if_missing(summary, client)
+        return MapCall(object_id, client, total=summary["total"])
+
+    # -- watching ----------------------------------------------------------------------------
+
+    def _progress(self) -> MapProgress:
+        """How far the map is: done / failed / total inputs and its state."""
+        summary = _rpc(self.client, "progress", map_id=self.object_id)
+        _raise_if_missing(summary, self.client)
+        return MapProgress(summary["done"], summary["failed"], summary["total"], summary["state"], summary["restarts"])
+
+    async def _progress_aio(self) -> MapProgress:
+        return await in_thread(self._progress)
+
+    progress = aio_method(_progress, _progress_aio)
+
+    # -- collecting --------------------------------------------------------------------------
+
+    def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[Any]:
+        """Results in input order as they become available; see the class docstring for errors.
+        `timeout`: seconds to wait for the next result before raising TimeoutError."""
+        import time
+
+        client = self.client
+        cursor = 0
+        waited_since = time.monotonic()
+        while True:
+            wait = 1.0 if timeout is None else max(0.0, min(1.0, waited_since + timeout - time.monotonic()))
+            reply = _rpc(client, "results", map_id=self.object_id, cursor=cursor, wait=wait)
+            _raise_if_missing(reply, client)
+            total = reply["total"]
+            for start, count, blob in reply["batches"]:
+                _elapsed, outcomes = loads(blob)
+                for offset, (ok, value) in enumerate(outcomes):
+                    if ok:
+                        yield value
+                        continue
+                    exc = _note_failed_input(value.to_exception(), start + offset)
+                    if not return_exceptions:
+                        raise exc
+                    yield exc
+                cursor = start + count
+            if reply["batches"]:
+                waited_since = time.monotonic()
+            if cursor >= total:
+                return
+            state = reply["state"]
+            if state == "running":
+                if timeout is not None and time.monotonic() - waited_since >= timeout:
+                    raise TimeoutError(
+                        f"map {self.object_id}: no new result within {timeout}s ({cursor} of {total} read); "
+                        f"it is still running"
+                    )
+                continue
+            if reply["batches"]:
+                continue  # more may be stored past the read limit
+            gap_end = reply.get("next_start", total)
+            why = reply.get("error") or f"the map was {state}"
+            cls = InputCancellation if state == "cancelled" else ExecutionError
+            for index in range(cursor, gap_end):
+                exc = _note_failed_input(cls(f"map {self.object_id}: input {index} has no result: {why}"), index)
+                if not return_exceptions:
+                    raise exc
+                yield exc
+            cursor = gap_end
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter()
+
+    def _get(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
+        """All results in input order (blocks until the map is done)."""
+        return list(self.iter(return_exceptions=return_exceptions, timeout=timeout))
+
+    async def _get_aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
+        return await in_thread(self._get, return_exceptions=return_exceptions, timeout=timeout)
+
+    get = aio_method(_get, _get_aio)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for value in iterate_in_thread(self.iter()):
+            yield value
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _cancel(self) -> None:
+        """Stop the map: nothing new starts and running inputs are stopped. Results stored
+        before the cancel stay readable; the other slots raise InputCancellation."""
+        client = self.client
+        summary = _rpc(client, "cancel", map_id=self.object_id)
+        _raise_if_missing(summary, client)
+        cancel_call(client, self.object_id, [])  # stop inputs already running on the workers
+        hooks.call_ended(client, self.object_id, "cancelled")
+
+    async def _cancel_aio(self) -> None:
+        await in_thread(self._cancel)
+
+    cancel = aio_method(_cancel, _cancel_aio)
+
+
+def _raise_if_missing(summary: dict[str, Any], client: Client) -> None:
+    state = summary.get("state")
+    if state == "unknown":
+        raise NotFoundError(
+            f"no spawned map {summary['map_id']!r} on the cluster at {client.scheduler.address}: "
+            f"it never existed there (or the scheduler restarted)"
+        )
+    if state == "released":
+        raise NotFoundError(f"spawned map {summary['map_id']!r} was released from the scheduler: {summary['error']}")

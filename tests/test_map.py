@@ -1,0 +1,232 @@
+""".map / .starmap / .for_each and their .aio twins, on a real two-worker cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+import nbfan
+from nbfan.exception import InvalidError
+
+app = nbfan.App("test-map")
+
+
+@app.function
+def square(x: int) -> int:
+    return x * x
+
+
+@app.function
+def add(a: int, b: int, c: int = 0) -> int:
+    return a + b + c
+
+
+@app.function
+def none_for_odd(x: int) -> int | None:
+    return None if x % 2 else x
+
+
+@app.function
+def slow_first(x: int) -> int:
+    time.sleep(1.0 if x == 0 else 0.01)
+    return x
+
+
+@app.function
+def reverse_sleep(x: int) -> int:
+    time.sleep(0.02 * (10 - x))
+    return x
+
+
+@app.function
+def logged(path: str, x: int, fail_at: int = -1, seconds: float = 0.1) -> int:
+    """Appends its input to `path` when it starts: how the tests see what ran on the cluster."""
+    with open(path, "a") as f:
+        f.write(f"{x}\n")
+    time.sleep(seconds)
+    if x == fail_at:
+        raise KeyError(f"bad input {x}")
+    return x
+
+
+@app.function
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"input {x} is bad")
+    return x
+
+
+@app.function
+def chunks(n: int):
+    for i in range(n):
+        yield (n, i)
+
+
+def ran(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def settled_count(path: Path, quiet: float = 1.5, limit: float = 20) -> int:
+    """Lines in `path` once it stopped growing for `quiet` seconds (bounded by `limit`)."""
+    deadline = time.monotonic() + limit
+    last = len(ran(path))
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = len(ran(path))
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"{path} kept growing for {limit}s: the map was not stopped")
+
+
+def test_results_in_input_order_even_when_later_inputs_finish_first(client):
+    assert list(reverse_sleep.map(range(10))) == list(range(10))
+    assert list(square.map(range(1000))) == [x * x for x in range(1000)]
+
+
+def test_zip_stops_at_shortest_and_kwargs_reach_every_call(client):
+    assert list(add.map([1, 2, 3], [10, 20])) == [11, 22]
+    assert list(add.map(iter([1, 2]), (x for x in itertools.count()), kwargs={"c": 100})) == [101, 103]
+
+
+def test_none_results_keep_their_slots(client):
+    assert list(none_for_odd.map(range(6))) == [0, None, 2, None, 4, None]
+
+
+def test_empty_input_finishes_at_once(client):
+    assert list(square.map([])) == []
+    assert list(square.map(iter(()), order_outputs=False)) == []
+
+
+def test_order_outputs_false_yields_in_completion_order(client):
+    results = list(slow_first.map(range(6), order_outputs=False))
+    assert sorted(results) == list(range(6))
+    assert results[-1] == 0  # the slow input came last instead of holding back the others
+
+
+def test_generator_function_is_a_flat_map(client):
+    results = list(chunks.map([1, 2, 3]))
+    assert sorted(results) == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
+
+
+def test_first_failure_raises_original_type_with_input_index(client):
+    with pytest.raises(ValueError, match="input 3 is bad") as info:
+        list(fail_on.map(range(10), kwargs={"bad": 3}))
+    assert info.value.input_index == 3
+    notes = "\n".join(info.value.__notes__)
+    assert "input 3 of the map" in notes and "Remote traceback" in notes
+
+
+def test_return_exceptions_puts_the_exception_in_its_slot(client):
+    results = list(fail_on.map(range(5), kwargs={"bad": 2}, return_exceptions=True))
+    assert results[:2] == [0, 1] and results[3:] == [3, 4]
+    assert isinstance(results[2], ValueError) and results[2].input_index == 2
+
+
+def test_failure_cancels_the_remaining_inputs(client, tmp_path):
+    log = tmp_path / "ran"
+    with pytest.raises(KeyError):
+        list(logged.map(itertools.repeat(str(log), 300), range(300), kwargs={"fail_at": 3}))
+    count = settled_count(log)
+    assert count < 60, f"{count} inputs ran after the failure"
+    assert len(ran(log)) == count  # and nothing new started since
+
+
+def test_input_iterator_error_reaches_the_caller_and_stops_the_map(client, tmp_path):
+    log = tmp_path / "ran"
+
+    def inputs():
+        yield from range(5)
+        raise RuntimeError("the input source broke")
+
+    with pytest.raises(RuntimeError, match="the input source broke"):
+        list(logged.map(itertools.repeat(str(log)), inputs()))
+    assert settled_count(log) <= 5
+
+
+def test_inputs_are_consumed_lazily(client):
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        for i in itertools.count():
+            pulled += 1
+            yield i
+
+    results = square.map(endless())
+    assert next(results) == 0
+    first_pulled = pulled
+    results.close()
+    assert first_pulled < 1000, f"{first_pulled} inputs were read ahead for the first result"
+
+
+def test_break_cancels_the_remaining_inputs(client, tmp_path):
+    log = tmp_path / "ran"
+    for value in logged.map(itertools.repeat(str(log), 200), range(200), kwargs={"seconds": 0.2}):
+        assert value == 0
+        break
+    count = settled_count(log)
+    assert count < 40, f"{count} of 200 inputs ran after the loop was left"
+
+
+def test_starmap_and_for_each(client, tmp_path):
+    assert list(add.starmap([(1, 2), (3, 4)], kwargs={"c": 1})) == [4, 8]
+    with pytest.raises(InvalidError, match="tuple of arguments"):
+        list(add.starmap([1, 2]))
+    log = tmp_path / "ran"
+    assert logged.for_each(itertools.repeat(str(log), 8), range(8), kwargs={"seconds": 0}) is None
+    assert sorted(ran(log)) == list(range(8))
+    with pytest.raises(KeyError):
+        logged.for_each([str(log)] * 3, range(3), kwargs={"fail_at": 1, "seconds": 0})
+    logged.for_each([str(log)] * 3, range(3), kwargs={"fail_at": 1, "seconds": 0}, ignore_exceptions=True)
+
+
+def test_bad_arguments_are_clear_errors(client):
+    with pytest.raises(InvalidError, match="at least one iterable"):
+        square.map()
+    with pytest.raises(InvalidError, match="not iterable"):
+        square.map(5)
+    with pytest.raises(InvalidError, match="kwargs"):
+        square.map([1], kwargs=[1])
+
+
+def test_aio_forms_accept_async_input_iterables(client, tmp_path):
+    log = tmp_path / "ran"
+
+    async def numbers(n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    async def main():
+        mapped = [x async for x in square.map.aio(numbers(5))]
+        zipped = [x async for x in add.map.aio(numbers(3), [10, 20, 30, 40])]
+        unordered = sorted([x async for x in square.map.aio(numbers(4), order_outputs=False)])
+        starred = [x async for x in add.starmap.aio([(1, 1), (2, 2)])]
+        await logged.for_each.aio(itertools.repeat(str(log), 3), numbers(3), kwargs={"seconds": 0})
+        call = await square.spawn_map.aio(numbers(4))
+        spawned = await call.get.aio(timeout=60)
+        return mapped, zipped, unordered, starred, spawned
+
+    mapped, zipped, unordered, starred, spawned = asyncio.run(main())
+    assert mapped == [0, 1, 4, 9, 16]
+    assert zipped == [10, 21, 32]
+    assert unordered == [0, 1, 4, 9]
+    assert starred == [2, 4]
+    assert sorted(ran(log)) == [0, 1, 2]
+    assert spawned == [0, 1, 4, 9]
+
+
+def test_leaving_async_for_early_cancels_the_rest(client, tmp_path):
+    log = tmp_path / "ran"
+
+    async def main():
+        async for value in logged.map.aio(itertools.repeat(str(log), 200), range(200), kwargs={"seconds": 0.2}):
+            return value
+
+    assert asyncio.run(main()) == 0
+    assert settled_count(log) < 40

@@ -1,0 +1,196 @@
+""".spawn_map and MapCall on real clusters: detached maps that outlive their caller, re-attach
+by id, cancel, and resume after the coordinator's worker is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import nbfan
+from nbfan.exception import InputCancellation, InvalidError, NotFoundError
+from nbfan.fanout.engine import window_size
+from nbfan.fanout.mapstore import coordinator_key
+from tests.conftest import run_py
+
+app = nbfan.App("test-spawn-map")
+
+
+@app.function
+def square(x: int) -> int:
+    return x * x
+
+
+@app.function
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"input {x} is bad")
+    return x
+
+
+@app.function
+def logged(path: str, x: int, seconds: float = 0.2) -> int:
+    """Appends its input to `path` when it starts: how the tests count executions."""
+    with open(path, "a") as f:
+        f.write(f"{x}\n")
+    time.sleep(seconds)
+    return x * 10
+
+
+@app.generator
+def gen(n: int):
+    yield n
+
+
+def ran(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def wait_until(predicate, limit: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_spawn_map_returns_a_handle_and_collects_in_input_order(client):
+    call = square.spawn_map(range(2000))
+    assert isinstance(call, nbfan.MapCall) and call.object_id
+    assert call.get(timeout=60) == [x * x for x in range(2000)]
+    progress = call.progress()
+    assert (progress.done, progress.failed, progress.total, progress.state) == (2000, 0, 2000, "done")
+    assert list(call) == [x * x for x in range(2000)]  # iteration, read again
+    assert square.spawn_map([]).get() == []
+
+
+def test_failures_do_not_stop_a_spawned_map(client):
+    call = fail_on.spawn_map(range(20), kwargs={"bad": 4})
+    with pytest.raises(ValueError, match="input 4 is bad") as info:
+        call.get(timeout=60)
+    assert info.value.input_index == 4
+    results = call.get(return_exceptions=True)
+    assert isinstance(results[4], ValueError)
+    assert [r for i, r in enumerate(results) if i != 4] == [x for x in range(20) if x != 4]
+    assert call.progress().failed == 1 and call.progress().done == 19
+
+
+def test_reattach_by_id_and_unknown_id(client):
+    call = square.spawn_map(range(10))
+    again = nbfan.MapCall.from_id(call.object_id)
+    assert again.total == 10
+    assert again.get(timeout=60) == [x * x for x in range(10)]
+    with pytest.raises(NotFoundError, match="no spawned map"):
+        nbfan.MapCall.from_id("0123456789abcdef0123")
+
+
+def test_bad_calls_fail_early(client):
+    with pytest.raises(InvalidError, match="generator function"):
+        gen.spawn_map([1])
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("input source broke")
+
+    with pytest.raises(RuntimeError, match="input source broke"):
+        square.spawn_map(broken())
+
+
+def test_cancel_stops_the_map_on_the_cluster(client, tmp_path):
+    log = tmp_path / "ran"
+    call = logged.spawn_map([str(log)] * 200, range(200))
+    wait_until(lambda: len(ran(log)) >= 3, what="the map to start")
+    call.cancel()
+    assert call.progress().state == "cancelled"
+    time.sleep(1.0)
+    settled = len(ran(log))
+    time.sleep(1.5)
+    assert len(ran(log)) == settled < 40  # nothing new starts after the cancel
+    with pytest.raises(InputCancellation):
+        call.get(timeout=30)
+    results = call.get(return_exceptions=True)
+    assert len(results) == 200 and isinstance(results[-1], InputCancellation)
+
+
+def test_spawn_map_survives_its_callers_exit(local_cluster, client, tmp_path):
+    log = tmp_path / "ran"
+    code = f"""
+import os, time
+import nbfan
+app = nbfan.App("detached")
+@app.function
+def logged(path, x, seconds):
+    with open(path, "a") as f:
+        f.write(f"{{x}}\\n")
+    time.sleep(seconds)
+    return x * 10
+call = logged.spawn_map([{str(log)!r}] * 30, range(30), kwargs={{"seconds": 0.1}})
+print(call.object_id, flush=True)
+os._exit(0)  # a hard exit right after spawn_map: nothing gets flushed on the way out
+"""
+    result = run_py(code, env={"NBFAN_SCHEDULER": local_cluster.scheduler_address}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    object_id = result.stdout.split()[-1]
+    assert len(ran(log)) < 30  # the caller was gone before the map finished
+    call = nbfan.MapCall.from_id(object_id)
+    assert call.get(timeout=60) == [x * 10 for x in range(30)]
+    assert sorted(ran(log)) == list(range(30))
+
+
+def test_embedded_cluster_warns_that_the_work_dies_with_the_process(tmp_path):
+    code = """
+import warnings
+import nbfan
+app = nbfan.App("embedded")
+@app.function
+def square(x):
+    return x * x
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    call = square.spawn_map(range(5))
+print(nbfan.cluster.current_connection().source)
+print([str(w.message) for w in caught])
+print(call.get(timeout=60))
+"""
+    result = run_py(code, env={"NBFAN_HOME": str(tmp_path)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3] == "embedded"
+    assert "dies when this process exits" in lines[-2]
+    assert lines[-1] == "[0, 1, 4, 9, 16]"
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[object]:
+    """A cluster of its own: this test kills one of its workers."""
+    from nbfan.cluster.local import start_local_cluster
+
+    cluster = start_local_cluster(2, gpus=[])
+    client = nbfan.connect(cluster)
+    yield client
+    nbfan.disconnect()
+    cluster.close()
+
+
+def test_coordinator_restarts_after_its_worker_is_killed(own_cluster, tmp_path):
+    client = own_cluster
+    log = tmp_path / "ran"
+    total = 40
+    window = window_size(client)  # the coordinator's window: the most that may be redone
+    call = logged.spawn_map([str(log)] * total, range(total), kwargs={"seconds": 0.25})
+    wait_until(lambda: call.progress().done >= 6, what="some batches to be stored")
+    key = coordinator_key(call.object_id)
+    worker = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.tasks[key].processing_on.address)
+    pid = client.run(os.getpid, workers=[worker])[worker]
+    os.kill(pid, signal.SIGKILL)
+
+    assert call.get(timeout=120) == [x * 10 for x in range(total)]
+    assert call.progress().restarts >= 1
+    executions = ran(log)
+    assert sorted(set(executions)) == list(range(total))
+    duplicates = len(executions) - total
+    assert duplicates <= window, f"{duplicates} inputs ran twice: more than the in-flight window"
