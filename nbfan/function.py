@@ -15,6 +15,7 @@ from .fanout import engine
 from .fanout.stream import iter_events
 from .fanout.submit import batch_outcomes, cancel_call, plan_call
 from .fanout.payload import Args
+from .fanout.progress import Progress
 from .options import FunctionOptions, parse_options
 from .telemetry import hooks
 
@@ -157,16 +158,21 @@ def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:
     future = batch.future
     hooks.call_started(client, plan.call_id, function, "remote_gen")
     hooks.call_total(client, plan.call_id, 1)
+    progress = Progress(f"{function.name}.remote_gen", plan.call_id)
+    progress.counts.total = progress.counts.running = 1
     finished = False
     try:
         for kind, _index, payload in iter_events(queue, {0: batch}, 1):
             if kind == "y":
                 yield payload
             elif kind == "f":
+                progress.counts.failed, progress.counts.running = 1, 0
                 raise payload.to_exception()
+        progress.counts.done, progress.counts.running = 1, 0
         finished = True
     finally:
         hooks.call_ended(client, plan.call_id, "done" if finished else "cancelled")
+        progress.close("done" if finished else ("failed" if progress.counts.failed else "cancelled"))
         if not finished:
             cancel_call(client, plan.call_id, [future])
         _close_queue(queue)

@@ -1,0 +1,143 @@
+"""`%%remote` and `%nbfan` through a real nbfan kernel, on the session's shared cluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from tests.test_kernel import KernelSession, kernel_env
+
+
+@pytest.fixture(scope="module")
+def kernel(local_cluster: Any) -> Iterator[KernelSession]:
+    session = KernelSession(kernel_env(local_cluster.scheduler_address))
+    yield session
+    session.close()
+
+
+def test_variables_round_trip(kernel):
+    kernel.ok("import os\ndata = [1, 2, 3]\nscale = 10\ndef helper(v):\n    return v * scale\nlocal_pid = os.getpid()")
+    ex = kernel.ok(
+        "%%remote\n"
+        "import os\n"
+        "import math\n"
+        "scaled = [helper(v) for v in data]\n"
+        "pid = os.getpid()\n"
+        "root = math.sqrt(scaled[-1] + 6)\n"
+        "scaled[0] + 1"
+    )
+    assert ex.result_text() == "11"  # the last expression displays like a normal cell
+    ex = kernel.ok("print(scaled, root, pid != local_pid, 'math' in globals())")
+    # `math` was imported by the cell: modules are never shipped back
+    assert ex.stream().split() == ["[10,", "20,", "30]", "6.0", "True", "False"]
+
+
+def test_modules_stay_and_out_limits_what_comes_back(kernel):
+    kernel.ok("for n in ('json', 'a', 'b'):\n    globals().pop(n, None)")
+    ex = kernel.ok("%%remote --out a\nimport json\na = json.dumps({'k': 1})\nb = 2")
+    assert ex.result_text() is None
+    ex = kernel.ok("print(a, 'b' in globals(), 'json' in globals())")
+    assert ex.stream().split() == ['{"k":', "1}", "False", "False"]
+
+
+def test_output_streams_live_while_the_cell_runs(kernel):
+    ex = kernel.ok(
+        "%%remote\n"
+        "import sys, time\n"
+        "for i in range(4):\n"
+        "    print('tick', i, flush=True)\n"
+        "    time.sleep(0.5)\n"
+        "print('oops', file=sys.stderr)\n"
+        "time.sleep(0.5)"
+    )
+    assert ex.stream() == "".join(f"tick {i}\n" for i in range(4))
+    assert ex.stream("stderr") == "oops\n"
+    stdout_times = [t for t, m in ex.messages if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"]
+    # the first tick is shown well before the cell (which runs >= 2.5 s) ends
+    assert stdout_times and ex.reply_at - stdout_times[0] > 1.5
+
+
+def test_remote_exception_shows_remote_traceback_and_raises(kernel):
+    ex = kernel.execute("%%remote\nx = 1\ndef inner(v):\n    return v / 0\ninner(x)")
+    assert ex.status == "error"
+    err = ex.error()
+    assert err["ename"] == "ZeroDivisionError"
+    text = "\n".join(err["traceback"])
+    assert "Remote traceback" in text and "return v / 0" in text and "inner(x)" in text
+
+
+def test_clear_errors_before_anything_runs(kernel):
+    ex = kernel.execute("%%remote --bogus 1\nx = 1")
+    assert ex.status == "error" and ex.error()["ename"] == "UsageError" and "--bogus" in ex.stream("stderr")
+    ex = kernel.execute("%%remote\n   \n")
+    assert ex.status == "error" and "empty" in ex.error()["evalue"]
+    kernel.ok("import threading\nguard = threading.Lock()")
+    ex = kernel.execute("%%remote\nwith guard:\n    y = 1")
+    assert ex.status == "error" and ex.error()["ename"] == "SerializationError"
+    assert "`guard`" in ex.error()["evalue"]
+    ex = kernel.execute("%%remote --gpu nonsense!\nx = 1")
+    assert ex.status == "error" and ex.error()["ename"] == "InvalidError" and "gpu" in ex.error()["evalue"]
+    ex = kernel.execute("%%remote --out nope\nx = 1")
+    assert ex.status == "error" and "nope" in ex.error()["evalue"]
+
+
+def test_timeout_option_stops_the_cell(kernel):
+    ex = kernel.execute("%%remote --timeout 0.5\nimport time\nfor _ in range(100):\n    time.sleep(0.05)\ndone = True")
+    assert ex.status == "error" and ex.error()["ename"] == "FunctionTimeoutError"
+
+
+def test_retries_option_reruns_a_failing_cell(kernel, tmp_path):
+    marker = str(tmp_path / "attempts")
+    ex = kernel.ok(
+        f"%%remote --retries 2\n"
+        f"with open({marker!r}, 'a') as f:\n    f.write('x')\n"
+        f"attempts = len(open({marker!r}).read())\n"
+        f"if attempts < 3:\n    raise RuntimeError('flaky')\n"
+        f"attempts"
+    )
+    assert ex.result_text() == "3"
+
+
+def test_spawn_returns_at_once_and_get_brings_variables_back(kernel):
+    kernel.ok("seed = 5")
+    ex = kernel.ok("%%remote --spawn\nimport time\ntime.sleep(1.5)\nprint('spawned ran')\nresult = seed * 2\nresult + 1")
+    assert "<RemoteCell" in ex.result_text() and "result" in ex.result_text()
+    ex = kernel.ok("print('result' in globals(), _remote.done())")
+    assert ex.stream().split() == ["False", "False"]  # it returned before the cell finished
+    ex = kernel.ok("_remote.get(timeout=30)")
+    assert ex.result_text() == "11" and "spawned ran" in ex.stream()
+    assert kernel.ok("print(result)").stream().strip() == "10"
+
+
+def test_interrupt_cancels_the_remote_cell(kernel, tmp_path):
+    marker = tmp_path / "beats"
+    code = (
+        "%%remote\n"
+        "import time\n"
+        f"for i in range(1000):\n"
+        f"    open({str(marker)!r}, 'w').write(str(i))\n"
+        "    if i == 3:\n        print('running', flush=True)\n"
+        "    time.sleep(0.05)\n"
+    )
+    ex = kernel.execute(code, timeout=60, interrupt_after=0.3, interrupt_when="running")
+    interrupted_at = ex.reply_at
+    assert ex.status == "error" and ex.error()["ename"] == "KeyboardInterrupt"
+    assert "cancelled on the cluster" in ex.stream("stderr")
+    time.sleep(2.0)  # the worker stops within 2 s of the interrupt
+    beat = marker.read_text()
+    time.sleep(1.0)
+    assert marker.read_text() == beat, "the remote cell kept running after the interrupt"
+    assert int(beat) < 900 and time.monotonic() - interrupted_at >= 3.0
+    # the kernel and the cluster are still usable
+    assert kernel.ok("%%remote\n1 + 1").result_text() == "2"
+
+
+def test_nbfan_status_shows_the_cluster(kernel, local_cluster):
+    ex = kernel.ok("%nbfan")
+    bundle = ex.outputs("execute_result")[0]["data"]
+    assert local_cluster.scheduler_address in bundle["text/plain"]
+    assert "<table>" in bundle["text/html"] and "threads" in bundle["text/html"]
+    assert bundle["text/html"].count("<tr>") >= 3  # header + one row per worker
