@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from ..exception import FunctionTimeoutError, InputCancellation
 from ..options import Retries
+from ..telemetry import worker as _telemetry
 from .payload import Failure, dumps_outcomes, loads
 
 _FUNCTION_CACHE: "OrderedDict[bytes, Callable[..., Any]]" = OrderedDict()
@@ -160,7 +161,8 @@ def run_input(fn: Callable[..., Any], args: tuple, kwargs: dict, spec: TaskSpec)
 
 
 def note_retry(call_id: str) -> None:
-    """Hook for telemetry: an input of `call_id` is being retried (replaced when telemetry loads)."""
+    """Hook for telemetry: an input of `call_id` is being retried (reported with its batch)."""
+    _telemetry.note_retry(call_id)
 
 
 def _apply_env(env: dict[str, str]) -> None:
@@ -178,13 +180,21 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
     fn = load_function(fn_blob)
     outcomes: list[tuple[bool, Any]] = []
     failed = False
+    n_failed = n_skipped = 0
     for args, kwargs in loads(inputs_blob):
         if (failed and spec.stop_on_error) or is_cancelled(spec.call_id):
             outcomes.append((False, Failure.capture(InputCancellation("not run: the call was cancelled or an earlier input of the batch failed"))))
+            n_skipped += 1
             continue
         ok, value = run_input(fn, args, kwargs, spec)
         outcomes.append((ok, value))
+        if not ok:
+            if value.exc_type is InputCancellation:
+                n_skipped += 1
+            else:
+                n_failed += 1
         failed = failed or not ok
+    _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
     return dumps_outcomes(outcomes, time.perf_counter() - started)
 
 
