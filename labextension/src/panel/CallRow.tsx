@@ -47,6 +47,7 @@ export function CallRow(props: ICallRowProps): JSX.Element {
     <li
       className={`jp-nbfan-call jp-nbfan-state-${call.state}`}
       data-call-id={call.call_id}
+      data-function={call.function}
       data-state={call.state}
       data-done={call.done}
       data-failed={call.failed}
@@ -59,12 +60,6 @@ export function CallRow(props: ICallRowProps): JSX.Element {
           {call.function}
         </span>
         <span className="jp-nbfan-call-kind">{call.kind}</span>
-        <span
-          className="jp-nbfan-call-caller"
-          title={`${caller.kind} on ${caller.host} (pid ${caller.pid})`}
-        >
-          {caller.label}
-        </span>
         {running && (
           <span className="jp-nbfan-call-cancel" onClick={e => e.stopPropagation()}>
             <ToolbarButtonComponent
@@ -77,21 +72,29 @@ export function CallRow(props: ICallRowProps): JSX.Element {
           </span>
         )}
       </div>
+      <div
+        className="jp-nbfan-call-caller"
+        title={`${caller.kind} on ${caller.host} (pid ${caller.pid})`}
+      >
+        {caller.label}
+      </div>
       <ProgressBar done={call.done} failed={call.failed} running={call.running} total={call.total} />
       <div className="jp-nbfan-call-stats">
         <span className="jp-nbfan-call-counts">{counts(call)}</span>
         {call.failed > 0 && <span className="jp-nbfan-failed-text">{call.failed} failed</span>}
         {call.retried > 0 && <span>{call.retried} retried</span>}
-        {running ? (
-          <>
-            <span>{call.running} running</span>
-            <span title="inputs per second, recent">{formatRate(call.rate)}</span>
-            <span title="elapsed">{formatDuration(elapsed)}</span>
-            <span title="estimated time left">ETA {formatDuration(eta)}</span>
-          </>
-        ) : (
-          <span className="jp-nbfan-outcome">{outcome(call)}</span>
-        )}
+        {running && <span>{call.running} running</span>}
+        <span className="jp-nbfan-call-times">
+          {running ? (
+            <>
+              <span title="inputs per second, recent">{formatRate(call.rate)}</span>
+              <span title="elapsed">{formatDuration(elapsed)}</span>
+              <span title="estimated time left">ETA {formatDuration(eta)}</span>
+            </>
+          ) : (
+            <span className="jp-nbfan-outcome">{outcome(call)}</span>
+          )}
+        </span>
       </div>
       {props.expanded && <WorkerDistribution perWorker={call.per_worker} />}
     </li>

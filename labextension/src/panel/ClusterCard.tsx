@@ -49,8 +49,24 @@ export function ClusterCard(props: { cluster: IClusterSnapshot | null }): JSX.El
   }
   return (
     <div className="jp-nbfan-cluster">
-      <div className="jp-nbfan-cluster-address">
-        <code title="scheduler address">{cluster.address}</code>
+      <code className="jp-nbfan-cluster-address" title="scheduler address">
+        {cluster.address}
+      </code>
+      <div className="jp-nbfan-cluster-stats">
+        <span>
+          <b>{cluster.workers}</b> {cluster.workers === 1 ? 'worker' : 'workers'}
+        </span>
+        <span>
+          <b>{cluster.threads}</b> cores
+        </span>
+        <span>
+          <b>{formatBytes(cluster.memory)}</b>
+        </span>
+        {cluster.gpus.length > 0 && (
+          <span>
+            <b>{cluster.gpus.length}</b> {cluster.gpus.length === 1 ? 'GPU' : 'GPUs'}
+          </span>
+        )}
         {cluster.dashboard && (
           <a
             className="jp-nbfan-link"
@@ -59,24 +75,8 @@ export function ClusterCard(props: { cluster: IClusterSnapshot | null }): JSX.El
             rel="noopener noreferrer"
             title="Open the Dask dashboard"
           >
-            Dashboard
+            Dashboard ↗
           </a>
-        )}
-      </div>
-      <div className="jp-nbfan-cluster-stats">
-        <span>
-          <b>{cluster.workers}</b> workers
-        </span>
-        <span>
-          <b>{cluster.threads}</b> cores
-        </span>
-        <span>
-          <b>{formatBytes(cluster.memory)}</b> memory
-        </span>
-        {cluster.gpus.length > 0 && (
-          <span>
-            <b>{cluster.gpus.length}</b> GPUs
-          </span>
         )}
       </div>
       {cluster.gpus.map((gpu, i) => (
