@@ -12,6 +12,7 @@ from . import exception
 from .app import App, Stub
 from .calls import FunctionCall
 from .cluster import connect, disconnect
+from .cluster.gpus import current_gpus
 from .config import config
 from .fanout.spawn_map import MapCall
 from .function import Function
@@ -28,6 +29,7 @@ __all__ = [
     "Stub",
     "config",
     "connect",
+    "current_gpus",
     "disconnect",
     "exception",
 ]

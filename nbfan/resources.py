@@ -118,11 +118,12 @@ def parse_memory(memory: Any) -> int | None:
     return int(mib)
 
 
-def task_resources(gpu: tuple[GpuRequest, ...], cpu: float | None, memory: int | None, client: Any) -> dict[str, float] | None:
-    """The Dask `resources=` for a task of a function with these options on this cluster.
+def task_resources(
+    gpu: tuple[GpuRequest, ...], cpu: float | None, memory: int | None, client: Any, *, identity: str = "function"
+) -> dict[str, float] | None:
+    """The Dask `resources=` for a task with these options on this client's cluster: the first
+    `gpu` alternative some worker can satisfy; cpu/memory where workers advertise CPU/MEMORY.
+    Raises `placement.ResourceUnavailableError` when no worker can (see `nbfan.placement`)."""
+    from .placement import resolve_resources
 
-    The first GPU alternative is used; cpu/memory apply where workers advertise CPU/MEMORY."""
-    resources: dict[str, float] = {}
-    if gpu:
-        resources.update(gpu[0].as_resources())
-    return resources or None
+    return resolve_resources(identity, gpu, cpu, memory, client)

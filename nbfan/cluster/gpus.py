@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -61,3 +62,28 @@ def discover_gpus() -> list[GpuInfo]:
             pynvml.nvmlShutdown()
         except Exception:
             pass
+
+
+def visible_gpus(gpus: list[GpuInfo], cuda_visible_devices: str | None) -> list[GpuInfo]:
+    """The GPUs a process sees under CUDA_VISIBLE_DEVICES, in CUDA's order (CUDA numbers them
+    0, 1, ... in this order). Entries are indices or UUIDs (prefixes allowed); as in CUDA, an
+    entry that names no device hides it and every entry after it."""
+    if cuda_visible_devices is None:
+        return list(gpus)
+    seen: list[GpuInfo] = []
+    for entry in (e.strip() for e in cuda_visible_devices.split(",")):
+        if entry.isdigit():
+            match = [g for g in gpus if g.index == int(entry)]
+        else:
+            match = [g for g in gpus if entry and g.uuid.startswith(entry)]
+        if len(match) != 1 or match[0] in seen:
+            break
+        seen.append(match[0])
+    return seen
+
+
+def current_gpus() -> list[GpuInfo]:
+    """The GPUs this process (a worker running your function) may use: NVML's devices filtered
+    by CUDA_VISIBLE_DEVICES. [] on a CPU worker. `GpuInfo.index` is NVML's (physical) index;
+    inside the process CUDA calls them cuda:0, cuda:1, ... in the order returned."""
+    return visible_gpus(discover_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))

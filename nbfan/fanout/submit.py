@@ -11,7 +11,7 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from ..exception import ExecutionError, InputCancellation
-from ..resources import task_resources
+from ..placement import plan_resources
 from .payload import Args, dumps_function, dumps_inputs, loads
 from .stream import run_generator
 from .task import TaskSpec, cancel_running, run_batch
@@ -111,7 +111,7 @@ def plan_call(function: "Function", client: Client, *, stop_on_error: bool = Tru
         call_id=spec.call_id,
         fn_blob=dumps_function(function.raw_f),
         spec=spec,
-        resources=task_resources(opts.gpu, opts.cpu, opts.memory, client),
+        resources=plan_resources(function, client),
     )
 
 
