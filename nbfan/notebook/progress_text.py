@@ -11,7 +11,9 @@ from ..fanout.progress import Counts
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(max(0.0, seconds))
+    if seconds < 60:
+        return f"{max(0.0, seconds):.1f}s"
+    seconds = int(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

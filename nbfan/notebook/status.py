@@ -166,7 +166,7 @@ def cluster_status() -> NbfanStatus:
         pass
     workers = [
         WorkerRow(
-            name=str(w.get("name", addr)),
+            name="" if str(w.get("name", addr)) == addr else str(w.get("name")),
             address=addr,
             threads=w.get("nthreads", 0),
             memory=w.get("memory_limit") or 0,
