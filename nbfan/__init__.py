@@ -12,15 +12,35 @@ from . import exception
 from .app import App, Stub
 from .calls import FunctionCall
 from .cluster import connect, disconnect
+from .compat import Cron, Period, batched, concurrent, current_function_call_id, current_input_id, enable_output, is_local
 from .cluster.gpus import current_gpus
 from .config import config
 from .fanout.spawn_map import MapCall
+from .dicts import Dict
 from .function import Function
+from .image import Image
 from .options import Retries
+from .queues import Queue
+from .secret import Secret
+from .volume import Volume
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # Modal-compatible names (README "Modal compatibility")
+    "Cron",
+    "Dict",
+    "Image",
+    "Period",
+    "Queue",
+    "Secret",
+    "Volume",
+    "batched",
+    "concurrent",
+    "current_function_call_id",
+    "current_input_id",
+    "enable_output",
+    "is_local",
     "App",
     "Function",
     "FunctionCall",

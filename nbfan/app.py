@@ -80,5 +80,13 @@ class App:
         return register(_f) if _f is not None else register
 
 
+    def run(self, *, detach: bool = False, show_progress: bool | None = None, **_modal_options: Any) -> Any:
+        """`with app.run(): ...` (Modal's way to run a script's calls): yields the app; on the way
+        out, work spawned inside the block is cancelled unless `detach=True`."""
+        from .session import app_run
+
+        return app_run(self, detach=detach)
+
+
 #: The older name for App, still used by many scripts.
 Stub = App

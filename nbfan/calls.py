@@ -78,7 +78,11 @@ class FunctionCall(Generic[R]):
                 f"no call {object_id!r} on the cluster at {client.scheduler.address}: it never existed there, "
                 f"or it finished and its result was released"
             )
-        return FunctionCall(Future(key, client))
+        future = Future(key, client)
+        # A Future made from a key is not reported by the scheduler until the client says it
+        # wants it (get_dataset does this too): ask for the key's state now.
+        client._send_to_scheduler({"op": "client-desires-keys", "keys": [key]})
+        return FunctionCall(future)
 
     @staticmethod
     async def _from_id_aio(object_id: str) -> "FunctionCall[Any]":
@@ -100,6 +104,28 @@ class FunctionCall(Generic[R]):
                 if not c.done():
                     c._cancel()
             raise
+
+
+_detached = False
+
+
+def set_detached(detached: bool) -> None:
+    """`nbfan run --detach`: calls spawned from now on outlive this process (see `keep_detached`)."""
+    global _detached
+    _detached = detached
+
+
+def is_detached() -> bool:
+    return _detached
+
+
+def keep_detached(call: "FunctionCall[Any]") -> None:
+    """Let a spawned call go on, and keep its result retrievable with `FunctionCall.from_id`, after
+    this client exits: the future is published as a dataset, which the scheduler holds for a
+    pseudo-client of its own. Its result stays on the scheduler until the cluster stops (or
+    `client.unpublish_dataset("nbfan-call-<id>")`)."""
+    future = call._future
+    future.client.publish_dataset(future, name=f"nbfan-call-{call.object_id}")
 
 
 def _scheduler_has_task(dask_scheduler: Any, key: str) -> bool:

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 #: Other modules add subcommands here (run, deploy, calls...): each takes the subparsers object.
 COMMAND_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = []
 
+from . import cli_calls, cli_run  # noqa: E402  (run, deploy, apps / calls, cancel)
+
+COMMAND_REGISTRARS += [cli_run.register, cli_calls.register]
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()

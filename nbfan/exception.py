@@ -58,3 +58,23 @@ DeprecationError = InvalidError
 VersionError = Error
 AuthError = Error
 ConnectionError = ClusterConnectionError  # noqa: A001
+
+
+# More of Modal's names, so `except modal.exception.X` in ported scripts resolves.
+class AlreadyExistsError(Error):
+    """A named object exists already."""
+
+
+class DeserializationError(Error):
+    """A value from the cluster could not be unpickled here."""
+
+
+class OutputExpiredError(Error):
+    """A call's result is no longer kept on the cluster."""
+
+
+InternalError = ExecutionError
+ClientClosed = ClusterConnectionError
+RequestSizeError = InvalidError
+InteractiveTimeoutError = FunctionTimeoutError
+SandboxTimeoutError = FunctionTimeoutError

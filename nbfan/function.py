@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterato
 from typing_extensions import ParamSpec
 
 from .aio import aio_method, in_thread, wait_future
-from .calls import FunctionCall, _unwrap
+from .calls import FunctionCall, _unwrap, is_detached, keep_detached
 from .cluster import get_client
 from .exception import InvalidError
 from .fanout import engine
@@ -66,11 +66,29 @@ class Function(Generic[P, R]):
         return Function(self.raw_f, self.options.with_changes(**changes), self.app, self.name)
 
     def secret_env(self) -> dict[str, str]:
-        """Environment variables the function's secrets set on the worker."""
-        env: dict[str, str] = {}
+        """Environment variables the function's image (`Image.env`) and secrets set on the worker."""
+        env: dict[str, str] = dict(getattr(self.options.image, "environment", None) or {})
         for secret in self.options.secrets:
             env.update(getattr(secret, "env", {}) or {})
         return env
+
+    def volume_mounts(self) -> dict[str, str]:
+        """{mount path: volume folder} the worker links before running (`volumes={"/data": vol}`)."""
+        if not self.options.volumes:
+            return {}
+        from .volume import volume_mounts
+
+        return volume_mounts(dict(self.options.volumes))
+
+    @staticmethod
+    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> "Function[Any, Any]":
+        """A function `nbfan deploy` registered on the cluster, usable from any process connected
+        to it; NotFoundError lists what is deployed when there is no such app or function."""
+        from .deploy import lookup
+
+        return lookup(app_name, name)
+
+    lookup = from_name  # Modal's older name
 
     def _require_plain(self, method: str, instead: str) -> None:
         if self.is_generator:
@@ -96,11 +114,14 @@ class Function(Generic[P, R]):
 
     def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
-        return self._submit_one(args, kwargs, "spawn")
+        call = self._submit_one(args, kwargs, "spawn")
+        if is_detached():
+            keep_detached(call)
+        return call
 
     async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         await in_thread(get_client)
-        return self._submit_one(args, kwargs, "spawn")
+        return self._spawn(*args, **kwargs)
 
     spawn = aio_method(_spawn, _spawn_aio)
 

@@ -16,7 +16,7 @@ from distributed import Queue
 
 from ..exception import ExecutionError, SerializationError
 from .payload import Failure, loads
-from .task import TaskSpec, _apply_env, iterate_generator, load_function
+from .task import TaskSpec, iterate_generator, load_function, prepare_worker
 
 FLUSH_SECONDS = 0.05
 FLUSH_ITEMS = 512
@@ -44,7 +44,7 @@ def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name
     """Task body for generator functions: stream every yield of every input of the batch."""
     from distributed import get_client
 
-    _apply_env(spec.env)
+    prepare_worker(spec)
     fn = load_function(fn_blob)
     queue = Queue(queue_name, client=get_client())
     pending: list[tuple[str, int, Any]] = []

@@ -99,12 +99,15 @@ class CallPlan:
 def plan_call(function: "Function", client: Client, *, stop_on_error: bool = True, call_id: str | None = None) -> CallPlan:
     """Serialize the function once for the call and fix its task settings."""
     opts = function.options
+    if opts.image is not None and hasattr(opts.image, "check_on_cluster"):
+        opts.image.check_on_cluster(client)  # packages the image names, missing on workers: a clear error
     spec = TaskSpec(
         call_id=call_id or new_call_id(),
         timeout=opts.timeout,
         retries=opts.retries,
         stop_on_error=stop_on_error,
         env=function.secret_env(),
+        volumes=function.volume_mounts(),
     )
     return CallPlan(
         client=client,

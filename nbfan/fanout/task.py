@@ -37,6 +37,7 @@ class TaskSpec:
     retries: Retries | None = None
     stop_on_error: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, str] = field(default_factory=dict)  # mount path -> volume folder
 
 
 # Threads running user code, by call id, so a cancelled call really stops on the workers:
@@ -171,12 +172,26 @@ def _apply_env(env: dict[str, str]) -> None:
             os.environ[key] = value
 
 
+#: The call id of the input running in this thread (`nbfan.current_function_call_id()`).
+CURRENT_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("nbfan_call_id", default=None)
+
+
+def prepare_worker(spec: TaskSpec) -> None:
+    """Before a task's inputs run: secrets' environment, volume mounts, the current call id."""
+    _apply_env(spec.env)
+    if spec.volumes:
+        from ..volume import mount_volumes
+
+        mount_volumes(spec.volumes)
+    CURRENT_CALL_ID.set(spec.call_id)
+
+
 def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
     """The Dask task body: run every input of the batch, return all outcomes as one blob.
 
     With `stop_on_error`, the inputs after a failure are not run (they are cancelled)."""
     started = time.perf_counter()
-    _apply_env(spec.env)
+    prepare_worker(spec)
     fn = load_function(fn_blob)
     outcomes: list[tuple[bool, Any]] = []
     failed = False
