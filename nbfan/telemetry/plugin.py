@@ -51,7 +51,10 @@ class TelemetryPlugin(SchedulerPlugin):
         scheduler.handlers["nbfan_calls"] = self.handle_calls
         scheduler.handlers["nbfan_cancel"] = self.handle_cancel
         scheduler.handlers["nbfan_ping"] = self.handle_ping
-        pc = PeriodicCallback(self._sample, SAMPLE_INTERVAL_MS)
+        old = scheduler.periodic_callbacks.pop("nbfan-telemetry-sample", None)
+        if old is not None:  # a previous instance that was unregistered (Dask does not close it)
+            old.stop()
+        self._sampler = pc = PeriodicCallback(self._sample, SAMPLE_INTERVAL_MS)
         scheduler.periodic_callbacks["nbfan-telemetry-sample"] = pc
         pc.start()
 
@@ -124,6 +127,9 @@ class TelemetryPlugin(SchedulerPlugin):
         self.tracker.client_gone(client)
 
     def _sample(self) -> None:
+        if self.scheduler.plugins.get(PLUGIN_NAME) is not self:  # unregistered: stop quietly
+            self._sampler.stop()
+            return
         if self.tracker.running:
             self.tracker.sample()
 
