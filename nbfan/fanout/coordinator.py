@@ -15,6 +15,7 @@ from typing import Any
 
 from distributed import wait
 from distributed.client import FuturesCancelledError
+from distributed.scheduler import KilledWorker
 
 from ..exception import ExecutionError, InputCancellation
 from ..telemetry import hooks
@@ -127,6 +128,14 @@ def _drive(
                     return state
             for future in finished:
                 batch = in_flight.pop(future.key)
+                if batch.count > 1 and future.status == "error" and isinstance(future.exception(), KilledWorker):
+                    # workers died running this batch: rerun its inputs one per task, so only an
+                    # input that kills its worker fails, not its batch-mates
+                    future.release()
+                    for index in range(batch.start, batch.start + batch.count):
+                        single = plan.submit_batch(inputs[index : index + 1], index)
+                        in_flight[single.future.key] = single
+                    continue
                 blob = _outcomes_blob(future, batch)
                 future.release()
                 elapsed, outcomes = loads(blob)

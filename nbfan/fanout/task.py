@@ -7,15 +7,16 @@ like that many separate calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ctypes
 import hashlib
-import inspect
 import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import CoroutineType
 from typing import Any, Callable, Iterator
 
 from ..exception import FunctionTimeoutError, InputCancellation
@@ -142,13 +143,17 @@ def call_with_timeout(
     return box["value"]
 
 
-def run_input(fn: Callable[..., Any], args: tuple, kwargs: dict, spec: TaskSpec) -> tuple[bool, Any]:
-    """One input with the call's retries: (True, result) or (False, Failure)."""
+def run_input(fn: Callable[..., Any], args: tuple, kwargs: dict, spec: TaskSpec, registered: bool = False) -> tuple[bool, Any]:
+    """One input with the call's retries: (True, result) or (False, Failure). `registered`:
+    the caller already registered this thread as running the call (no timeout to enforce)."""
     attempt = 0
     while True:
         try:
-            result = call_with_timeout(fn, args, kwargs, spec.timeout, spec.call_id)
-            if inspect.iscoroutine(result):  # `async def` functions run to completion here
+            if registered:
+                result = fn(*args, **kwargs)
+            else:
+                result = call_with_timeout(fn, args, kwargs, spec.timeout, spec.call_id)
+            if isinstance(result, CoroutineType):  # `async def` functions run to completion here
                 result = asyncio.run(result)
             return True, result
         except Exception as exc:
@@ -196,19 +201,29 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
     outcomes: list[tuple[bool, Any]] = []
     failed = False
     n_failed = n_skipped = 0
-    for args, kwargs in loads(inputs_blob):
-        if (failed and spec.stop_on_error) or is_cancelled(spec.call_id):
-            outcomes.append((False, Failure.capture(InputCancellation("not run: the call was cancelled or an earlier input of the batch failed"))))
-            n_skipped += 1
-            continue
-        ok, value = run_input(fn, args, kwargs, spec)
-        outcomes.append((ok, value))
-        if not ok:
-            if value.exc_type is InputCancellation:
-                n_skipped += 1
-            else:
-                n_failed += 1
-        failed = failed or not ok
+    inputs = loads(inputs_blob)
+    # Without a timeout, register this thread once for the whole batch (not per input: that
+    # lock round trip cost more than a trivial input); cancellation still finds it.
+    registered = spec.timeout is None
+    try:
+        with _Running(spec.call_id) if registered else contextlib.nullcontext():
+            for args, kwargs in inputs:
+                if (failed and spec.stop_on_error) or is_cancelled(spec.call_id):
+                    outcomes.append((False, Failure.capture(InputCancellation("not run: the call was cancelled or an earlier input of the batch failed"))))
+                    n_skipped += 1
+                    continue
+                ok, value = run_input(fn, args, kwargs, spec, registered)
+                outcomes.append((ok, value))
+                if not ok:
+                    if value.exc_type is InputCancellation:
+                        n_skipped += 1
+                    else:
+                        n_failed += 1
+                failed = failed or not ok
+    except InputCancellation:  # the cancel landed between two inputs: the rest do not run
+        cancelled = Failure.capture(InputCancellation("the call was cancelled"))
+        n_skipped += len(inputs) - len(outcomes)
+        outcomes.extend((False, cancelled) for _ in range(len(inputs) - len(outcomes)))
     _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
     return dumps_outcomes(outcomes, time.perf_counter() - started)
 
