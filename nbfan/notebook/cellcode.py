@@ -91,8 +91,8 @@ class _Names(ast.NodeVisitor):
                 continue
             name = alias.asname or alias.name.split(".")[0]
             self.imports.add(name)
-            if self.depth == 0:
-                self.assigns.add(name)
+            if self.depth == 0 and isinstance(node, ast.ImportFrom):
+                self.assigns.add(name)  # `import x` binds a module: modules never come back
 
     visit_Import = _import  # type: ignore[assignment]
     visit_ImportFrom = _import  # type: ignore[assignment]

@@ -1,10 +1,9 @@
 """The `%nbfan` view: the cluster this kernel uses and the calls running on it, as an HTML
-table in notebooks and text elsewhere. Calls come from `nbfan.telemetry` when its query
-functions exist; without them the view shows the cluster alone."""
+table in notebooks and text elsewhere. Calls come from the telemetry snapshot (the same one
+the JupyterLab panel shows); on a cluster without nbfan telemetry the view shows the cluster alone."""
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import time
 from dataclasses import dataclass, field
@@ -15,8 +14,8 @@ from dask.utils import format_bytes
 from ..cluster import connect, current_connection
 from ..cluster.describe import ClusterSummary, summarize
 
-#: Query functions the telemetry layer may offer, tried in order: f(client) -> calls.
-_TELEMETRY_QUERIES = ("calls_snapshot", "snapshot", "get_snapshot", "query_calls", "list_calls")
+#: Finished calls shown under the running ones.
+RECENT_FINISHED = 5
 
 
 @dataclass
@@ -36,22 +35,18 @@ class NbfanStatus:
     summary: ClusterSummary
     source: str
     workers: list[WorkerRow] = field(default_factory=list)
-    calls: list[dict[str, Any]] | None = None  # None: no telemetry available
+    calls: list[dict[str, Any]] | None = None  # telemetry CallSnapshots; None: no telemetry there
 
     def __repr__(self) -> str:
-        lines = [self.summary.text(), f"source:    {self.source}", "", "workers:"]
-        for w in self.workers:
-            res = ", ".join(f"{k}={v:g}" for k, v in sorted(w.resources.items()))
-            lines.append(f"  {w.name:<10} {w.address:<24} {w.threads} thr  {format_bytes(w.memory):>9}  {res}  {w.gpu}".rstrip())
+        lines = [self.summary.text(), f"source:    {self.source}", ""]
+        lines += _text_table([_worker_row(w) for w in self.workers])
         lines.append("")
         if self.calls is None:
-            lines.append("calls:     (no telemetry on this cluster)")
+            lines.append("calls: (no nbfan telemetry on this cluster)")
         elif not self.calls:
-            lines.append("calls:     none running")
+            lines.append("calls: none yet")
         else:
-            lines.append("calls:")
-            for c in self.calls:
-                lines.append("  " + "  ".join(f"{k}={v}" for k, v in _call_row(c).items()))
+            lines += _text_table([_call_row(c) for c in self.calls])
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -63,95 +58,100 @@ class NbfanStatus:
         )
         if s.dashboard:
             head += f' · <a href="{html.escape(s.dashboard)}" target="_blank">dashboard</a>'
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
-                w.name, w.address, w.threads, format_bytes(w.memory),
-                ", ".join(f"{k}={v:g}" for k, v in sorted(w.resources.items())), w.gpu,
-            )) + "</tr>"
-            for w in self.workers
-        )
-        workers = (
-            "<table><thead><tr><th>worker</th><th>address</th><th>threads</th><th>memory</th>"
-            f"<th>resources</th><th>GPU</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
+        workers = _html_table([_worker_row(w) for w in self.workers])
         if self.calls is None:
             calls = "<p><i>Running calls: no telemetry on this cluster.</i></p>"
         elif not self.calls:
-            calls = "<p>No calls running.</p>"
+            calls = "<p>No calls yet.</p>"
         else:
-            table = [_call_row(c) for c in self.calls]
-            cols = list(table[0])
-            calls = (
-                "<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr></thead><tbody>"
-                + "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>" for r in table)
-                + "</tbody></table>"
-            )
+            calls = _html_table([_call_row(c) for c in self.calls])
         return f"<div class='nbfan-status'><p>{head}</p>{workers}{calls}</div>"
 
 
-def _call_row(call: dict[str, Any]) -> dict[str, Any]:
-    """The columns shown for one call, whatever shape the telemetry snapshot gives."""
-    name = call.get("function") or call.get("function_name") or call.get("name") or "?"
-    total = call.get("total")
-    done = call.get("done", 0)
-    started = call.get("start") or call.get("started")
-    elapsed = ""
-    if isinstance(started, (int, float)) and started > 1e9:
-        elapsed = f"{max(0.0, (call.get('end') or time.time()) - started):.1f}s"
+def _worker_row(w: WorkerRow) -> dict[str, Any]:
     return {
-        "call": str(call.get("call_id") or call.get("id") or "")[:12],
-        "function": name,
+        "worker": w.name or w.address,
+        "address": w.address,
+        "threads": w.threads,
+        "memory": format_bytes(w.memory),
+        "resources": ", ".join(f"{k}={v:g}" for k, v in sorted(w.resources.items())),
+        "GPU": w.gpu,
+    }
+
+
+def _text_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols).rstrip()]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip() for r in rows]
+    return lines
+
+
+def _html_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _call_row(call: dict[str, Any]) -> dict[str, Any]:
+    """The columns shown for one call of the telemetry snapshot (schema.CallSnapshot)."""
+    total = call.get("total")
+    started = call.get("started")
+    elapsed = ""
+    if isinstance(started, (int, float)):
+        elapsed = f"{max(0.0, (call.get('ended') or time.time()) - started):.1f}s"
+    caller = call.get("caller") or {}
+    return {
+        "call": str(call.get("call_id", ""))[:12],
+        "function": call.get("function", "?"),
         "kind": call.get("kind", ""),
+        "caller": caller.get("label", "") if isinstance(caller, dict) else str(caller),
         "state": call.get("state", ""),
-        "done": f"{done}/{total if total is not None else '?'}",
+        "done": f"{call.get('done', 0)}/{total if total is not None else '?'}",
         "failed": call.get("failed", 0),
         "running": call.get("running", 0),
+        "rate": f"{call.get('rate', 0.0):.1f}/s",
         "elapsed": elapsed,
     }
 
 
-def _as_dict(item: Any) -> dict[str, Any]:
-    if isinstance(item, dict):
-        return item
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    return dict(vars(item))
-
-
 def running_calls(client: Any) -> list[dict[str, Any]] | None:
-    """The calls telemetry knows about (running first), or None when it offers no query."""
+    """Running calls, then the few most recently finished; None when the cluster has no
+    nbfan telemetry (the view then shows the cluster alone)."""
     try:
-        from .. import telemetry
-    except Exception:
-        return None
-    for name in _TELEMETRY_QUERIES:
-        query = getattr(telemetry, name, None)
-        if callable(query):
-            break
-    else:
+        from ..telemetry.query import calls_snapshot
+    except ImportError:
         return None
     try:
-        snapshot = query(client)
+        calls = list(calls_snapshot(client)["calls"])
     except Exception:
         return None
-    calls = snapshot.get("calls", snapshot) if isinstance(snapshot, dict) else getattr(snapshot, "calls", snapshot)
-    if isinstance(calls, dict):
-        calls = list(calls.values())
-    rows = [_as_dict(c) for c in calls or []]
-    return sorted(rows, key=lambda c: c.get("state") != "running")
+    running = [c for c in calls if c.get("state") == "running"]
+    finished = [c for c in calls if c.get("state") != "running"]
+    finished.sort(key=lambda c: c.get("ended") or 0, reverse=True)
+    return running + finished[:RECENT_FINISHED]
 
 
-def _gpu_text(worker: dict[str, Any]) -> str:
-    gpu = worker.get("gpu") or {}
-    metrics = worker.get("metrics") or {}
-    parts = []
-    if gpu.get("name"):
-        parts.append(str(gpu["name"]))
-    if metrics.get("gpu_utilization") is not None:
-        parts.append(f"{metrics['gpu_utilization']}% util")
-    if metrics.get("gpu_memory_used") is not None and gpu.get("memory-total"):
-        parts.append(f"{format_bytes(metrics['gpu_memory_used'])}/{format_bytes(gpu['memory-total'])}")
-    return " ".join(parts)
+def _gpu_texts(info: dict[str, Any]) -> dict[str, str]:
+    """Per worker address: GPU model, utilisation and memory, from Dask's NVML metrics."""
+    try:
+        from ..telemetry.query import cluster_snapshot_from_info
+    except ImportError:
+        return {}
+    texts: dict[str, str] = {}
+    for gpu in cluster_snapshot_from_info(info)["gpus"]:
+        parts = [gpu["model"]]
+        if gpu["utilization"] is not None:
+            parts.append(f"{gpu['utilization']:.0f}% util")
+        if gpu["memory_used"] is not None and gpu["memory_total"]:
+            parts.append(f"{format_bytes(gpu['memory_used'])}/{format_bytes(gpu['memory_total'])}")
+        texts[gpu["worker"]] = " ".join(parts)
+    return texts
 
 
 def cluster_status() -> NbfanStatus:
@@ -164,6 +164,7 @@ def cluster_status() -> NbfanStatus:
         dashboard = client.dashboard_link
     except Exception:
         pass
+    gpus = _gpu_texts(info)
     workers = [
         WorkerRow(
             name="" if str(w.get("name", addr)) == addr else str(w.get("name")),
@@ -171,7 +172,7 @@ def cluster_status() -> NbfanStatus:
             threads=w.get("nthreads", 0),
             memory=w.get("memory_limit") or 0,
             resources=dict(w.get("resources") or {}),
-            gpu=_gpu_text(w),
+            gpu=gpus.get(addr, ""),
         )
         for addr, w in sorted(info.get("workers", {}).items(), key=lambda kv: str(kv[1].get("name", kv[0])))
     ]
