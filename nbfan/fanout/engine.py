@@ -14,16 +14,17 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from distributed import Client, as_completed
+from distributed.scheduler import KilledWorker
 
 from ..aio import aio_method, in_thread
 from ..cluster import get_client
 from ..telemetry import hooks
-from ..exception import InvalidError
+from ..exception import ClusterConnectionError, InvalidError
 from .batching import BatchSizer
 from .inputs import check_kwargs, map_inputs, starmap_inputs
 from .payload import Args
 from .progress import Progress
-from .submit import Batch, CallPlan, batch_result, cancel_call, plan_call
+from .submit import Batch, CallPlan, batch_result, cancel_call, describe_task_error, plan_call
 
 if TYPE_CHECKING:
     from ..function import Function
@@ -52,6 +53,18 @@ def _note_failed_input(exc: BaseException, index: int) -> BaseException:
     return exc
 
 
+def _scheduler_lost(client: Client, first_unfinished: int) -> ClusterConnectionError:
+    try:
+        address = client.scheduler.address
+    except Exception:
+        address = "?"
+    return ClusterConnectionError(
+        f"lost the Dask scheduler at {address} during the map (the client is {client.status}): input "
+        f"{first_unfinished} and others had not finished. The scheduler stopped or the network failed; "
+        f"results already returned are right. Check the cluster (`nbfan cluster status`) and run the map again."
+    )
+
+
 def run_map(
     function: "Function[Any, Any]",
     inputs: Iterator[Args],
@@ -72,6 +85,7 @@ def run_map(
     sizer = BatchSizer()
     progress = Progress(label, plan.call_id)
     in_flight: dict[Any, Batch] = {}
+    batch_inputs: dict[Any, list[Args]] = {}  # key -> its inputs, to re-run a killed batch one by one
     ready: dict[int, list[Any]] = {}  # start -> values, waiting for their turn (ordered output)
     completed = as_completed(loop=client.loop)
     next_index = 0  # next input index to submit
@@ -89,6 +103,7 @@ def run_map(
                     break
                 batch = plan.submit_batch(chunk, next_index)
                 in_flight[batch.future.key] = batch
+                batch_inputs[batch.future.key] = chunk
                 completed.add(batch.future)
                 next_index += len(chunk)
                 progress.counts.running += len(chunk)
@@ -96,9 +111,29 @@ def run_map(
                 break
             future = next(completed)
             batch = in_flight.pop(future.key)
-            elapsed, outcomes = batch_result(future, batch.start, batch.count)
+            chunk = batch_inputs.pop(future.key)
+            if future.status == "cancelled" and client.status != "running":
+                raise _scheduler_lost(client, batch.start)
+            task_error = future.exception() if future.status == "error" else None
+            if isinstance(task_error, KilledWorker) and batch.count > 1:
+                # Workers died running this batch: run its inputs one per task, so only an input
+                # that kills its worker fails, not its batch-mates.
+                future.release()
+                for offset, args in enumerate(chunk):
+                    single = plan.submit_batch([args], batch.start + offset)
+                    in_flight[single.future.key] = single
+                    batch_inputs[single.future.key] = [args]
+                    completed.add(single.future)
+                continue
+            if task_error is not None:
+                # the task itself failed (its worker died, no worker can run it...): every input
+                # of it gets the error (raised, or in its slot with return_exceptions)
+                error = describe_task_error(task_error, batch.start, batch.count)
+                elapsed, outcomes = 0.0, [(False, error)] * batch.count
+            else:
+                elapsed, outcomes = batch_result(future, batch.start, batch.count)
+                sizer.observe(batch.count, elapsed, batch.payload_bytes)
             future.release()
-            sizer.observe(batch.count, elapsed, batch.payload_bytes)
             values = []
             for offset, (ok, value) in enumerate(outcomes):
                 if ok:
@@ -106,7 +141,8 @@ def run_map(
                     values.append(value)
                     continue
                 progress.counts.failed += 1
-                exc = _note_failed_input(value.to_exception(), batch.start + offset)
+                failure = value if isinstance(value, BaseException) else value.to_exception()
+                exc = _note_failed_input(failure, batch.start + offset)
                 if not return_exceptions:
                     raise exc
                 values.append(exc)
