@@ -235,3 +235,23 @@ def test_shares_follow_workers_joining_and_leaving(cluster: LocalCluster, capped
         time.sleep(0.1)
     runs = list(wide.map([0.2] * 12))
     assert max_overlap(runs) <= 8 and len(runs) == 12
+
+
+@app.function(concurrency_limit=3)
+def lowered(seconds: float) -> tuple[float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def test_lowering_a_cap_with_work_queued_strands_nothing(capped_client: object) -> None:
+    """Cap 3 spreads one unit per worker; lowering it to 1 mid-run takes two workers' units,
+    and the inputs already queued on them move to the worker that kept one."""
+    calls = [lowered.spawn(0.4) for _ in range(9)]
+    time.sleep(0.6)  # the first inputs run; the rest wait on their workers
+    calls.append(lowered.with_options(concurrency_limit=1).spawn(0.4))  # registers the lower cap first
+    lowered_at = time.time()
+    runs = [call.get(timeout=60) for call in calls]
+    assert len(runs) == 10 and max_overlap(runs) >= 2  # three ran at once before
+    late = [r for r in runs if r[0] > lowered_at + 0.45]  # inputs begun before have ended by then
+    assert len(late) >= 2 and max_overlap(late) == 1

@@ -179,6 +179,23 @@ class CapsPlugin(SchedulerPlugin):
         self.shares[name] = {a: n for a, n in new.items() if a in workers and (a in done or a not in up)}
         if kick:
             self.scheduler.transitions(kick, stimulus_id=f"nbfan-cap-{time.time()}")
+        self._move_stranded(name, [a for a, n in down.items() if n == 0])
+
+    def _move_stranded(self, name: str, zeroed: list[str]) -> None:
+        """Tasks already sent to a worker whose share went to 0 would wait there forever: move
+        the ones not yet running to workers with a share (Dask's safe steal handshake)."""
+        stealing = self.scheduler.extensions.get("stealing")
+        workers = self.scheduler.workers
+        targets = [workers[a] for a, n in sorted(self.shares.get(name, {}).items()) if n > 0 and a in workers]
+        if stealing is None or not targets or not zeroed:
+            return
+        i = 0
+        for addr in zeroed:
+            victim = workers.get(addr)
+            for ts in list(victim.processing if victim is not None else ()):
+                if name in (ts.resource_restrictions or {}) and ts not in stealing.in_flight:
+                    stealing.move_task_request(ts, victim, targets[i % len(targets)])
+                    i += 1
 
     def _set_on_scheduler(self, addr: str, name: str, amount: int) -> None:
         if addr in self.scheduler.workers:
@@ -225,7 +242,14 @@ def ensure_cap(client: Any, scheduler_id: str, name: str, limit: int, requires: 
     with _registered_lock:
         if key in _registered:
             return
-    client.run_on_scheduler(_register_cap, name, int(limit), dict(requires))
+    try:
+        client.run_on_scheduler(_register_cap, name, int(limit), dict(requires))
+    except ImportError as exc:
+        from ..exception import ExecutionError
+
+        raise ExecutionError(
+            f"concurrency_limit needs nbfan installed where the Dask scheduler runs (it keeps the cap): {exc}"
+        ) from None
     with _registered_lock:
         _registered.add(key)
 
