@@ -1,0 +1,129 @@
+"""`import nbfan as modal`: Modal-style scripts run unchanged through `nbfan run` (and plain
+`python` with `app.run()`), and the compatibility names behave as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import nbfan
+import nbfan as modal
+from clitools import REPO, SCRIPTS, run_nbfan
+from nbfan.exception import ExecutionError, InvalidError, NotFoundError
+
+app = modal.App("test-modal-compat")
+
+
+@pytest.fixture
+def scheduler(local_cluster) -> str:
+    return local_cluster.scheduler_address
+
+
+def test_modal_features_script(scheduler, nbfan_home):
+    secrets = nbfan_home / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "test-creds.json").write_text(json.dumps({"DB_PASSWORD": "hunter2"}))
+    result = run_nbfan("run", str(SCRIPTS / "modal_features.py"), "--n", "3", "--when", "2025-02-03T04:05:06",
+                       "--loud", scheduler=scheduler)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out == [
+        "ENV ('tiny', 's3cret', 'hunter2')",  # Image.env, Secret.from_dict, Secret.from_name
+        "RETRIES 3",  # modal.Retries: failed twice, then succeeded
+        "SCHEDULED scheduled",
+        "CALL_ID_MATCHES True",  # current_function_call_id() inside == FunctionCall.object_id
+        "BATCHED 40 [0, 10, 20]",  # @batched functions called with single inputs
+        "GATHER [0, 10, 20]",
+        "AIO 50",
+        "TIMEOUT caught",
+        "STILL RUNNING",
+        "OPTIONS 3 1.0 2025-02-03T04:05:06 True",  # async entrypoint, typed options
+    ]
+    assert "ScheduleWarning" in result.stderr and "no effect" in result.stderr
+
+
+def test_queue_and_dict_pipeline_script(scheduler):
+    result = run_nbfan("run", str(SCRIPTS / "queue_pipeline.py"), "--producers", "3", "--per-producer", "20",
+                       scheduler=scheduler)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["PRODUCED 60 TAKEN 60 DISTINCT 60", "CORRECT True"]
+
+
+def test_app_run_context_manager_in_a_plain_python_script(scheduler):
+    env = {**os.environ, "NBFAN_SCHEDULER": scheduler, "NBFAN_PROGRESS": "0",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
+    result = subprocess.run([sys.executable, str(SCRIPTS / "app_run.py")], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "SUM 2025" and lines[1].startswith("PENDING") and lines[2] == "CANCELLED"
+    assert "cube.map" in result.stderr  # enable_output() showed the map's progress
+
+
+# -- the compatibility names, in-process ------------------------------------------------------
+
+
+def test_public_names_of_modal_scripts_exist():
+    for name in ("App", "Stub", "Function", "FunctionCall", "Image", "Secret", "Volume", "Dict", "Queue", "Retries",
+                 "Period", "Cron", "concurrent", "batched", "current_function_call_id", "enable_output", "is_local"):
+        assert hasattr(modal, name), name
+    for name in ("Error", "InvalidError", "NotFoundError", "ExecutionError", "TimeoutError", "FunctionTimeoutError",
+                 "InputCancellation", "RemoteError", "AlreadyExistsError", "DeserializationError", "SerializationError",
+                 "ConnectionError", "AuthError", "VersionError", "DeprecationError", "InternalError"):
+        assert issubclass(getattr(modal.exception, name), Exception), name
+
+
+@app.function(image=modal.Image.debian_slim().pip_install("nbfan-surely-not-installed-pkg==1.0", "cloudpickle"))
+def needs_missing_package() -> int:
+    return 1
+
+
+def test_image_packages_missing_on_workers_are_reported(client):
+    with pytest.raises(ExecutionError) as exc:
+        needs_missing_package.remote()
+    message = str(exc.value)
+    assert "nbfan-surely-not-installed-pkg" in message and "cloudpickle" not in message.split("(")[1].split(")")[0]
+    assert "NBFAN_IMAGE_INSTALL=1" in message
+
+
+def test_image_builder_is_immutable_and_collects_env():
+    base = modal.Image.debian_slim(python_version="3.12")
+    derived = base.pip_install(["numpy", "pandas>=2"]).env({"A": "1"}).run_commands("x").apt_install("git")
+    assert base.packages == () and derived.packages == ("numpy", "pandas>=2")
+    assert derived.environment == {"A": "1"}
+    with pytest.raises(InvalidError):
+        base.env({"A": 1})
+    with base.imports():
+        import surely_not_a_module_nbfan  # noqa: F401  (skipped locally, as in Modal)
+
+
+def test_secrets(monkeypatch, nbfan_home):
+    with pytest.raises(NotFoundError, match="secrets/no-such-secret.json"):
+        modal.Secret.from_name("no-such-secret")
+    monkeypatch.setenv("MY_TOKEN", "t0k")
+    assert modal.Secret.from_name("from-env", required_keys=["MY_TOKEN"]).env == {"MY_TOKEN": "t0k"}
+    with pytest.raises(InvalidError, match="strings"):
+        modal.Secret.from_dict({"N": 1})
+    assert "t0k" not in repr(modal.Secret.from_dict({"MY_TOKEN": "t0k"}))
+
+
+def test_schedules_warn_and_decorators_validate():
+    with pytest.warns(modal.compat.ScheduleWarning, match="no effect"):
+        modal.Period(days=1)
+    with pytest.warns(modal.compat.ScheduleWarning):
+        modal.Cron("0 * * * *")
+    with pytest.raises(InvalidError):
+        modal.concurrent(max_inputs=0)
+    with pytest.raises(InvalidError):
+        modal.batched(max_batch_size=0)
+
+    @modal.batched(max_batch_size=4)
+    def double(xs: list[int]) -> list[int]:
+        return [2 * x for x in xs]
+
+    assert double(3) == 6  # one input in, one output out
+    assert modal.current_function_call_id() is None and modal.is_local()
