@@ -211,3 +211,59 @@ def test_telemetry_off_announces_nothing(client: Client, monkeypatch: pytest.Mon
     assert tele_square.remote(3) == 9
     time.sleep(0.3)
     assert announced() == before
+
+
+def test_kernel_caller_is_its_notebook(client: Client, local_cluster: Any) -> None:
+    """A call from a Jupyter kernel is labelled with the notebook's file name (Jupyter tells
+    kernels it launches their notebook's path in JPY_SESSION_NAME)."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    from conftest import REPO
+
+    env = {
+        **os.environ,
+        "NBFAN_SCHEDULER": local_cluster.scheduler_address,
+        "JPY_SESSION_NAME": "/home/someone/work/analysis.ipynb",
+        "PYTHONPATH": str(REPO),
+    }
+    km, kc = start_new_kernel(kernel_name="python3", env=env, startup_timeout=60)
+    try:
+        code = (
+            "import nbfan\napp = nbfan.App('kernel-app')\n"
+            "@app.function\ndef tele_in_kernel(x):\n    return x + 1\n"
+            "assert tele_in_kernel.remote(1) == 2\n"
+        )
+        reply = kc.execute_interactive(code, timeout=90)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    call = wait_for_call(client, ended("tele_in_kernel"))
+    assert call["caller"]["kind"] == "kernel"
+    assert call["caller"]["label"] == call["caller"]["notebook"] == "analysis.ipynb"
+    assert call["state"] == "done" and call["app"] == "kernel-app"
+
+
+@pytest.mark.gpu
+def test_gpu_figures_come_from_dask_nvml_metrics() -> None:
+    from nbfan.cluster.gpus import discover_gpus
+    from nbfan.cluster.local import start_local_cluster
+
+    gpus = discover_gpus()
+    if not gpus:
+        pytest.skip("no NVIDIA GPU on this machine")
+    cluster = start_local_cluster(1, gpus=gpus)
+    try:
+        with Client(cluster, set_as_default=False) as c:
+            c.wait_for_workers(len(gpus) + 1, timeout=60)
+            time.sleep(1.5)  # one metrics heartbeat
+            snap = query.cluster_snapshot(c)
+    finally:
+        cluster.close()
+    assert len(snap["gpus"]) == len(gpus)
+    for gpu in snap["gpus"]:
+        assert gpu["memory_total"] and gpu["memory_total"] > 0
+        assert gpu["utilization"] is not None and 0 <= gpu["utilization"] <= 100
+        assert gpu["memory_used"] is not None and gpu["memory_used"] >= 0
