@@ -15,38 +15,38 @@ def _elapsed(call: dict[str, Any], now: float) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def calls_table(snapshot: dict[str, Any], limit: int = 50) -> Any:
-    """The snapshot as a rich Table: one row per call, with a progress bar over its inputs."""
+def calls_table(snapshot: dict[str, Any], limit: int = 50, *, compact: bool = False) -> Any:
+    """The snapshot as a rich Table: one row per call, with a progress bar over its inputs
+    (`compact`: the columns that fit a narrow terminal)."""
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
     now = snapshot.get("time") or time.time()
+    columns = ["call", "function", "kind", "caller", "state", "progress", "done/total", "failed", "rate", "elapsed"]
+    if compact:
+        columns = ["call", "function", "state", "progress", "done/total", "elapsed"]
     table = Table(title=f"nbfan calls ({len(snapshot['calls'])})", title_justify="left")
-    table.add_column("call", no_wrap=True, min_width=20)
-    table.add_column("function", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("caller", no_wrap=True, max_width=30)
-    for name in ("state", "progress", "done/total", "failed", "rate", "elapsed"):
-        table.add_column(name, no_wrap=True)
+    for name in columns:
+        table.add_column(name, no_wrap=True, min_width=20 if name == "call" else None,
+                         max_width=30 if name == "caller" else None)
     for call in snapshot["calls"][:limit]:
         total = call.get("total")
         finished = call.get("done", 0) + call.get("failed", 0)
-        bar = ProgressBar(total=float(total) if total else None, completed=finished, width=20,
-                          pulse=total is None and call["state"] == "running")
-        name = f"{call['app']}.{call['function']}" if call.get("app") else call["function"]
-        table.add_row(
-            call["call_id"],
-            name,
-            call.get("kind", ""),
-            (call.get("caller") or {}).get("label", ""),
-            Text(call["state"], style=STATE_STYLE.get(call["state"], "")),
-            bar,
-            f"{finished}/{total if total is not None else '?'}",
-            str(call.get("failed", 0)),
-            f"{call.get('rate', 0.0):.1f}/s",
-            _elapsed(call, now),
-        )
+        cells = {
+            "call": call["call_id"],
+            "function": f"{call['app']}.{call['function']}" if call.get("app") else call["function"],
+            "kind": call.get("kind", ""),
+            "caller": (call.get("caller") or {}).get("label", ""),
+            "state": Text(call["state"], style=STATE_STYLE.get(call["state"], "")),
+            "progress": ProgressBar(total=float(total) if total else None, completed=finished, width=20,
+                                    pulse=total is None and call["state"] == "running"),
+            "done/total": f"{finished}/{total if total is not None else '?'}",
+            "failed": str(call.get("failed", 0)),
+            "rate": f"{call.get('rate', 0.0):.1f}/s",
+            "elapsed": _elapsed(call, now),
+        }
+        table.add_row(*(cells[name] for name in columns))
     return table
 
 
@@ -75,11 +75,13 @@ def _calls(args: argparse.Namespace) -> int:
             return 0
         console.print(calls_table(snapshot, args.limit))
         return 0
-    with Live(calls_table(calls_snapshot(client), args.limit), console=console, refresh_per_second=4) as live:
+    compact = console.width < 150
+    with Live(calls_table(calls_snapshot(client), args.limit, compact=compact), console=console,
+              refresh_per_second=4) as live:
         try:
             while True:
                 time.sleep(args.interval)
-                live.update(calls_table(calls_snapshot(client), args.limit))
+                live.update(calls_table(calls_snapshot(client), args.limit, compact=console.width < 150))
         except KeyboardInterrupt:
             pass
     return 0
