@@ -182,6 +182,25 @@ def test_may_grow_clusters_warn_instead_of_failing(gpu_client: Any, monkeypatch:
     call.cancel()
 
 
+@pytest.mark.parametrize("workers, adapt, model", [(1, True, "H200"), (0, False, "GH200")])
+def test_adaptive_or_empty_clusters_warn_and_submit(workers: int, adapt: bool, model: str) -> None:
+    """A real adaptive cluster (or one with no workers yet) may still bring a fitting worker."""
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None)
+    try:
+        if adapt:
+            cluster.adapt(minimum=1, maximum=2)
+        nbfan.connect(cluster)
+        grow = wants_h100.with_options(gpu=model)  # warnings are noted once per function and ask
+        with pytest.warns(PlacementWarning, match=f"asked for GPU=1, GPU-{model}=1; workers offer .*may still grow"):
+            call = grow.spawn(1)
+        with pytest.raises(TimeoutError):
+            call.get(timeout=0.5)  # submitted, waiting for a worker that fits
+        call.cancel()
+    finally:
+        nbfan.disconnect()
+        cluster.close()
+
+
 def test_cpu_and_memory_are_noted_once_where_workers_do_not_advertise_them(gpu_client: Any) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
