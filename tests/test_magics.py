@@ -87,6 +87,7 @@ def test_clear_errors_before_anything_runs(kernel):
 def test_timeout_option_stops_the_cell(kernel):
     ex = kernel.execute("%%remote --timeout 0.5\nimport time\nfor _ in range(100):\n    time.sleep(0.05)\ndone = True")
     assert ex.status == "error" and ex.error()["ename"] == "FunctionTimeoutError"
+    assert ex.error()["traceback"] == ["FunctionTimeoutError: the %%remote cell ran past its timeout of 0.5s and was stopped"]
 
 
 def test_retries_option_reruns_a_failing_cell(kernel, tmp_path):
@@ -148,3 +149,25 @@ def test_nbfan_status_shows_the_cluster_and_running_calls(kernel, local_cluster)
     ex = kernel.ok("%nbfan")
     text = ex.outputs("execute_result")[0]["data"]["text/plain"]
     assert [line for line in text.splitlines() if "%%remote" in line and " done " in line]
+
+
+def test_cell_analysis_finds_what_to_ship_and_bring_back():
+    from nbfan.notebook.cellcode import analyze
+
+    code = analyze(
+        "import numpy as np\n"
+        "from math import sqrt\n"
+        "y = x + 1\n"
+        "def f(a):\n    b = a + K\n    return helper(b)\n"
+        "class C:\n    z = Z\n    def m(self):\n        return self.q + W\n"
+        "sq = [i * i for i in range(n)]\n"
+        "for k in items:\n    pass\n"
+        "print(np, sqrt, In)\n"
+        "y"
+    )
+    # read from the notebook: free names at any depth, not the cell's imports, locals or IPython's own
+    assert set(code.reads) == {"x", "K", "helper", "Z", "W", "n", "items", "y", "range", "print"}
+    # brought back: module-level bindings, not `import x` modules nor comprehension variables
+    assert code.assigns == ["C", "f", "k", "sq", "sqrt", "y"]
+    assert code.has_value
+    assert not analyze("x = 1\nx;").has_value

@@ -1,7 +1,8 @@
-"""The nbfan kernel: IPython with the nbfan extension loaded at start.
+"""The nbfan kernel: IPython with the nbfan extension loaded.
 
 `python -m nbfan.notebook.kernel -f {connection_file}` (the "Python 3 (nbfan)" kernelspec).
-Start-up stays fast: nothing connects to a cluster until a cell first uses one."""
+Start-up stays fast: the magics and the progress widget (ipywidgets) load just before the
+first cell runs, and nothing connects to a cluster until a cell first uses one."""
 
 from __future__ import annotations
 
@@ -17,10 +18,16 @@ class NbfanKernel(IPythonKernel):
     implementation_version = __version__
     banner = "Python 3 (nbfan): %%remote, %nbfan and fan-out progress are loaded"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.shell is not None:
+    _nbfan_loaded = False
+
+    def _load_nbfan(self) -> None:
+        if not self._nbfan_loaded and self.shell is not None:
+            self._nbfan_loaded = True
             self.shell.extension_manager.load_extension("nbfan")
+
+    def do_execute(self, *args: Any, **kwargs: Any) -> Any:  # async in ipykernel >= 6: returns its coroutine
+        self._load_nbfan()
+        return super().do_execute(*args, **kwargs)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from typing import Any, Callable, MutableMapping
 import cloudpickle
 
 from ..cluster import get_client
-from ..exception import InvalidError, SerializationError
+from ..exception import FunctionTimeoutError, InvalidError, SerializationError
 from ..fanout.submit import Batch, batch_outcomes, cancel_call, new_call_id, plan_call
 from ..function import Function
 from ..options import FunctionOptions
@@ -95,9 +95,7 @@ class CellCall:
 
     def stream_until_done(self, write: Callable[[str, str], None]) -> None:
         """Relay output chunks as they arrive until the task ends (then drain what is left)."""
-        if self._queue is None:
-            self.future.result()  # waits; errors are read from the outcome afterwards
-            return
+        assert self._queue is not None, "stream_until_done needs a cell submitted with stream=True"
         while True:
             done = self.future.done()
             # a batch get returns at once (a blocking get that times out logs an error on the scheduler)
@@ -118,7 +116,7 @@ class CellCall:
             self.end("done")
             return value
         self.end("failed")
-        raise remote_exception(value)
+        raise remote_exception(value, self.job.filename)
 
     def cancel(self) -> None:
         cancel_call(self.client, self.call_id, [self.future])
@@ -136,11 +134,17 @@ class CellCall:
                 pass
 
 
-def remote_exception(failure: Any) -> BaseException:
+def remote_exception(failure: Any, filename: str) -> BaseException:
     """The cell's exception, shown in notebooks as the remote traceback (IPython's
     `_render_traceback_` protocol) instead of the client-side frames of the magic."""
     exc = failure.to_exception()
-    lines = ["Remote traceback (from the nbfan worker that ran the %%remote cell):", *failure.traceback.rstrip().splitlines()]
+    if isinstance(exc, FunctionTimeoutError):
+        exc = FunctionTimeoutError(str(exc).replace(f"{run_cell.__qualname__} ran", "the %%remote cell ran", 1))
+    if filename in failure.traceback:  # raised by the cell's code: show where
+        header = "Remote traceback (from the nbfan worker that ran the %%remote cell):"
+        lines = [header, *failure.traceback.rstrip().splitlines()]
+    else:  # stopped from outside the cell's code (timeout, cancel): nbfan's frames would only confuse
+        lines = [f"{type(exc).__name__}: {exc}"]
     try:
         exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
     except Exception:
