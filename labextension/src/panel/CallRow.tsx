@@ -78,7 +78,13 @@ export function CallRow(props: ICallRowProps): JSX.Element {
       >
         {caller.label}
       </div>
-      <ProgressBar done={call.done} failed={call.failed} running={call.running} total={call.total} />
+      <ProgressBar
+        done={call.done}
+        failed={call.failed}
+        running={call.running}
+        total={call.total}
+        open={running}
+      />
       <div className="jp-nbfan-call-stats">
         <span className="jp-nbfan-call-counts">{counts(call)}</span>
         {call.failed > 0 && <span className="jp-nbfan-failed-text">{call.failed} failed</span>}

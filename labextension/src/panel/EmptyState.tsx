@@ -1,8 +1,8 @@
 import * as React from 'react';
 
-const EXAMPLE = `import nbfan, time
-slow = nbfan.App("demo").function(time.sleep)
-list(slow.map([0.05] * 200))`;
+const EXAMPLE = `import nbfan, time as t
+f = nbfan.App().function(t.sleep)
+list(f.map([0.1] * 100))`;
 
 /** What the panel shows before any call: what it is for, and three lines to try. */
 export function EmptyState(): JSX.Element {

@@ -68,7 +68,7 @@ export function NbfanView(props: { model: LiveModel }): JSX.Element {
         </span>
       </div>
       {model.link === 'offline' && model.error && (
-        <div className="jp-nbfan-error">The nbfan server extension does not answer: {model.error}</div>
+        <div className="jp-nbfan-error">No live data: {model.error}</div>
       )}
       <ClusterCard cluster={model.cluster} />
       <div className="jp-nbfan-section-title">

@@ -8,12 +8,19 @@ export interface IProgressBarProps {
   running: number;
   /** null while the inputs are still being counted. */
   total: number | null;
+  /** The call still runs: with no total yet, part of the bar stays open for what is to come. */
+  open: boolean;
 }
+
+/** With no total known, what has been seen fills this much of the bar. */
+const UNKNOWN_FILL = 0.75;
 
 /** A stacked bar: done, failed and running inputs out of the total. */
 export function ProgressBar(props: IProgressBarProps): JSX.Element {
   const { done, failed, running } = props;
-  const whole = Math.max(props.total ?? 0, done + failed + running, 1);
+  const seen = done + failed + running;
+  const unknown = props.total === null && props.open;
+  const whole = Math.max(props.total ?? 0, unknown ? seen / UNKNOWN_FILL : seen, 1);
   const label =
     props.total === null
       ? `${done + failed} finished, total not known yet`
@@ -26,7 +33,7 @@ export function ProgressBar(props: IProgressBarProps): JSX.Element {
       aria-valuemin={0}
       aria-valuemax={props.total ?? undefined}
       aria-valuenow={done + failed}
-      data-unknown-total={props.total === null ? 'true' : undefined}
+      data-unknown-total={unknown ? 'true' : undefined}
     >
       <div className="jp-nbfan-bar-done" style={{ width: percent(done, whole) }} />
       <div className="jp-nbfan-bar-failed" style={{ width: percent(failed, whole) }} />

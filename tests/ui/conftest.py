@@ -1,0 +1,57 @@
+"""Fixtures for the browser tests: a cluster the tests start, a real `jupyter lab` whose
+kernels and server extension use it (NBFAN_SCHEDULER), and headless Chromium on the page."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from nbfan.cluster.local import start_local_cluster
+
+from .lab import Lab, isolated_env, launch_chromium, start_lab, stop_lab
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def ui_cluster() -> Iterator[Any]:
+    """A fresh two-worker cluster, so the panel shows only this module's calls."""
+    cluster = start_local_cluster(2, gpus=[])
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def lab(ui_cluster: Any) -> Iterator[Lab]:
+    base = Path(tempfile.mkdtemp(prefix="nbfan-ui-"))
+    env = isolated_env(base, {"NBFAN_SCHEDULER": ui_cluster.scheduler_address})
+    server = start_lab(base, env)
+    yield server
+    stop_lab(server)
+
+
+@pytest.fixture(scope="module")
+def page(lab: Lab) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = launch_chromium(playwright, Path(tempfile.mkdtemp(prefix="nbfan-chromium-")))
+        context.set_default_timeout(30_000)
+        page = context.pages[0] if context.pages else context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.nbfan_errors = errors  # type: ignore[attr-defined]
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

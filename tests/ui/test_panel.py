@@ -1,0 +1,183 @@
+"""The nbfan sidebar in a real JupyterLab, driven in headless Chromium: it shows the cluster,
+follows a map from a notebook live to 300/300, cancels a long map on the cluster, and comes
+back by itself after a server restart. Screenshots (light and dark) go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .lab import Lab, kernel_name, notebook, restart_lab
+from .notebook_ui import output_text, run_cell, wait_cell_done, wait_kernel_idle
+
+pytestmark = [pytest.mark.ui, pytest.mark.timeout(600)]
+
+MARKS = Path(tempfile.mkdtemp(prefix="nbfan-ui-marks-"))
+
+MAP_CELL = """import time, nbfan
+print("START", time.time())
+app = nbfan.App("ui-test")
+
+@app.function()
+def slow_square(x):
+    time.sleep(0.05)
+    return time.time()
+
+ends = list(slow_square.map(range(300)))
+print("LAST_END", max(ends))"""
+
+LONG_CELL = f"""import os
+
+@app.function()
+def long_job(x):
+    time.sleep(0.2)
+    open(os.path.join({str(MARKS)!r}, str(x)), "w").close()
+    return x
+
+try:
+    list(long_job.map(range(2000)))
+except BaseException as exc:
+    print("MAP ENDED:", type(exc).__name__, exc)"""
+
+# Records, in the page, when each call's row first appears and first shows 100%, and every
+# done count seen while it runs (a MutationObserver: no polling delay in the measurement).
+OBSERVER = """() => {
+  const seen = (window.__nbfan = {appeared: {}, full: {}, progress: {}, links: []});
+  const check = () => {
+    const link = document.querySelector('.jp-nbfan-view')?.dataset.link;
+    if (link && seen.links[seen.links.length - 1] !== link) seen.links.push(link);
+    for (const li of document.querySelectorAll('li.jp-nbfan-call')) {
+      const fn = li.dataset.function;
+      const now = Date.now();
+      if (!(fn in seen.appeared)) seen.appeared[fn] = now;
+      if (li.dataset.state === 'running') {
+        (seen.progress[fn] = seen.progress[fn] || []).push(Number(li.dataset.done));
+      }
+      if (li.dataset.total !== '' && Number(li.dataset.done) === Number(li.dataset.total)
+          && !(fn in seen.full)) seen.full[fn] = now;
+    }
+  };
+  new MutationObserver(check).observe(document.body, {
+    subtree: true, childList: true, attributes: true,
+    attributeFilter: ['data-done', 'data-total', 'data-state', 'data-link']
+  });
+  check();
+}"""
+
+PANEL_TAB = 'li.lm-TabBar-tab[data-id="nbfan-panel"]'
+
+
+def row(page: Any, function: str) -> Any:
+    return page.locator(f'li.jp-nbfan-call[data-function="{function}"]')
+
+
+def open_panel(page: Any) -> None:
+    tab = page.locator(PANEL_TAB)
+    tab.wait_for()
+    if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+        tab.click()
+    page.locator(".jp-nbfan-view").wait_for()
+
+
+def number(label: str, text: str) -> float:
+    match = re.search(rf"{label} ([0-9.]+)", text)
+    assert match, f"no {label} in the cell output: {text!r}"
+    return float(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def notebook_page(lab: Lab, page: Any) -> Iterator[Any]:
+    """ui-test.ipynb open in the nbfan kernel, with the nbfan panel open beside it."""
+    lab.api("PUT", "api/contents/ui-test.ipynb", notebook([MAP_CELL, LONG_CELL], kernel_name()))
+    page.goto(lab.page_url("lab/tree/ui-test.ipynb"), timeout=90_000)
+    wait_kernel_idle(page)
+    open_panel(page)
+    page.evaluate(OBSERVER)
+    yield page
+
+
+def test_panel_shows_the_cluster_and_an_empty_state(notebook_page: Any, ui_cluster: Any, artifacts: Path) -> None:
+    page = notebook_page
+    page.locator('.jp-nbfan-view[data-link="live"]').wait_for()
+    address = page.locator(".jp-nbfan-cluster-address")
+    address.wait_for()
+    assert address.inner_text().strip() == ui_cluster.scheduler_address
+    assert "2 workers" in page.locator(".jp-nbfan-cluster-stats").inner_text()
+    empty = page.locator(".jp-nbfan-empty")
+    assert "list(f.map([0.1] * 100))" in empty.inner_text()
+    page.screenshot(path=str(artifacts / "panel-empty-light.png"))
+
+
+def test_a_map_shows_up_live_and_reaches_300(notebook_page: Any) -> None:
+    page = notebook_page
+    run_cell(page, 0, "slow_square.map(range(300))")
+    call = row(page, "slow_square")
+    page.locator('li.jp-nbfan-call[data-function="slow_square"][data-state="running"]').wait_for(timeout=30_000)
+    output = wait_cell_done(page, 0, timeout=120)
+    page.locator('li.jp-nbfan-call[data-function="slow_square"][data-done="300"][data-total="300"]').wait_for(
+        timeout=10_000
+    )
+    assert call.get_attribute("data-state") == "done"
+    assert "300 / 300" in call.inner_text()
+
+    seen = page.evaluate("window.__nbfan")
+    progress = seen["progress"]["slow_square"]
+    assert len(set(progress)) >= 3, f"the bar did not move while the map ran: {progress}"
+    appear_delay = seen["appeared"]["slow_square"] / 1000 - number("START", output)
+    full_delay = seen["full"]["slow_square"] / 1000 - number("LAST_END", output)
+    print(f"\nnbfan panel: call appeared {appear_delay:.3f}s after the cell started; "
+          f"showed 300/300 {full_delay:.3f}s after the last input finished (goal <= 1 s)")
+    assert full_delay < 5, f"the panel showed 100% only {full_delay:.2f}s after the map finished"
+
+    # Click: how the inputs spread over the two workers.
+    call.click()
+    counts = [int(t) for t in call.locator(".jp-nbfan-worker-count").all_inner_texts()]
+    assert len(counts) == 2 and sum(counts) == 300, counts
+
+
+def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, artifacts: Path) -> None:
+    page = notebook_page
+    run_cell(page, 1, "long_job.map(range(2000))")
+    call = row(page, "long_job")
+    page.locator('li.jp-nbfan-call[data-function="long_job"][data-state="running"]').wait_for(timeout=30_000)
+    deadline = time.monotonic() + 60
+    while int(call.get_attribute("data-done") or 0) < 10:
+        assert time.monotonic() < deadline, "long_job made no progress"
+        time.sleep(0.2)
+    page.screenshot(path=str(artifacts / "panel-running-light.png"))
+
+    call.locator(".jp-nbfan-call-cancel button").click()
+    page.locator('li.jp-nbfan-call[data-function="long_job"][data-state="cancelled"]').wait_for(timeout=20_000)
+    time.sleep(1)  # inputs already running when the cancel came may still finish
+    after_cancel = len(list(MARKS.iterdir()))
+    time.sleep(4)  # at 10 inputs/s, a map still running would add ~40 more
+    later = len(list(MARKS.iterdir()))
+    print(f"\nnbfan cancel: {after_cancel} inputs had run at cancel, {later} four seconds later (of 2000)")
+    assert later - after_cancel <= 2, f"the cluster kept starting inputs: {after_cancel} -> {later}"
+    assert later < 1000
+
+    output = wait_cell_done(page, 1, timeout=60)
+    print(f"nbfan cancel: the cell ended with {output!r}")
+
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.locator('body[data-jp-theme-name="JupyterLab Dark"]').wait_for(state="attached")
+    time.sleep(1)
+    page.screenshot(path=str(artifacts / "panel-finished-dark.png"))
+
+
+def test_panel_reconnects_after_a_server_restart(lab: Lab, notebook_page: Any, artifacts: Path) -> None:
+    page = notebook_page
+    page.locator('.jp-nbfan-view[data-link="live"]').wait_for()
+    page.evaluate("window.__nbfan.links = ['live']")
+    restart_lab(lab)
+    # The page is not reloaded: the panel notices the socket closed and comes back by itself.
+    page.locator('.jp-nbfan-view[data-link="live"]').wait_for(timeout=30_000)
+    links = page.evaluate("window.__nbfan.links")
+    assert links[0] == "live" and links[-1] == "live" and len(links) >= 3, links
+    page.locator('li.jp-nbfan-call[data-function="slow_square"][data-state="done"]').wait_for(timeout=10_000)
+    assert page.nbfan_errors == [], page.nbfan_errors
