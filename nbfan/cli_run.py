@@ -40,7 +40,9 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = parse_entry_args(entry, entry_argv, prog=f"nbfan run {path}::{entry.name}")
     try:
         with script_session(detach=detach, what="nbfan run --detach"):
-            call_entry(entry, kwargs)
+            result = call_entry(entry, kwargs)
+        if entry.remote and result is not None:  # `nbfan run FILE.py::function` shows what it returned
+            print(repr(result))
     except KeyboardInterrupt:
         print("nbfan: interrupted" + ("" if detach else "; the work it started was cancelled"), file=sys.stderr)
         return 130

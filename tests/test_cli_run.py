@@ -90,6 +90,14 @@ def test_without_detach_spawned_work_is_cancelled_when_the_script_ends(scheduler
     assert not [p for p in folder.iterdir() if p.name.startswith(tag)]
 
 
+def test_run_a_function_by_name(scheduler, tmp_path):
+    script = tmp_path / "several.py"
+    script.write_text(SEVERAL)
+    result = run_nbfan("run", f"{script}::double", "--x", "21", scheduler=scheduler)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+
+
 def test_detach_on_an_embedded_cluster_is_an_error(isolated, capsys):
     script = isolated / "job.py"
     script.write_text("import nbfan\napp = nbfan.App('x')\n@app.local_entrypoint()\ndef main():\n    print('RAN')\n")
