@@ -88,6 +88,36 @@ def test_reattach_by_id_and_unknown_id(client):
         nbfan.MapCall.from_id("0123456789abcdef0123")
 
 
+def test_async_twins_of_the_handle(client):
+    import asyncio
+
+    async def main():
+        call = await square.spawn_map.aio(range(6))
+        streamed = [x async for x in call]
+        progress = await call.progress.aio()
+        return streamed, await call.get.aio(timeout=60), progress
+
+    streamed, got, progress = asyncio.run(main())
+    assert streamed == got == [x * x for x in range(6)]
+    assert progress.state == "done" and progress.done == 6
+
+
+def test_collected_results_are_released_from_the_scheduler(client, monkeypatch):
+    from nbfan.fanout import mapstore
+
+    # the session cluster's scheduler runs in this process: shorten its keep-time for the test
+    monkeypatch.setattr(mapstore, "KEEP_AFTER_COLLECT", 0.0)
+    kept = square.spawn_map(range(3))  # finished but never read: kept
+    collected = square.spawn_map(range(3))
+    assert collected.get(timeout=60) == [0, 1, 4]
+    wait_until(lambda: kept.progress().state == "done", what="the unread map to finish")
+    time.sleep(0.01)
+    square.spawn_map([])  # any new map trims the store
+    with pytest.raises(NotFoundError, match="released"):
+        nbfan.MapCall.from_id(collected.object_id)
+    assert kept.get(timeout=60) == [0, 1, 4]
+
+
 def test_bad_calls_fail_early(client):
     with pytest.raises(InvalidError, match="generator function"):
         gen.spawn_map([1])

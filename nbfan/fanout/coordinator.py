@@ -146,7 +146,7 @@ def _drive(
                     "store", map_id=map_id, epoch=epoch, start=batch.start, count=batch.count,
                     outcomes=blob, done=batch.count - failed, failed=failed,
                 )
-                if state != "running":
+                if state not in ("running", "done"):  # done: that was the last batch
                     return state
         state = rpc("finish", map_id=map_id, epoch=epoch)
         if state != "done":

@@ -134,18 +134,22 @@ def run_map(
                 elapsed, outcomes = batch_result(future, batch.start, batch.count)
                 sizer.observe(batch.count, elapsed, batch.payload_bytes)
             future.release()
-            values = []
-            for offset, (ok, value) in enumerate(outcomes):
-                if ok:
-                    progress.counts.done += 1
-                    values.append(value)
-                    continue
-                progress.counts.failed += 1
-                failure = value if isinstance(value, BaseException) else value.to_exception()
-                exc = _note_failed_input(failure, batch.start + offset)
-                if not return_exceptions:
-                    raise exc
-                values.append(exc)
+            values = [value for ok, value in outcomes if ok]
+            if len(values) == batch.count:  # every input succeeded: the common case, no per-input work
+                progress.counts.done += batch.count
+            else:
+                values = []
+                for offset, (ok, value) in enumerate(outcomes):
+                    if ok:
+                        progress.counts.done += 1
+                        values.append(value)
+                        continue
+                    progress.counts.failed += 1
+                    failure = value if isinstance(value, BaseException) else value.to_exception()
+                    exc = _note_failed_input(failure, batch.start + offset)
+                    if not return_exceptions:
+                        raise exc
+                    values.append(exc)
             progress.counts.running -= batch.count
             progress.tick()
             if not order_outputs:

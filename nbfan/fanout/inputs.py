@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -42,7 +43,7 @@ def map_inputs(iterables: tuple[Any, ...], kwargs: dict[str, Any], method: str =
     if not iterables:
         raise InvalidError(f".{method}() needs at least one iterable of inputs, e.g. f.{method}(range(10))")
     iterators = [_check_iterable(it, f"argument {i}", method) for i, it in enumerate(iterables)]
-    return ((args, kwargs) for args in zip(*iterators))
+    return zip(zip(*iterators), itertools.repeat(kwargs))  # all in C: no Python frame per input
 
 
 def starmap_inputs(iterable: Any, kwargs: dict[str, Any]) -> Iterator[Args]:

@@ -183,7 +183,10 @@ class MapStore(SchedulerPlugin):
             record.batches[start] = (count, outcomes)
             record.done += done
             record.failed += failed
-            record.notify()
+            if record.done + record.failed >= record.total:  # complete: no need to wait for the coordinator
+                self._finish(record, "done")
+            else:
+                record.notify()
         return record.state
 
     def finish(self, map_id: str, epoch: int) -> str:
@@ -223,7 +226,7 @@ class MapStore(SchedulerPlugin):
             batches.append((cursor, count, blob))
             size += len(blob)
             cursor += count
-        if cursor >= record.total and record.state == "done" and record.collected_at is None:
+        if cursor >= record.total and record.collected_at is None:  # read to the end
             record.collected_at = time.time()
         reply = record.summary()
         reply["batches"] = batches

@@ -86,6 +86,7 @@ def spawn_map(function: "Function[Any, Any]", inputs: Iterator[Args]) -> "MapCal
         )
         fire_and_forget(future)
         if not _rpc(client, "submitted", map_id=map_id, timeout=SUBMIT_TIMEOUT):
+            _rpc(client, "fail", map_id=map_id, epoch=0, error="its coordinator task never reached the scheduler")
             raise ExecutionError(
                 f"the scheduler at {client.scheduler.address} did not acknowledge spawn_map {map_id} "
                 f"within {SUBMIT_TIMEOUT:g}s"
