@@ -255,3 +255,45 @@ def test_lowering_a_cap_with_work_queued_strands_nothing(capped_client: object) 
     assert len(runs) == 10 and max_overlap(runs) >= 2  # three ran at once before
     late = [r for r in runs if r[0] > lowered_at + 0.45]  # inputs begun before have ended by then
     assert len(late) >= 2 and max_overlap(late) == 1
+
+
+DETACHED_CODE = r"""
+import sys, time
+import nbfan
+nbfan.connect(sys.argv[1])
+app = nbfan.App("test-concurrency-detached")
+
+@app.function(concurrency_limit=2)
+def hold(seconds):
+    import time
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+print("ID" + hold.spawn_map([0.5] * 8).object_id, flush=True)
+"""
+
+detached_app = nbfan.App("test-concurrency-detached")
+
+
+@detached_app.function(concurrency_limit=2)
+def hold(seconds: float) -> tuple[float, float]:  # the same function (app + name) as the script's
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def test_a_detached_spawn_map_obeys_the_cap_after_its_caller_exits(cluster: LocalCluster, capped_client: object) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
+    script = subprocess.run(
+        [sys.executable, "-c", DETACHED_CODE, cluster.scheduler_address],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    caller_gone = time.time()
+    assert script.returncode == 0, script.stderr
+    object_id = next(line[2:] for line in script.stdout.splitlines() if line.startswith("ID"))
+    here = list(hold.map([0.5] * 6))
+    detached = [tuple(r) for r in nbfan.MapCall.from_id(object_id).get(timeout=60)]
+    assert len(detached) == 8 and any(start > caller_gone for start, _ in detached)  # went on without its caller
+    assert min(s for s, _ in here) < max(e for _, e in detached)  # the two maps competed...
+    assert max_overlap(here + detached) == 2  # ...for one cap
