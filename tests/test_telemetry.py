@@ -267,3 +267,19 @@ def test_gpu_figures_come_from_dask_nvml_metrics() -> None:
         assert gpu["memory_total"] and gpu["memory_total"] > 0
         assert gpu["utilization"] is not None and 0 <= gpu["utilization"] <= 100
         assert gpu["memory_used"] is not None and gpu["memory_used"] >= 0
+
+
+def test_spawn_map_is_tracked_and_cancellable_from_anywhere(client: Client) -> None:
+    call = tele_square.spawn_map(range(300))
+    seen = wait_for_call(client, lambda c: c["call_id"] == call.object_id and c["ended"] is not None)
+    assert (seen["kind"], seen["state"], seen["done"], seen["total"]) == ("spawn_map", "done", 300, 300)
+
+    long = tele_slow.spawn_map(range(100))
+    wait_for_call(client, lambda c: c["call_id"] == long.object_id and c["running"] > 0)
+    assert query.cancel(client, long.object_id) is True
+    deadline = time.monotonic() + 30
+    while long.progress().state != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert long.progress().state == "cancelled"  # the map itself stopped, not just its view
+    seen = wait_for_call(client, lambda c: c["call_id"] == long.object_id)
+    assert seen["state"] == "cancelled" and seen["done"] < 100

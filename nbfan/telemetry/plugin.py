@@ -145,7 +145,8 @@ class TelemetryPlugin(SchedulerPlugin):
         """Cancel every task of the call still on the scheduler (by key prefix) and mark it
         cancelled. Stopping inputs already running on workers is the caller's part
         (`cancel_running` on every worker)."""
-        known = self.tracker.get(call_id) is not None
+        rec = self.tracker.get(call_id)
+        known = rec is not None
         prefix = f"{_PREFIX}{call_id}-"
         keys = [k for k in self.scheduler.tasks if isinstance(k, str) and k.startswith(prefix)]
         cancelled = self.tracker.cancel(call_id)
@@ -155,4 +156,4 @@ class TelemetryPlugin(SchedulerPlugin):
                 self.scheduler.stimulus_cancel(
                     keys, owner, force=True, reason="nbfan-cancel", msg=f"nbfan call {call_id} was cancelled"
                 )
-        return {"known": known or bool(keys), "cancelled": cancelled, "tasks": len(keys)}
+        return {"known": known or bool(keys), "cancelled": cancelled, "tasks": len(keys), "kind": rec.kind if rec else None}

@@ -53,6 +53,14 @@ def cancel(client: Any, call_id: str) -> bool:
     reply = _rpc(client, "nbfan_cancel", call_id=call_id, client=client.id)
     if not reply.get("known"):
         raise NotFoundError(f"no call {call_id} on the cluster at {client.scheduler.address} (finished calls are kept for a while only)")
+    if reply.get("kind") == "spawn_map" and reply.get("cancelled"):
+        # a spawned map's coordinator task would go on submitting: stop it the way MapCall does
+        from ..fanout.spawn_map import MapCall
+
+        try:
+            MapCall(call_id, client).cancel()
+        except Exception:
+            pass
     if reply.get("tasks") or reply.get("cancelled"):
         from ..fanout.task import cancel_running
 
