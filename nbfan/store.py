@@ -88,8 +88,9 @@ class StoreExtension:
             cond = self.conditions[name] = asyncio.Condition()
         return cond
 
-    async def queue_op(self, name: str, action: str, partition: Any = None, values: list[bytes] | None = None,
-                       n: int = 1, block: bool = True, timeout: float | None = None, total: bool = False) -> dict[str, Any]:
+    async def queue_op(self, comm: Any = None, name: str = "", action: str = "", partition: Any = None,
+                       values: list[bytes] | None = None, n: int = 1, block: bool = True, timeout: float | None = None,
+                       total: bool = False) -> dict[str, Any]:
         if action == "list":
             return {"ok": True, "names": sorted(self.queues)}
         if action == "create":
@@ -113,7 +114,7 @@ class StoreExtension:
                 cond.notify_all()
             return {"ok": True}
         if action == "get":
-            return await self._get(name, parts, partition, n, block, timeout)
+            return await self._get(name, parts, partition, n, block, timeout, comm)
         if action == "len":
             size = sum(len(q) for q in parts.values()) if total else len(parts.get(partition, ()))
             return {"ok": True, "len": size}
@@ -126,12 +127,14 @@ class StoreExtension:
         return {"ok": False, "error": f"unknown queue action {action!r}"}
 
     async def _get(self, name: str, parts: dict[Any, deque[bytes]], partition: Any, n: int, block: bool,
-                   timeout: float | None) -> dict[str, Any]:
+                   timeout: float | None, comm: Any = None) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         cond = self._condition(name)
         while True:
             if self.queues.get(name) is not parts:
                 return {"ok": False, "missing": True}
+            if comm is not None and comm.closed():  # the getter gave up (Ctrl-C): take nothing
+                return {"ok": True, "values": []}
             items = parts.get(partition)
             if items:
                 return {"ok": True, "values": [items.popleft() for _ in range(min(n, len(items)))]}
@@ -140,7 +143,8 @@ class StoreExtension:
                 return {"ok": True, "values": []}
             async with cond:
                 try:
-                    await asyncio.wait_for(cond.wait(), remaining)
+                    # wake at least every 5 s to notice a getter that went away
+                    await asyncio.wait_for(cond.wait(), 5.0 if remaining is None else min(remaining, 5.0))
                 except asyncio.TimeoutError:
                     pass
 
