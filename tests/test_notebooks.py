@@ -109,3 +109,22 @@ def test_batch(local_cluster, tmp_path):
     assert "2000 files; first record {'id': 0" in text(cell(nb, "records = ["))
     final = text(cell(nb, "MapCall.from_id"))
     assert "re-attached: 2000 results" in final and "2300 files" in final
+
+
+@pytest.mark.gpu
+def test_gpu_notebook_runs_on_gpu_workers(tmp_path):
+    from nbfan.cluster.gpus import discover_gpus
+    from nbfan.cluster.local import start_local_cluster
+
+    gpus = discover_gpus()
+    if not gpus:
+        pytest.skip("no NVIDIA GPU on this machine")
+    cluster = start_local_cluster(1, gpus=gpus)
+    try:
+        nb = run_notebook("gpu.ipynb", cluster.scheduler_address, tmp_path)
+    finally:
+        cluster.close()
+    assert "GPU workers:" in text(cell(nb, "has_gpu = bool"))
+    assert all(r["CUDA_VISIBLE_DEVICES"] for r in eval(result(cell(nb, "list(device_info.map(range(3)))"))))
+    remote = text(cell(nb, "%%remote {remote_flags}"))
+    assert "this cell ran on" in remote and "a CPU worker" not in remote
