@@ -24,6 +24,8 @@ class Config:
     no_workers_timeout: float = 30.0
     #: seconds to wait for a scheduler before giving up
     connect_timeout: float = 10.0
+    #: seconds a waiting map gives a silent scheduler to answer before failing (not hanging)
+    scheduler_silence_timeout: float = 10.0
 
 
 config = Config()

@@ -19,12 +19,13 @@ from distributed.scheduler import KilledWorker
 from ..aio import aio_method, in_thread
 from ..cluster import get_client
 from ..telemetry import hooks
-from ..exception import ClusterConnectionError, InvalidError
+from ..exception import InvalidError
 from .batching import BatchSizer
 from .inputs import check_kwargs, map_inputs, starmap_inputs
 from .payload import Args
 from .progress import Progress
 from .submit import Batch, CallPlan, batch_result, cancel_call, describe_task_error, plan_call
+from .watchdog import SchedulerWatch
 
 if TYPE_CHECKING:
     from ..function import Function
@@ -53,18 +54,6 @@ def _note_failed_input(exc: BaseException, index: int) -> BaseException:
     return exc
 
 
-def _scheduler_lost(client: Client, first_unfinished: int) -> ClusterConnectionError:
-    try:
-        address = client.scheduler.address
-    except Exception:
-        address = "?"
-    return ClusterConnectionError(
-        f"lost the Dask scheduler at {address} during the map (the client is {client.status}): input "
-        f"{first_unfinished} and others had not finished. The scheduler stopped or the network failed; "
-        f"results already returned are right. Check the cluster (`nbfan cluster status`) and run the map again."
-    )
-
-
 def run_map(
     function: "Function[Any, Any]",
     inputs: Iterator[Args],
@@ -88,6 +77,7 @@ def run_map(
     batch_inputs: dict[Any, list[Args]] = {}  # key -> its inputs, to re-run a killed batch one by one
     ready: dict[int, list[Any]] = {}  # start -> values, waiting for their turn (ordered output)
     completed = as_completed(loop=client.loop)
+    watch = SchedulerWatch(client)  # a scheduler that is gone raises instead of hanging
     next_index = 0  # next input index to submit
     next_out = 0  # next input index to yield (ordered output)
     exhausted = False
@@ -109,11 +99,11 @@ def run_map(
                 progress.counts.running += len(chunk)
             if not in_flight:
                 break
-            future = next(completed)
+            future = watch.next_done(completed)
             batch = in_flight.pop(future.key)
             chunk = batch_inputs.pop(future.key)
             if future.status == "cancelled" and client.status != "running":
-                raise _scheduler_lost(client, batch.start)
+                raise watch.lost(f"the client is {client.status}; input {batch.start} and others had not finished")
             task_error = future.exception() if future.status == "error" else None
             if isinstance(task_error, KilledWorker) and batch.count > 1:
                 # Workers died running this batch: run its inputs one per task, so only an input
@@ -168,7 +158,7 @@ def run_map(
         state = "cancelled"
         raise
     finally:
-        if in_flight or state != "done":
+        if (in_flight or state != "done") and not watch.gone:
             cancel_call(client, plan.call_id, [b.future for b in in_flight.values()])
         hooks.call_ended(client, plan.call_id, state)
         progress.close(state)

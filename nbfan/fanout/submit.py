@@ -155,9 +155,11 @@ def batch_result(
 def cancel_call(client: Client, call_id: str, futures: Sequence[Future]) -> None:
     """Cancel a call for real: forget its tasks, and stop the inputs already running on the
     workers (Dask alone would let them run on, holding their threads)."""
+    if client.status != "running":  # scheduler lost: it dropped our tasks; waiting on it would hang
+        return
     if futures:
         client.cancel(list(futures))
     try:
-        client.run(cancel_running, call_id, wait=False)
+        client.run(cancel_running, call_id, wait=False, callback_timeout=10)  # bounded: never hang here
     except Exception:  # the cluster may be gone; nothing left to stop then
         pass
