@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
@@ -65,27 +65,23 @@ class KernelSession:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def execute(self, code: str, timeout: float = 60, interrupt_after: float | None = None, interrupt_when: str | None = None) -> Execution:
-        """Run code and collect its iopub messages until the kernel is idle again. Optionally
-        send an interrupt (SIGINT) `interrupt_after` seconds after stdout shows `interrupt_when`."""
+    def execute(self, code: str, timeout: float = 60, on_output: tuple[str, Callable[[], None]] | None = None) -> Execution:
+        """Run code and collect its iopub messages until the kernel is idle again.
+        `on_output=(text, action)`: call action() once, as soon as the cell's output shows text."""
         msg_id = self.kc.execute(code)
         deadline = time.monotonic() + timeout
         messages: list[tuple[float, dict[str, Any]]] = []
         reply: dict[str, Any] | None = None
         reply_at = 0.0
         idle = False
-        seen_at: float | None = None
-        interrupted = False
         while not (idle and reply is not None):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"kernel did not finish within {timeout}s: {code[:80]!r}")
-            if interrupt_after is not None and not interrupted:
-                text = "".join(m["content"].get("text", "") for _, m in messages if m["msg_type"] == "stream")
-                if seen_at is None and (interrupt_when is None or interrupt_when in text):
-                    seen_at = time.monotonic()
-                if seen_at is not None and time.monotonic() - seen_at >= interrupt_after:
-                    self.km.interrupt_kernel()
-                    interrupted = True
+            if on_output is not None:
+                shown = "".join(m["content"].get("text", "") for _, m in messages if m["msg_type"] == "stream")
+                if on_output[0] in shown:
+                    on_output[1]()
+                    on_output = None
             try:
                 msg = self.kc.get_iopub_msg(timeout=0.05)
             except queue.Empty:

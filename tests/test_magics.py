@@ -18,6 +18,11 @@ def kernel(local_cluster: Any) -> Iterator[KernelSession]:
     session.close()
 
 
+def _wait_for(path) -> str:
+    """Cell code that blocks until the test creates `path` (at most 60 s): no timing races."""
+    return f"import os, time\nfor _ in range(1200):\n    if os.path.exists({str(path)!r}):\n        break\n    time.sleep(0.05)\n"
+
+
 def test_variables_round_trip(kernel):
     kernel.ok("import os\ndata = [1, 2, 3]\nscale = 10\ndef helper(v):\n    return v * scale\nlocal_pid = os.getpid()")
     ex = kernel.ok(
@@ -43,21 +48,20 @@ def test_modules_stay_and_out_limits_what_comes_back(kernel):
     assert ex.stream().split() == ['{"k":', "1}", "False", "False"]
 
 
-def test_output_streams_live_while_the_cell_runs(kernel):
-    ex = kernel.ok(
-        "%%remote\n"
-        "import sys, time\n"
-        "for i in range(4):\n"
-        "    print('tick', i, flush=True)\n"
-        "    time.sleep(0.5)\n"
-        "print('oops', file=sys.stderr)\n"
-        "time.sleep(0.5)"
+def test_output_streams_live_while_the_cell_runs(kernel, tmp_path):
+    # the cell cannot finish until the test has SEEN its first print: output must arrive live
+    seen = tmp_path / "seen"
+    ex = kernel.execute(
+        "%%remote\nimport sys, time\nprint('tick 0', flush=True)\n"
+        + _wait_for(seen)
+        + "print('tick 1')\nprint('oops', file=sys.stderr)\nsaw_it = os.path.exists(" + repr(str(seen)) + ")\nsaw_it",
+        on_output=("tick 0", seen.touch),
     )
-    assert ex.stream() == "".join(f"tick {i}\n" for i in range(4))
+    assert ex.status == "ok" and ex.result_text() == "True"
+    assert ex.stream() == "tick 0\ntick 1\n"
     assert ex.stream("stderr") == "oops\n"
-    stdout_times = [t for t, m in ex.messages if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"]
-    # the first tick is shown well before the cell (which runs >= 2.5 s) ends
-    assert stdout_times and ex.reply_at - stdout_times[0] > 1.5
+    first = min(t for t, m in ex.messages if m["msg_type"] == "stream")
+    assert first < ex.reply_at
 
 
 def test_remote_exception_shows_remote_traceback_and_raises(kernel):
@@ -102,13 +106,15 @@ def test_retries_option_reruns_a_failing_cell(kernel, tmp_path):
     assert ex.result_text() == "3"
 
 
-def test_spawn_returns_at_once_and_get_brings_variables_back(kernel):
+def test_spawn_returns_at_once_and_get_brings_variables_back(kernel, tmp_path):
+    go = tmp_path / "go"
     kernel.ok("seed = 5")
-    ex = kernel.ok("%%remote --spawn\nimport time\ntime.sleep(1.5)\nprint('spawned ran')\nresult = seed * 2\nresult + 1")
+    ex = kernel.ok("%%remote --spawn\n" + _wait_for(go) + "print('spawned ran')\nresult = seed * 2\nresult + 1")
     assert "<RemoteCell" in ex.result_text() and "result" in ex.result_text()
     ex = kernel.ok("print('result' in globals(), _remote.done())")
     assert ex.stream().split() == ["False", "False"]  # it returned before the cell finished
-    ex = kernel.ok("_remote.get(timeout=30)")
+    go.touch()
+    ex = kernel.ok("_remote.get(timeout=60)")
     assert ex.result_text() == "11" and "spawned ran" in ex.stream()
     assert kernel.ok("print(result)").stream().strip() == "10"
 
@@ -123,7 +129,7 @@ def test_interrupt_cancels_the_remote_cell(kernel, tmp_path):
         "    if i == 3:\n        print('running', flush=True)\n"
         "    time.sleep(0.05)\n"
     )
-    ex = kernel.execute(code, timeout=60, interrupt_after=0.3, interrupt_when="running")
+    ex = kernel.execute(code, timeout=60, on_output=("running", kernel.km.interrupt_kernel))
     interrupted_at = ex.reply_at
     assert ex.status == "error" and ex.error()["ename"] == "KeyboardInterrupt"
     assert "cancelled on the cluster" in ex.stream("stderr")
@@ -136,8 +142,9 @@ def test_interrupt_cancels_the_remote_cell(kernel, tmp_path):
     assert kernel.ok("%%remote\n1 + 1").result_text() == "2"
 
 
-def test_nbfan_status_shows_the_cluster_and_running_calls(kernel, local_cluster):
-    kernel.ok("%%remote --spawn\nimport time\ntime.sleep(3)\nslept = True")
+def test_nbfan_status_shows_the_cluster_and_running_calls(kernel, local_cluster, tmp_path):
+    go = tmp_path / "go"
+    kernel.ok("%%remote --spawn\n" + _wait_for(go) + "slept = True")
     ex = kernel.ok("%nbfan")
     bundle = ex.outputs("execute_result")[0]["data"]
     assert local_cluster.scheduler_address in bundle["text/plain"]
@@ -145,7 +152,8 @@ def test_nbfan_status_shows_the_cluster_and_running_calls(kernel, local_cluster)
     assert bundle["text/html"].count("<tr>") >= 3 + 1  # worker header + 2 workers, calls header + rows
     running = [line for line in bundle["text/plain"].splitlines() if "%%remote" in line and "running" in line]
     assert running and " magic " in running[0], bundle["text/plain"]  # the spawned cell, seen by telemetry
-    kernel.ok("_remote.get(timeout=30)")
+    go.touch()
+    kernel.ok("_remote.get(timeout=60)")
     ex = kernel.ok("%nbfan")
     text = ex.outputs("execute_result")[0]["data"]["text/plain"]
     assert [line for line in text.splitlines() if "%%remote" in line and " done " in line]
