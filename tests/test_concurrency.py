@@ -199,15 +199,16 @@ def test_cap_below_worker_count_and_no_parked_threads(capped_client: object) -> 
 
 
 def test_shares_follow_workers_joining_and_leaving(cluster: LocalCluster, capped_client: object, tmp_path: Path) -> None:
-    """Cap 8 on six slots: two units sit where they cannot run; a joining worker gets them,
-    and when it leaves they come back, so the cap stays 8 and no unit is lost on a dead worker."""
+    """Cap 8 on six slots: two units sit where they cannot run; a joining worker gets them, a
+    restarted one gets them back, and when it leaves they return, so the cap stays 8 and no unit
+    is lost on a dead worker."""
     name = cap_resource("test-concurrency.wide")
     list(wide.map([0.0] * 2))
     client = capped_client
     assert sum(cap_shares(client)[name].values()) == 8
     worker = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address, "--nthreads", "2",
-         "--no-nanny", "--no-dashboard", "--name", "joiner"],
+         "--no-dashboard", "--name", "joiner"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -226,6 +227,15 @@ def test_shares_follow_workers_joining_and_leaving(cluster: LocalCluster, capped
         assert sum(totals.values()) == 8
         runs = list(wide.map([0.3] * 16))
         assert 2 <= max_overlap(runs) <= 8
+        # a restarted worker (its nanny starts a fresh process) gets its share again
+        joiner = next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if w.get("name") == "joiner")
+        client.restart_workers([joiner], timeout=60)
+        deadline = time.time() + 20
+        while joiner_share() != 2:
+            assert time.time() < deadline, cap_shares(client)
+            time.sleep(0.1)
+        totals = client.run(lambda dask_worker: dask_worker.state.total_resources.get(name, 0))
+        assert sum(totals.values()) == 8
     finally:
         worker.terminate()
         worker.wait(timeout=30)

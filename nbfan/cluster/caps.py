@@ -176,7 +176,8 @@ class CapsPlugin(SchedulerPlugin):
             ws = workers.get(addr)
             if ws is not None:
                 kick.update(self.scheduler.bulk_schedule_unrunnable_after_adding_worker(ws))
-        self.shares[name] = {a: n for a, n in new.items() if a in workers and (a in done or a not in up)}
+        # a worker that did not take its raise keeps what it had (it holds that much)
+        self.shares[name] = {a: (n if a in done or a not in up else old.get(a, 0)) for a, n in new.items() if a in workers}
         if kick:
             self.scheduler.transitions(kick, stimulus_id=f"nbfan-cap-{time.time()}")
         self._move_stranded(name, [a for a, n in down.items() if n == 0])
