@@ -95,7 +95,8 @@ class MapStore(SchedulerPlugin):
             text = kwargs.get("exception_text") or "see the scheduler log"
             self._finish(record, "failed", f"the map's coordinator task failed on the cluster: {text}")
         elif finish == "forgotten":
-            self._finish(record, "failed", "the map's coordinator task was released by the scheduler before it finished")
+            why = "the map's coordinator task was released by the scheduler before it finished"
+            self._finish(record, "failed", why)
 
     def _finish(self, record: MapRecord, state: str, error: str | None = None) -> None:
         record.state = state
@@ -242,8 +243,12 @@ class MapStore(SchedulerPlugin):
         if found.state == "running":
             self._finish(found, "cancelled", "the map was cancelled")
             prefix = f"nbfan-{map_id}-"
-            keys = [coordinator_key(map_id)] + [k for k in self.scheduler.tasks if isinstance(k, str) and k.startswith(prefix)]
-            keys = [k for k in keys if k in self.scheduler.tasks]
+            tasks = self.scheduler.tasks
+            keys = [k for k in tasks if isinstance(k, str) and k.startswith(prefix)]
+            keys.append(coordinator_key(map_id))
+            keys = [k for k in keys if k in tasks and tasks[k].who_wants]  # Dask asserts someone wants each
             if keys:
-                self.scheduler.stimulus_cancel(keys, "fire-and-forget", force=True, reason="nbfan map cancelled", msg=None)
+                self.scheduler.stimulus_cancel(
+                    keys, "fire-and-forget", force=True, reason="nbfan map cancelled", msg=None
+                )
         return found.summary()
