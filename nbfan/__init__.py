@@ -11,6 +11,7 @@
 from . import exception
 from .app import App, Stub
 from .calls import FunctionCall
+from .cls import Cls, enter, exit, method, parameter
 from .cluster import connect, disconnect
 from .compat import Cron, Period, batched, concurrent, current_function_call_id, current_input_id, enable_output, is_local
 from .cluster.gpus import current_gpus
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # Modal-compatible names (README "Modal compatibility")
+    "Cls",
     "Cron",
     "Dict",
     "Image",
@@ -40,7 +42,11 @@ __all__ = [
     "current_function_call_id",
     "current_input_id",
     "enable_output",
+    "enter",
+    "exit",
     "is_local",
+    "method",
+    "parameter",
     "App",
     "Function",
     "FunctionCall",

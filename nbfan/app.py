@@ -80,6 +80,16 @@ class App:
         return register(_f) if _f is not None else register
 
 
+    def cls(self, _cls: Any = None, **options: Any) -> Any:
+        """Modal's `@app.cls(...)`: a class with `@modal.enter()` set-up and `@modal.method()`
+        methods, called as `Model(param=...).method.remote(x)` (see nbfan/cls.py)."""
+        from .cls import register_cls
+
+        if _cls is not None:
+            return register_cls(self, _cls, options)
+        parse_options(**options)
+        return lambda c: register_cls(self, c, options)
+
     def run(self, *, detach: bool = False, show_progress: bool | None = None, **_modal_options: Any) -> Any:
         """`with app.run(): ...` (Modal's way to run a script's calls): yields the app; on the way
         out, work spawned inside the block is cancelled unless `detach=True`."""

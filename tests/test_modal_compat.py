@@ -53,6 +53,41 @@ def test_queue_and_dict_pipeline_script(scheduler):
     assert result.stdout.splitlines() == ["PRODUCED 60 TAKEN 60 DISTINCT 60", "CORRECT True"]
 
 
+def test_class_with_enter_and_methods_script(scheduler):
+    result = run_nbfan("run", str(SCRIPTS / "model_class.py"), "--size", "4", scheduler=scheduler)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "REMOTE 20",
+        f"MAP {[4 * i for i in range(20)]}",
+        "LOADED_ONCE_PER_PROCESS True",  # @enter ran once per worker process, not per input
+        "DEFAULT 2",  # modal.parameter default
+    ]
+
+
+def test_cls_locally_and_its_errors():
+    @app.cls()
+    class Greeter:
+        greeting: str = modal.parameter(default="hello")
+
+        @modal.enter()
+        def setup(self):
+            self.suffix = "!"
+
+        @modal.method()
+        def greet(self, name: str) -> str:
+            return f"{self.greeting} {name}{self.suffix}"
+
+    assert Greeter(greeting="hi").greet.local("ada") == "hi ada!"
+    with pytest.raises(InvalidError, match="unknown parameter"):
+        Greeter(colour="red")
+    with pytest.raises(AttributeError, match="no @modal.method"):
+        Greeter().wave
+    with pytest.raises(InvalidError, match="no @modal.method"):
+        @app.cls()
+        class Empty:
+            pass
+
+
 def test_app_run_context_manager_in_a_plain_python_script(scheduler):
     env = {**os.environ, "NBFAN_SCHEDULER": scheduler, "NBFAN_PROGRESS": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
