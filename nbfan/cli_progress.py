@@ -3,6 +3,7 @@ stderr. One rich display is shared by every map running at once (rich allows onl
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -24,6 +25,9 @@ def _shared_display() -> Any:
         TextColumn("{task.fields[failed]} failed"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
+        # prints during a map appear above the bars, but only when stdout is the terminal too:
+        # `nbfan run job.py > out.txt` keeps every print in out.txt
+        redirect_stdout=sys.stdout.isatty(),
     )
 
 
