@@ -13,6 +13,7 @@ accepted with no effect.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import threading
@@ -177,7 +178,7 @@ class Image:
             from distributed.diagnostics.plugin import PipInstall
 
             wanted = sorted({p for p in self.packages if distribution_name(p) in {n for m in missing.values() for n in m}})
-            client.register_plugin(PipInstall(packages=wanted, restart_workers=False), name=f"nbfan-pip-{hash(names)}")
+            client.register_plugin(PipInstall(packages=wanted, restart_workers=False), name="nbfan-pip-" + hashlib.sha1(" ".join(wanted).encode()).hexdigest()[:12])
             missing = {w: m for w, m in client.run(missing_distributions, list(names)).items() if m}
         if missing:
             lines = "; ".join(f"{w}: {', '.join(m)}" for w, m in sorted(missing.items()))
