@@ -12,7 +12,7 @@ from dataclasses import dataclass
 @dataclass
 class BatchSizer:
     target_seconds: float = 0.1
-    max_batch: int = 8192
+    max_batch: int = 16384  # trivial inputs: ~10 ms of work per task, so Dask's per-task cost stays small
     max_bytes: int = 8 * 2**20
     growth: int = 16  # fast inputs reach full batches in a few results; slow ones stay at 1
     size: int = 1
