@@ -283,3 +283,21 @@ def test_spawn_map_is_tracked_and_cancellable_from_anywhere(client: Client) -> N
     assert long.progress().state == "cancelled"  # the map itself stopped, not just its view
     seen = wait_for_call(client, lambda c: c["call_id"] == long.object_id)
     assert seen["state"] == "cancelled" and seen["done"] < 100
+
+
+def test_worker_reports_count_with_their_batch_whatever_the_order() -> None:
+    """Failures reach the scheduler apart from the batch's end: they count once the batch ends,
+    in either order, and not at all for a batch that never ends (cancelled meanwhile)."""
+    tracker = CallTracker()
+    cid = "ab" * 10
+    for start in (0, 10, 20):
+        tracker.task_processing(cid, 10)
+    tracker.batch_report(cid, 0, failed=2, skipped=1, retried=3)  # before its batch ends
+    tracker.task_left_processing(cid, 0, 10, "memory", "tcp://w:1")
+    tracker.task_left_processing(cid, 10, 10, "memory", "tcp://w:1")
+    tracker.batch_report(cid, 10, failed=1)  # after its batch ended
+    tracker.batch_report(cid, 20, skipped=10)  # its batch is then forgotten, unfinished
+    tracker.task_left_processing(cid, 20, 10, "released", None)
+    tracker.task_forgotten(cid, 20, 10)
+    call = tracker.snapshot()["calls"][0]
+    assert (call["done"], call["failed"], call["retried"], call["running"]) == (20 - 4, 3, 3, 0)

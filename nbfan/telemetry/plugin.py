@@ -114,8 +114,10 @@ class TelemetryPlugin(SchedulerPlugin):
         if topic != EVENT_TOPIC or not isinstance(msg, dict):
             return
         try:
+            parsed = parse_task_key(msg.get("key"))
             self.tracker.batch_report(
                 str(msg["call_id"]),
+                parsed[1] if parsed is not None else None,
                 failed=int(msg.get("failed", 0)),
                 skipped=int(msg.get("skipped", 0)),
                 retried=int(msg.get("retried", 0)),

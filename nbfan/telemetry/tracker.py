@@ -38,7 +38,7 @@ class CallRecord:
     __slots__ = (
         "call_id", "function", "app", "kind", "caller", "state", "total", "finished", "failed",
         "skipped", "running", "retried", "per_worker", "started", "ended", "owner", "has_meta",
-        "batches", "samples", "lost", "sticky",
+        "batches", "samples", "lost", "sticky", "pending",
     )
 
     def __init__(self, call_id: str, now: float) -> None:
@@ -63,6 +63,7 @@ class CallRecord:
         self.samples: deque[tuple[float, int]] = deque(maxlen=64)
         self.lost = 0  # inputs whose task was forgotten unfinished (cancelled by its caller)
         self.sticky = False  # cancelled from outside (the panel, `nbfan calls`): final
+        self.pending: dict[int, tuple[int, int]] = {}  # worker reports ahead of their batch's end
 
     @property
     def done(self) -> int:
@@ -139,13 +140,18 @@ class CallTracker:
         if rec is None:
             return
         rec.running -= count
-        if finish in ("memory", "erred") and start not in rec.batches:
+        # counts freeze when a call ends (a cancelled call's stragglers do not move its bar)
+        if finish in ("memory", "erred") and rec.ended is None and start not in rec.batches:
             rec.batches.add(start)
             rec.finished += count
             if finish == "erred":
                 rec.failed += count
             elif worker is not None:
                 rec.per_worker[worker] = rec.per_worker.get(worker, 0) + count
+            if rec.pending:
+                failed, skipped = rec.pending.pop(start, (0, 0))
+                rec.failed += failed
+                rec.skipped += skipped
             self._maybe_complete(rec)
         self.version += 1
 
@@ -163,7 +169,7 @@ class CallTracker:
     def task_erred_elsewhere(self, call_id: str, start: int, count: int) -> None:
         """A batch erred without having been processing (e.g. no worker could ever run it)."""
         rec = self.get(call_id)
-        if rec is None or start in rec.batches:
+        if rec is None or rec.ended is not None or start in rec.batches:
             return
         rec.batches.add(start)
         rec.finished += count
@@ -204,14 +210,26 @@ class CallTracker:
             self._cached = None
         self.version += 1
 
-    def batch_report(self, call_id: str, failed: int = 0, skipped: int = 0, retried: int = 0) -> None:
-        """The worker's account of a batch: inputs that raised, were not run, were retried."""
+    def batch_report(
+        self, call_id: str, start: int | None, failed: int = 0, skipped: int = 0, retried: int = 0
+    ) -> None:
+        """The worker's account of a batch: inputs that raised, were not run, were retried.
+        It usually arrives just before the batch's end; failures count once the batch ends
+        (a batch forgotten meanwhile never ends, and its report is dropped with the call)."""
         rec = self.get(call_id)
         if rec is None:
             return
+        rec.retried += retried
+        if rec.ended is None and start is not None and start not in rec.batches:
+            if failed or skipped:
+                rec.pending[start] = (failed, skipped)
+            self.version += 1
+            return
+        if rec.ended is not None and rec.state != "done":
+            self.version += 1
+            return
         rec.failed += failed
         rec.skipped += skipped
-        rec.retried += retried
         if rec.ended is not None and rec.state == "done" and rec.failed:
             rec.state = "failed"
         self.version += 1
@@ -262,6 +280,7 @@ class CallTracker:
         rec.ended = now
         rec.samples.append((now, rec.finished))
         rec.batches = set()  # not needed any more; keep finished calls small
+        rec.pending = {}
         self.running.pop(rec.call_id, None)
         self.finished[rec.call_id] = rec
         self.finished.move_to_end(rec.call_id)

@@ -33,8 +33,12 @@ def report_batch(call_id: str, failed: int, skipped: int, retried: int) -> None:
         return
     try:
         from distributed import get_worker
+        from distributed.worker import thread_state
 
         worker: Any = get_worker()
-        worker.log_event(EVENT_TOPIC, {"call_id": call_id, "failed": failed, "skipped": skipped, "retried": retried})
+        key = getattr(thread_state, "key", None)  # the batch's task key: which inputs these are
+        msg = {"call_id": call_id, "key": key if isinstance(key, str) else None,
+               "failed": failed, "skipped": skipped, "retried": retried}
+        worker.log_event(EVENT_TOPIC, msg)
     except Exception:
         pass
