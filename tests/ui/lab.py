@@ -114,7 +114,9 @@ def start_lab(
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     lab = Lab(proc=proc, url=f"http://127.0.0.1:{port}/", token=token, root=root, log=log, base=base, env=env, port=port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

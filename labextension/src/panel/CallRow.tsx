@@ -53,7 +53,14 @@ export function CallRow(props: ICallRowProps): JSX.Element {
       data-failed={call.failed}
       data-total={call.total ?? ''}
       aria-expanded={props.expanded}
+      tabIndex={0}
       onClick={() => props.onToggle(call.call_id)}
+      onKeyDown={e => {
+        if (e.target === e.currentTarget && (e.key === 'Enter' || e.key === ' ')) {
+          e.preventDefault();
+          props.onToggle(call.call_id);
+        }
+      }}
     >
       <div className="jp-nbfan-call-head">
         <span className="jp-nbfan-call-fn" title={call.app ? `${call.app}.${call.function}` : call.function}>
