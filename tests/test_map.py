@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from pathlib import Path
 
@@ -230,3 +231,44 @@ def test_leaving_async_for_early_cancels_the_rest(client, tmp_path):
 
     assert asyncio.run(main()) == 0
     assert settled_count(log) < 40
+
+
+def test_ctrl_c_cancels_the_remaining_inputs(local_cluster, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    log = tmp_path / "ran"
+    code = f"""
+import time
+import nbfan
+app = nbfan.App("interrupted")
+@app.function
+def logged(x):
+    with open({str(log)!r}, "a") as f:
+        f.write(f"{{x}}\\n")
+    time.sleep(0.2)
+    return x
+try:
+    for _ in logged.map(range(300)):
+        pass
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    time.sleep(30)  # stay connected: only nbfan's cancel can stop the inputs now
+"""
+    env = {**os.environ, "NBFAN_SCHEDULER": local_cluster.scheduler_address, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(ran(log)) < 4:
+            assert proc.poll() is None and time.monotonic() < deadline, "the map did not start"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "interrupted"
+        assert settled_count(log) < 40
+        assert proc.poll() is None  # the caller is still connected: the cancel came from nbfan
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
