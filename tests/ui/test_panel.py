@@ -84,6 +84,12 @@ def open_panel(page: Any) -> None:
     page.locator(".jp-nbfan-view").wait_for()
 
 
+def set_theme(page: Any, theme: str) -> None:
+    page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
+    page.locator(f'body[data-jp-theme-name="{theme}"]').wait_for(state="attached")
+    time.sleep(0.5)  # let the new theme's stylesheet apply
+
+
 def number(label: str, text: str) -> float:
     match = re.search(rf"{label} ([0-9.]+)", text)
     assert match, f"no {label} in the cell output: {text!r}"
@@ -150,6 +156,8 @@ def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, artifacts:
         assert time.monotonic() < deadline, "long_job made no progress"
         time.sleep(0.2)
     page.screenshot(path=str(artifacts / "panel-running-light.png"))
+    set_theme(page, "JupyterLab Dark")
+    page.screenshot(path=str(artifacts / "panel-running-dark.png"))
 
     call.locator(".jp-nbfan-call-cancel button").click()
     page.locator('li.jp-nbfan-call[data-function="long_job"][data-state="cancelled"]').wait_for(timeout=20_000)
@@ -164,10 +172,8 @@ def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, artifacts:
     output = wait_cell_done(page, 1, timeout=60)
     print(f"nbfan cancel: the cell ended with {output!r}")
 
-    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
-    page.locator('body[data-jp-theme-name="JupyterLab Dark"]').wait_for(state="attached")
-    time.sleep(1)
     page.screenshot(path=str(artifacts / "panel-finished-dark.png"))
+    set_theme(page, "JupyterLab Light")
 
 
 def test_panel_reconnects_after_a_server_restart(lab: Lab, notebook_page: Any, artifacts: Path) -> None:

@@ -90,7 +90,7 @@ export function CallRow(props: ICallRowProps): JSX.Element {
         failed={call.failed}
         running={call.running}
         total={call.total}
-        open={running}
+        open={running || call.total === null}
       />
       <div className="jp-nbfan-call-stats">
         <span className="jp-nbfan-call-counts">{counts(call)}</span>

@@ -8,7 +8,8 @@ export interface IProgressBarProps {
   running: number;
   /** null while the inputs are still being counted. */
   total: number | null;
-  /** The call still runs: with no total yet, part of the bar stays open for what is to come. */
+  /** With no total: the call runs on, or ended before its inputs were all read; the bar's
+   * end stays open (hatched) rather than looking complete. */
   open: boolean;
 }
 
