@@ -1,6 +1,7 @@
-"""Fan-out progress under the cell: an ipywidgets bar with done/total, failures, running,
-rate, elapsed and ETA. The output also carries text/plain and text/html, rewritten with the
-final figures when the call ends, so a saved notebook shows the outcome without widgets."""
+"""Fan-out progress under the cell: a live ipywidgets bar with done/total, failures, running,
+rate, elapsed and ETA. When the call ends the output is rewritten as a plain HTML bar (and
+text) with the final figures and the widgets are closed: a saved notebook shows the outcome
+without needing widget state, and a kernel running thousands of maps keeps no widgets alive."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from ..fanout.progress import Counts, ProgressFactory, set_progress_factory
 from .progress_text import describe, summary_line, text_factory
 
-_STYLE = {"done": "success", "failed": "danger", "cancelled": "warning"}
+_COLOR = {"done": "#4caf50", "failed": "#e53935", "cancelled": "#fb8c00"}  # ipywidgets' bar_style colours
 _ICON = {"done": "✔", "failed": "✘", "cancelled": "■"}
 
 
@@ -45,31 +46,45 @@ class WidgetProgress:
         return "&nbsp;" + " · ".join(parts)
 
     def _bundle(self, counts: Counts, state: str | None) -> dict[str, Any]:
-        line = summary_line(self.label, counts, state)
+        """The live output: the widget, with a text line for frontends without widgets."""
         return {
             "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": self.box.model_id},
-            "text/plain": line,
-            "text/html": f"<div class='nbfan-progress'><b>{html.escape(self.label)}</b>{self._stats_html(counts, state)}</div>",
+            "text/plain": summary_line(self.label, counts, state),
         }
 
-    def _set(self, counts: Counts, state: str | None) -> None:
+    def _final_bundle(self, counts: Counts, state: str) -> dict[str, Any]:
+        """The output kept in the notebook: the same bar drawn in plain HTML, and text."""
+        finished = counts.done + counts.failed
+        total = counts.total if counts.total is not None else finished + counts.running
+        pct = 100.0 * finished / total if total else 100.0
+        bar = (
+            "<div style='width:35%;min-width:120px;height:14px;background:#eeeeee;border-radius:2px;overflow:hidden'>"
+            f"<div style='width:{pct:.1f}%;height:100%;background:{_COLOR.get(state, '#2196f3')}'></div></div>"
+        )
+        return {
+            "text/plain": summary_line(self.label, counts, state),
+            "text/html": (
+                "<div class='nbfan-progress' style='display:flex;align-items:center;gap:6px'>"
+                f"<b>{html.escape(self.label)}</b>{bar}<span>{self._stats_html(counts, state)}</span></div>"
+            ),
+        }
+
+    def update(self, counts: Counts) -> None:
         finished = counts.done + counts.failed
         top = counts.total if counts.total is not None else finished + counts.running
         with self.bar.hold_sync():
             self.bar.max = max(top, 1)
             self.bar.value = min(finished, self.bar.max)
-            if state is not None:
-                self.bar.bar_style = _STYLE.get(state, "info")
-            elif counts.failed:
+            if counts.failed:
                 self.bar.bar_style = "warning"
-        self.stats.value = self._stats_html(counts, state)
-
-    def update(self, counts: Counts) -> None:
-        self._set(counts, None)
+        self.stats.value = self._stats_html(counts, None)
 
     def close(self, counts: Counts, state: str) -> None:
-        self._set(counts, state)
-        self.handle.update(self._bundle(counts, state), raw=True)
+        self.handle.update(self._final_bundle(counts, state), raw=True)
+        for widget in (self.box, self.bar, self.title, self.stats):
+            for part in (widget, getattr(widget, "layout", None), getattr(widget, "style", None)):
+                if part is not None:
+                    part.close()
 
 
 def _in_kernel() -> bool:
