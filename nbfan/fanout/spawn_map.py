@@ -46,7 +46,13 @@ def _rpc(client: Client, op: str, **kwargs: Any) -> Any:
 
 def ensure_store(client: Client) -> None:
     """Install the map store on the scheduler (once per scheduler; later calls keep its state)."""
-    client.register_plugin(MapStore(), name=PLUGIN_NAME)
+    try:
+        client.register_plugin(MapStore(), name=PLUGIN_NAME)
+    except Exception as exc:
+        raise ExecutionError(
+            f"spawn_map keeps its state on the Dask scheduler at {client.scheduler.address}, which could not load "
+            f"nbfan's map store ({type(exc).__name__}: {exc}). Install nbfan (same version) where the scheduler runs."
+        ) from exc
 
 
 def spawn_map(function: "Function[Any, Any]", inputs: Iterator[Args]) -> "MapCall":
