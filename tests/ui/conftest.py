@@ -3,6 +3,7 @@ kernels and server extension use it (NBFAN_SCHEDULER), and headless Chromium on 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +33,7 @@ def lab(ui_cluster: Any) -> Iterator[Lab]:
     server = start_lab(base, env)
     yield server
     stop_lab(server)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def page(lab: Lab) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        context = launch_chromium(playwright, Path(tempfile.mkdtemp(prefix="nbfan-chromium-")))
+        profile = Path(tempfile.mkdtemp(prefix="nbfan-chromium-"))
+        context = launch_chromium(playwright, profile)
         context.set_default_timeout(30_000)
         page = context.pages[0] if context.pages else context.new_page()
         errors: list[str] = []
@@ -49,6 +52,7 @@ def page(lab: Lab) -> Iterator[Any]:
             yield page
         finally:
             context.close()
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ back by itself after a server restart. Screenshots (light and dark) go to test-a
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +106,7 @@ def notebook_page(lab: Lab, page: Any) -> Iterator[Any]:
     open_panel(page)
     page.evaluate(OBSERVER)
     yield page
+    shutil.rmtree(MARKS, ignore_errors=True)
 
 
 def test_panel_shows_the_cluster_and_an_empty_state(notebook_page: Any, ui_cluster: Any, artifacts: Path) -> None:
