@@ -26,6 +26,8 @@ class Config:
     connect_timeout: float = 10.0
     #: seconds a waiting map gives a silent scheduler to answer before failing (not hanging)
     scheduler_silence_timeout: float = 10.0
+    #: largest pickled arguments of one call (bytes); bigger ones belong in a Volume
+    max_input_bytes: int = 1 << 30
 
 
 config = Config()

@@ -134,16 +134,21 @@ class Function(Generic[P, R]):
             if not call.done():
                 call._cancel()
             raise
+        finally:  # a kept traceback (a notebook's last error) must not pin the task on the cluster
+            call._future.release()
 
     async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
         await in_thread(get_client)
         call = self._submit_one(args, kwargs, "remote")
         try:
             await wait_future(call._future)
+            return call._get()
         except BaseException:
-            call._cancel()
+            if not call.done():
+                call._cancel()
             raise
-        return call._get()
+        finally:
+            call._future.release()
 
     remote = aio_method(_remote, _remote_aio)
 

@@ -81,6 +81,11 @@ def _client_for_address(address: str, what: str) -> Client:
             set_as_default=False,
             security=security,
         )
+    except ValueError as exc:  # Dask's parse errors: unknown scheme, malformed host:port
+        raise InvalidError(
+            f"{address!r} ({what}) is not a usable scheduler address: {exc}. Give one like 'tcp://127.0.0.1:8786' "
+            f"or 'tls://host:8786'."
+        ) from None
     except (OSError, TimeoutError) as exc:
         hint = "Check that the scheduler is running and the address is right."
         if address.startswith("tls://") and "certificate" in str(exc).lower():

@@ -38,11 +38,25 @@ def read_state() -> ClusterState | None:
         return None
     try:
         data: Any = json.loads(text)
-        return ClusterState(**data)
+        state = ClusterState(**data)
+        _check_types(state)
+        return state
     except (ValueError, TypeError) as exc:
         raise CorruptStateError(
             f"{path} is not a valid nbfan cluster state file ({exc}). Remove it, or run `nbfan cluster down`."
         ) from None
+
+
+def _check_types(state: ClusterState) -> None:
+    """JSON that parses but holds the wrong types (a hand edit, another program's file)."""
+    if not isinstance(state.address, str) or "://" not in state.address:
+        raise ValueError(f"address {state.address!r} is not a scheduler address")
+    if isinstance(state.pid, bool) or not isinstance(state.pid, int) or state.pid <= 0:
+        raise ValueError(f"pid {state.pid!r} is not a process id")
+    if state.tls is not None and not (
+        isinstance(state.tls, dict) and all(isinstance(v, str) for v in state.tls.values())
+    ):
+        raise ValueError(f"tls {state.tls!r} is not a dict of certificate paths")
 
 
 def write_state(state: ClusterState) -> None:

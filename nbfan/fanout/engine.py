@@ -21,7 +21,7 @@ from ..cluster import get_client
 from ..telemetry import hooks
 from ..exception import InvalidError
 from .batching import BatchSizer
-from .inputs import check_kwargs, map_inputs, starmap_inputs
+from .inputs import check_first_input, check_kwargs, map_inputs, starmap_inputs
 from .payload import Args
 from .progress import Progress
 from .submit import Batch, CallPlan, batch_result, cancel_call, describe_task_error, plan_call
@@ -91,6 +91,8 @@ def run_map(
                     progress.counts.total = next_index
                     hooks.call_total(client, plan.call_id, next_index)
                     break
+                if next_index == 0:
+                    check_first_input(function.raw_f, chunk[0], label)
                 batch = plan.submit_batch(chunk, next_index)
                 in_flight[batch.future.key] = batch
                 batch_inputs[batch.future.key] = chunk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from typing import Any
@@ -44,6 +45,28 @@ def map_inputs(iterables: tuple[Any, ...], kwargs: dict[str, Any], method: str =
         raise InvalidError(f".{method}() needs at least one iterable of inputs, e.g. f.{method}(range(10))")
     iterators = [_check_iterable(it, f"argument {i}", method) for i, it in enumerate(iterables)]
     return zip(zip(*iterators), itertools.repeat(kwargs))  # all in C: no Python frame per input
+
+
+def check_first_input(fn: Any, args: Args, label: str) -> None:
+    """Bind the first input to the function's signature here, so a map with the wrong number of
+    iterables (or starmap tuples of the wrong length) fails before anything runs, with a hint."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and some callables have no signature: let them run
+        return
+    try:
+        signature.bind(*args[0], **args[1])
+    except TypeError as exc:
+        method = label.rsplit(".", 1)[-1]
+        if method == "starmap":
+            hint = "each tuple holds the positional arguments of one call, e.g. f.starmap([(1, 2), (3, 4)]) for f(x, y)"
+        else:
+            hint = (
+                f"give .{method}() one iterable per positional parameter (zipped), e.g. f.{method}(xs, ys) for "
+                f"f(x, y), and arguments that stay the same through kwargs={{...}}"
+            )
+        name = getattr(fn, "__name__", "function")
+        raise InvalidError(f"{label}: input 0 does not fit {name}{signature}: {exc}. {hint}") from None
 
 
 def starmap_inputs(iterable: Any, kwargs: dict[str, Any]) -> Iterator[Args]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import cloudpickle
 
-from ..exception import RemoteError, SerializationError
+from ..exception import InvalidError, RemoteError, SerializationError
 
 Args = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -76,9 +76,10 @@ def _describe_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
 
 
 def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
-    """Serialize a batch of (args, kwargs); name the argument that cannot be serialized."""
+    """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
+    refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory)."""
     try:
-        return cloudpickle.dumps(list(inputs), protocol=5)
+        blob = cloudpickle.dumps(list(inputs), protocol=5)
     except Exception as exc:
         for offset, (args, kwargs) in enumerate(inputs):
             what = _describe_arg(args, kwargs)
@@ -90,6 +91,17 @@ def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
                     f"the function."
                 ) from exc
         raise SerializationError(f"inputs could not be serialized: {type(exc).__name__}: {exc}") from exc
+    from ..config import config
+
+    if len(blob) > config.max_input_bytes:
+        where = f"input {first_index}" if len(inputs) == 1 else f"inputs {first_index}..{first_index + len(inputs) - 1}"
+        raise InvalidError(
+            f"{where}: the arguments are {len(blob) / 2**20:.0f} MiB pickled, over nbfan.config.max_input_bytes "
+            f"({config.max_input_bytes / 2**20:.0f} MiB). Arguments travel through the scheduler with every call: "
+            f"put large data in a nbfan.Volume (or storage every worker reads) and pass its path, or raise "
+            f"nbfan.config.max_input_bytes if you mean to ship it."
+        )
+    return blob
 
 
 loads = cloudpickle.loads
