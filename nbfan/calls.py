@@ -107,16 +107,29 @@ class FunctionCall(Generic[R]):
 
 
 _detached = False
+_session_spawns: list[str] | None = None  # ids of calls spawned inside a script session
 
 
-def set_detached(detached: bool) -> None:
-    """`nbfan run --detach`: calls spawned from now on outlive this process (see `keep_detached`)."""
-    global _detached
-    _detached = detached
+def begin_session(detached: bool) -> None:
+    """`nbfan run` / `app.run()`: remember the calls spawned from now on (to cancel them when the
+    script ends) or, `detached`, let them outlive this process (see `keep_detached`)."""
+    global _detached, _session_spawns
+    _detached, _session_spawns = detached, []
 
 
-def is_detached() -> bool:
-    return _detached
+def end_session() -> list[str]:
+    """Stop remembering; the ids of the calls spawned during the session."""
+    global _detached, _session_spawns
+    spawned, _detached, _session_spawns = _session_spawns or [], False, None
+    return spawned
+
+
+def after_spawn(call: "FunctionCall[Any]") -> None:
+    """Called by `.spawn()`: session bookkeeping (nothing outside `nbfan run` / `app.run()`)."""
+    if _detached:
+        keep_detached(call)
+    elif _session_spawns is not None:
+        _session_spawns.append(call.object_id)
 
 
 def keep_detached(call: "FunctionCall[Any]") -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterato
 from typing_extensions import ParamSpec
 
 from .aio import aio_method, in_thread, wait_future
-from .calls import FunctionCall, _unwrap, is_detached, keep_detached
+from .calls import FunctionCall, _unwrap, after_spawn
 from .cluster import get_client
 from .exception import InvalidError
 from .fanout import engine
@@ -115,8 +115,7 @@ class Function(Generic[P, R]):
     def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
         call = self._submit_one(args, kwargs, "spawn")
-        if is_detached():
-            keep_detached(call)
+        after_spawn(call)
         return call
 
     async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:

@@ -14,7 +14,7 @@ import socket
 from collections import defaultdict
 from typing import Any, Iterator
 
-from .calls import set_detached
+from .calls import begin_session, end_session
 from .exception import InvalidError
 
 _connect = importlib.import_module("nbfan.cluster.connect")  # the module (the package exports a function by that name)
@@ -48,15 +48,19 @@ def _connected_client() -> Any:
     return conn.client
 
 
-def cancel_leftovers(client: Any) -> list[str]:
-    """Cancel every call this process started that is still running: the ones telemetry lists
-    with this process as caller (spawns, spawn_maps) and any nbfan task this client still holds.
-    Returns the call ids cancelled."""
+def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]:
+    """Cancel every call this process started that may still run: `spawned` (ids of spawned
+    calls, whose handles may be gone: Dask forgets a dropped future's task but lets a running
+    one finish), the ones telemetry lists with this process as caller (spawns, spawn_maps) and
+    any nbfan task this client still holds. Returns the call ids cancelled."""
     from distributed import Future
 
     from .fanout.submit import cancel_call, parse_task_key
 
-    cancelled: list[str] = []
+    cancelled: list[str] = list(spawned or [])
+    for call_id in cancelled:
+        with contextlib.suppress(Exception):
+            cancel_call(client, call_id, [])
     try:
         from .telemetry.query import calls_snapshot
 
@@ -67,7 +71,8 @@ def cancel_leftovers(client: Any) -> list[str]:
                 continue
             with contextlib.suppress(Exception):
                 _cancel_by_id(client, call["call_id"], call.get("kind"))
-                cancelled.append(call["call_id"])
+                if call["call_id"] not in cancelled:
+                    cancelled.append(call["call_id"])
     except Exception:  # telemetry off or unavailable: the held futures below still go
         pass
     held: dict[str, list[Any]] = defaultdict(list)
@@ -104,14 +109,14 @@ def script_session(*, detach: bool = False, what: str = "--detach") -> Iterator[
     """Run a script's work: on the way out, cancel what it left running unless `detach`."""
     if detach:
         require_shared_cluster(what)
-    set_detached(detach)
+    begin_session(detach)
     try:
         yield
     finally:
-        set_detached(False)
+        spawned = end_session()
         client = _connected_client()
         if client is not None and not detach:
-            cancel_leftovers(client)
+            cancel_leftovers(client, spawned)
 
 
 @contextlib.contextmanager

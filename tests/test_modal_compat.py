@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,8 @@ def scheduler(local_cluster) -> str:
     return local_cluster.scheduler_address
 
 
-def test_modal_features_script(scheduler, nbfan_home):
-    secrets = nbfan_home / "secrets"
+def test_modal_features_script(scheduler):
+    secrets = Path(os.environ["NBFAN_HOME"]) / "secrets"  # where the nbfan run subprocess looks
     secrets.mkdir(exist_ok=True)
     (secrets / "test-creds.json").write_text(json.dumps({"DB_PASSWORD": "hunter2"}))
     result = run_nbfan("run", str(SCRIPTS / "modal_features.py"), "--n", "3", "--when", "2025-02-03T04:05:06",
@@ -136,7 +137,7 @@ def test_image_builder_is_immutable_and_collects_env():
         import surely_not_a_module_nbfan  # noqa: F401  (skipped locally, as in Modal)
 
 
-def test_secrets(monkeypatch, nbfan_home):
+def test_secrets(monkeypatch):
     with pytest.raises(NotFoundError, match="secrets/no-such-secret.json"):
         modal.Secret.from_name("no-such-secret")
     monkeypatch.setenv("MY_TOKEN", "t0k")

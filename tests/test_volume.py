@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +18,13 @@ def fresh_name() -> str:
     return f"vol-{uuid.uuid4().hex[:10]}"
 
 
-def test_from_name_create_and_errors(nbfan_home):
+def test_from_name_create_and_errors():
+    home = Path(os.environ["NBFAN_HOME"])  # (not the fixture: a test may re-import conftest, moving it)
     name = fresh_name()
     with pytest.raises(NotFoundError, match="create_if_missing=True"):
         nbfan.Volume.from_name(name)
     vol = nbfan.Volume.from_name(name, create_if_missing=True)
-    assert vol.path == nbfan_home / "volumes" / name and vol.path.is_dir()
+    assert vol.path == home / "volumes" / name and vol.path.is_dir()
     assert nbfan.Volume.from_name(name).path == vol.path
     for bad in ("", "..", "a/b", "../etc", "x" * 65, "-lead"):
         with pytest.raises(InvalidError, match="invalid Volume name"):
