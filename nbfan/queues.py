@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import queue as _queue
 import uuid
-from typing import Any, Iterable, Iterator
+from typing import Any, AsyncIterator, Iterable, Iterator
 
 import cloudpickle
 
+from .aio import aio_method, in_thread
 from .dicts import _with_aio
 from .exception import InvalidError, NotFoundError
 from .names import check_name
@@ -134,13 +135,20 @@ class Queue:
                 return
             yield values[0]
 
+    async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[Any]:
+        while True:
+            values = await in_thread(self._get_values, 1, item_poll_timeout > 0, item_poll_timeout, partition)
+            if not values:
+                return
+            yield values[0]
+
     put = _with_aio(_put)
     put_many = _with_aio(_put_many)
     get = _with_aio(_get)
     get_many = _with_aio(_get_many)
     len = _with_aio(_len)
     clear = _with_aio(_clear)
-    iterate = _with_aio(_iterate)
+    iterate = aio_method(_iterate, _iterate_aio)
 
     def __len__(self) -> int:
         return self._len()

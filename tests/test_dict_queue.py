@@ -3,6 +3,7 @@ concurrent writers on several workers."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -125,6 +126,12 @@ def test_queue_from_caller():
         assert q.get(partition="left") == "p"
         q.put_many(range(5))
         assert list(q.iterate()) == [0, 1, 2, 3, 4]
+        q.put_many(range(3))
+
+        async def collect() -> list[int]:
+            return [x async for x in q.iterate.aio()]
+
+        assert asyncio.run(collect()) == [0, 1, 2]
         q.put_many(range(3))
         q.clear()
         assert q.len() == 0
