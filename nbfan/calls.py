@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Generic, TypeVar
 
 from distributed import Future, as_completed
@@ -124,8 +125,23 @@ def end_session() -> list[str]:
     return spawned
 
 
+_running_spawns: set[Future] = set()
+_running_lock = threading.Lock()
+
+
+def _forget(future: Future) -> None:
+    with _running_lock:
+        _running_spawns.discard(future)
+
+
 def after_spawn(call: "FunctionCall[Any]") -> None:
-    """Called by `.spawn()`: session bookkeeping (nothing outside `nbfan run` / `app.run()`)."""
+    """Called by `.spawn()`. The call runs even if its handle is dropped (as in Modal; Dask would
+    forget a task nobody holds): its future is held here until it finishes. In a script session,
+    remember it (to cancel it when the script ends) or, detached, let it outlive this process."""
+    future = call._future
+    with _running_lock:
+        _running_spawns.add(future)
+    future.add_done_callback(_forget)
     if _detached:
         keep_detached(call)
     elif _session_spawns is not None:

@@ -103,6 +103,29 @@ def test_app_run_context_manager_in_a_plain_python_script(scheduler):
 # -- the compatibility names, in-process ------------------------------------------------------
 
 
+@app.function
+def touch_later(path: str) -> None:
+    import time
+
+    time.sleep(0.3)
+    open(path, "w").close()
+
+
+def test_spawn_runs_even_when_its_handle_is_dropped(client, tmp_path):
+    import gc
+    import time
+
+    paths = [str(tmp_path / f"spawned-{i}") for i in range(6)]  # more than the 2 workers run at once
+    for path in paths:
+        touch_later.spawn(path)  # fire and forget, as Modal scripts do
+    gc.collect()
+    deadline = time.monotonic() + 60
+    while not all(os.path.exists(p) for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(os.path.exists(p) for p in paths)
+
+
+
 def test_public_names_of_modal_scripts_exist():
     for name in ("App", "Stub", "Function", "FunctionCall", "Image", "Secret", "Volume", "Dict", "Queue", "Retries",
                  "Period", "Cron", "concurrent", "batched", "current_function_call_id", "enable_output", "is_local"):
