@@ -24,7 +24,7 @@ from .batching import BatchSizer
 from .inputs import check_first_input, check_kwargs, map_inputs, starmap_inputs
 from .payload import Args
 from .progress import Progress
-from .submit import Batch, CallPlan, batch_result, cancel_call, describe_task_error, plan_call
+from .submit import Batch, CallPlan, cancel_call, describe_task_error, plan_call
 from .watchdog import SchedulerWatch
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def run_map(
                 error = describe_task_error(task_error, batch.start, batch.count)
                 elapsed, outcomes = 0.0, [(False, error)] * batch.count
             else:
-                elapsed, outcomes = batch_result(future, batch.start, batch.count)
+                elapsed, outcomes = watch.outcomes(future, batch.start, batch.count)
                 sizer.observe(batch.count, elapsed, batch.payload_bytes)
             future.release()
             values = [value for ok, value in outcomes if ok]

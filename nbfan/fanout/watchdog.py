@@ -10,12 +10,15 @@ gives up with a clear error when it does not answer in time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from typing import Any
 
 from distributed import Client, Future, as_completed
 
 from ..exception import ClusterConnectionError
+from .payload import loads
+from .submit import batch_result
 
 #: seconds without a finished task before the scheduler is asked for a sign of life
 IDLE_BEFORE_PING = 5.0
@@ -67,6 +70,32 @@ class SchedulerWatch:
         except OSError as exc:
             raise self.lost(f"{type(exc).__name__}: {exc}") from None
         self._last_sign = time.monotonic()
+
+    def gather(self, future: Future) -> Any:
+        """`future.result()` of a finished future, without hanging on a scheduler that goes
+        silent mid-transfer: the transfer runs on the client's loop while this thread keeps
+        checking the scheduler (a slow, big transfer from a live scheduler is waited for)."""
+        coro = self.client.gather([future], asynchronous=True)
+        pending = asyncio.run_coroutine_threadsafe(coro, self.client.loop.asyncio_loop)
+        while True:
+            try:
+                return pending.result(timeout=0.2)[0]
+            except concurrent.futures.TimeoutError:
+                try:
+                    self.check()
+                except ClusterConnectionError:
+                    pending.cancel()
+                    raise
+            except OSError as exc:  # CommClosedError: the connection broke mid-transfer
+                raise self.lost(f"{type(exc).__name__}: {exc}") from None
+
+    def outcomes(self, future: Future, start: int, count: int) -> tuple[float, list[tuple[bool, Any]]]:
+        """(compute seconds, outcomes) of a batch task, like `submit.batch_result`, but watched."""
+        if future.status != "finished":
+            return batch_result(future, start, count)
+        blob = self.gather(future)
+        self._last_sign = time.monotonic()
+        return loads(blob)
 
     def next_done(self, completed: as_completed) -> Future:
         condition: Any = getattr(completed, "thread_condition", None)
