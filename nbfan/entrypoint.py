@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,7 @@ def _option_type(name: str, annotation: Any, default: Any) -> Any:
         text = text.removeprefix("Optional[").removesuffix("]") if text.startswith("Optional[") else text
         annotation = _BY_NAME.get(text.removesuffix("|None"), annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:  # Optional[X], X | None
         annotation = args[0]
     if annotation not in SUPPORTED_TYPES:
         raise InvalidError(

@@ -7,7 +7,6 @@ import datetime
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
