@@ -10,7 +10,7 @@ from distributed import Client, Future
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-from ..exception import ExecutionError, InputCancellation
+from ..exception import ClusterConnectionError, ExecutionError, InputCancellation
 from ..placement import plan_resources
 from .payload import Args, dumps_function, dumps_inputs, loads
 from .stream import run_generator
@@ -146,6 +146,12 @@ def batch_result(
         raise
     except BaseException as exc:
         translated = describe_task_error(exc, start, count)
+        if isinstance(translated, InputCancellation) and future.client.status != "running":
+            translated = ClusterConnectionError(
+                f"lost the Dask scheduler at {future.client.scheduler.address} while waiting for the call (the client "
+                f"is {future.client.status}). The scheduler stopped or the network failed; check the cluster "
+                f"(`nbfan cluster status`) and call again."
+            )
         if translated is exc:
             raise
         raise translated from None

@@ -49,6 +49,12 @@ def slow(x: int) -> int:
     return x
 
 
+@app.function
+def sleepy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
 def nbfan_tasks(client: Client) -> int:
     """nbfan tasks the scheduler still holds (any call)."""
     return client.run_on_scheduler(
@@ -184,6 +190,7 @@ def test_scheduler_gone_mid_map_raises_within_30s(tmp_path: Path) -> None:
         assert up.returncode == 0, up.stderr
         state = json.loads((home / "cluster.json").read_text())
         nbfan.connect(state["address"])
+        pending = sleepy.spawn(60)  # a single call waiting when the scheduler goes
         results: list[int] = []
         killed: dict[str, float] = {}
 
@@ -200,6 +207,8 @@ def test_scheduler_gone_mid_map_raises_within_30s(tmp_path: Path) -> None:
         assert detect < 30, f"took {detect:.1f}s to notice the scheduler was gone"
         assert results == list(range(len(results)))  # what arrived is right and in order
         assert state["address"] in str(info.value) and "run the map again" in str(info.value)
+        with pytest.raises(ClusterConnectionError, match="lost the Dask scheduler"):
+            pending.get(timeout=30)
         print(f"\nDRILL scheduler-gone: results_before={len(results)} detect_s={detect:.1f}")
     finally:
         nbfan.disconnect()
