@@ -60,6 +60,9 @@ def log_path() -> str:
 
 def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = False) -> tuple[ClusterState, bool]:
     """Start the local cluster unless one runs; returns (state, started_now)."""
+    from .local import worker_options
+
+    worker_options(n_workers)  # a bad worker count fails here, not in the daemon's log
     with _exclusive():
         state = running_state()
         if state is not None:

@@ -13,6 +13,7 @@ from distributed.deploy.subprocess import SubprocessWorker
 from distributed.system import MEMORY_LIMIT
 
 from ..config import config
+from ..exception import InvalidError
 from .gpus import GpuInfo, discover_gpus
 
 
@@ -35,7 +36,11 @@ def worker_options(
     cores = os.cpu_count() or 1
     if n_cpu_workers is None:
         n_cpu_workers = max(1, cores - len(gpus))
+    if isinstance(n_cpu_workers, bool) or not isinstance(n_cpu_workers, int) or n_cpu_workers < 0:
+        raise InvalidError(f"invalid number of CPU workers {n_cpu_workers!r}: give an int >= 0")
     total = len(gpus) + n_cpu_workers
+    if total == 0:
+        raise InvalidError("a cluster with no workers would run nothing: no GPUs were found, so give 1 or more CPU workers")
     per_worker = memory_limit or max(MEMORY_LIMIT // max(total, 1), 256 * 2**20)
     mib = per_worker // 2**20
     specs: dict[str, dict[str, Any]] = {}

@@ -384,3 +384,30 @@ def test_nbfan_run_unknown_entrypoint_option(tmp_path: Path) -> None:
     assert result.returncode != 0 and "--m" in result.stderr and "ran" not in result.stdout
     bad_type = _cli("run", "job.py", "--n", "three", cwd=tmp_path)
     assert bad_type.returncode != 0 and "three" in bad_type.stderr and "ran" not in bad_type.stdout
+
+
+@pytest.mark.parametrize("workers,says", [("-1", "int >= 0"), ("0", "no workers would run nothing")])
+def test_cluster_up_with_a_bad_worker_count(tmp_path: Path, workers: str, says: str) -> None:
+    env = {**os.environ, "NBFAN_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-m", "nbfan.cli", "cluster", "up", "--workers", workers],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and says in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "cluster.json").exists()
+
+
+# -- the async twins -----------------------------------------------------------------------------
+
+
+def test_async_map_of_a_non_iterable(clean: Any) -> None:
+    import asyncio
+
+    async def consume() -> list[Any]:
+        return [r async for r in ident.map.aio(5)]
+
+    expect(InvalidError, lambda: asyncio.run(consume()), "not iterable")
+
+
+def test_async_remote_with_an_unpicklable_argument(clean: Any) -> None:
+    import asyncio
+
+    expect(SerializationError, lambda: asyncio.run(ident.remote.aio(threading.Lock())), "argument 0", "lock")
