@@ -12,7 +12,10 @@ from typing import Iterator
 import pytest
 
 # Isolate before anything imports nbfan: subprocesses started by tests inherit this too.
-_HOME = Path(tempfile.mkdtemp(prefix="nbfan-test-home-"))
+# (This module may be imported twice, as `conftest` and as `tests.conftest`: one home only.)
+if "_NBFAN_TEST_HOME" not in os.environ:
+    os.environ["_NBFAN_TEST_HOME"] = tempfile.mkdtemp(prefix="nbfan-test-home-")
+_HOME = Path(os.environ["_NBFAN_TEST_HOME"])
 os.environ["NBFAN_HOME"] = str(_HOME)
 os.environ.pop("NBFAN_SCHEDULER", None)
 os.environ.setdefault("NBFAN_PROGRESS", "0")

@@ -92,14 +92,21 @@ def _raise_if_task_died(batches: Iterable[Any]) -> None:
 
 def iter_queue_events(queue: Queue, in_flight: Mapping[Any, Any]) -> Iterator[tuple[str, int, Any]]:
     """Stream events as they arrive; between arrivals, notice tasks that died (their worker
-    was lost and Dask gave up) so the caller never waits forever."""
+    was lost and Dask gave up) so the caller never waits forever.
+
+    Polls with `get(batch=True)`, which returns at once: a `get(timeout=...)` that times out
+    makes the scheduler log an error traceback every time."""
+    idle = 0.005
     while True:
-        try:
-            blob = queue.get(timeout=0.5)
-        except TimeoutError:
+        blobs = queue.get(batch=True)
+        if not blobs:
             _raise_if_task_died(list(in_flight.values()))
+            time.sleep(idle)
+            idle = min(idle * 2, 0.05)
             continue
-        yield from loads(blob)
+        idle = 0.005
+        for blob in blobs:
+            yield from loads(blob)
 
 
 def iter_events(queue: Queue, batches: Mapping[Any, Any], n_inputs: int) -> Iterator[tuple[str, int, Any]]:
