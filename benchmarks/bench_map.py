@@ -60,6 +60,24 @@ def best(fn, repeat: int = REPEAT) -> tuple[float, object]:
     return min(runs, key=lambda run: run[0])
 
 
+def _cpu(pid: int | None = None) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def cpu_of(fn, client: Client | None = None, pool: ProcessPoolExecutor | None = None) -> float:
+    """CPU seconds `fn` costs this process plus the cluster's workers (or the pool's processes)."""
+
+    def others() -> float:
+        if client is not None:
+            return sum(client.run(_cpu).values())
+        return sum(_cpu(pid) for pid in pool._processes)  # type: ignore[union-attr]
+
+    before = _cpu() + others()
+    fn()
+    return _cpu() + others() - before
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -69,6 +87,7 @@ def p1(client: Client) -> None:
     nbfan_s, out = best(lambda: list(f_inc.map(range(N))))
     assert out == [x + 1 for x in range(N)]
     raw_s, _ = timed(lambda: client.gather(client.map(inc, range(N_RAW), pure=False)))
+
     def pool_map(pool: ProcessPoolExecutor) -> list[int]:
         return list(pool.map(inc, range(N), chunksize=N // 8))
 
@@ -80,6 +99,13 @@ def p1(client: Client) -> None:
     with ProcessPoolExecutor(2) as pool:
         pool_map(pool)
         warm_s, _ = best(lambda: pool_map(pool))
+    # CPU seconds per input, all processes together: what the 2 shared cores must absorb (load-proof)
+    nbfan_cpu = cpu_of(lambda: list(f_inc.map(range(N))), client)
+    with ProcessPoolExecutor(2) as pool:
+        pool_map(pool)
+        pool_cpu = cpu_of(lambda: pool_map(pool), None, pool)
+    print(f"P1 CPU per input, all processes: .map {nbfan_cpu / N * 1e6:.2f} us, "
+          f"ProcessPoolExecutor {pool_cpu / N * 1e6:.2f} us")
     rate, raw_rate = N / nbfan_s, N_RAW / raw_s
     print(f"P1 .map {N} trivial inputs: {nbfan_s:.3f}s = {rate:,.0f} inputs/s")
     print(f"P1 raw client.map {N_RAW} tasks: {raw_s:.3f}s = {raw_rate:,.0f} tasks/s")

@@ -20,6 +20,8 @@ from distributed.scheduler import KilledWorker
 from ..exception import ExecutionError, InputCancellation
 from ..telemetry import hooks
 from .batching import BatchSizer
+from .gcpause import gc_paused
+from .outcomes import count_failed
 from .payload import Failure, dumps_outcomes, loads
 from .submit import Batch, CallPlan, cancel_call, describe_task_error
 from .task import TaskSpec
@@ -71,7 +73,9 @@ def coordinate(map_id: str, fn_blob: bytes, spec: TaskSpec, resources: dict[str,
         return claim["state"]
     epoch = claim["epoch"]
     try:
-        state = _drive(client, rpc, map_id, epoch, loads(claim["inputs"]), claim, fn_blob, spec, resources, window)
+        with gc_paused():
+            inputs = loads(claim["inputs"])
+        state = _drive(client, rpc, map_id, epoch, inputs, claim, fn_blob, spec, resources, window)
     except BaseException as exc:
         logger.exception("nbfan: the coordinator of map %s failed", map_id)
         rpc("fail", map_id=map_id, epoch=epoch, error=f"the map's coordinator failed: {type(exc).__name__}: {exc}")
@@ -139,7 +143,7 @@ def _drive(
                 blob = _outcomes_blob(future, batch)
                 future.release()
                 elapsed, outcomes = loads(blob)
-                failed = sum(1 for ok, _ in outcomes if not ok)
+                failed = count_failed(outcomes)
                 failed_any = failed_any or failed > 0
                 sizer.observe(batch.count, elapsed, batch.payload_bytes)
                 state = rpc(

@@ -22,6 +22,8 @@ from ..telemetry import hooks
 from ..exception import InvalidError
 from .batching import BatchSizer
 from .inputs import check_first_input, check_kwargs, map_inputs, starmap_inputs
+from .gcpause import gc_paused
+from .outcomes import ok_values
 from .payload import Args
 from .progress import Progress
 from .submit import Batch, CallPlan, cancel_call, describe_task_error, plan_call
@@ -85,7 +87,8 @@ def run_map(
     try:
         while True:
             while not exhausted and len(in_flight) + len(ready) < window:
-                chunk = list(itertools.islice(inputs, sizer.next_size()))
+                with gc_paused():  # the pump's many small tuples would set off costly collections
+                    chunk = list(itertools.islice(inputs, sizer.next_size()))
                 if not chunk:
                     exhausted = True
                     progress.counts.total = next_index
@@ -93,7 +96,8 @@ def run_map(
                     break
                 if next_index == 0:
                     check_first_input(function.raw_f, chunk[0], label)
-                batch = plan.submit_batch(chunk, next_index)
+                with gc_paused():
+                    batch = plan.submit_batch(chunk, next_index)
                 in_flight[batch.future.key] = batch
                 batch_inputs[batch.future.key] = chunk
                 completed.add(batch.future)
@@ -126,8 +130,8 @@ def run_map(
                 elapsed, outcomes = watch.outcomes(future, batch.start, batch.count)
                 sizer.observe(batch.count, elapsed, batch.payload_bytes)
             future.release()
-            values = [value for ok, value in outcomes if ok]
-            if len(values) == batch.count:  # every input succeeded: the common case, no per-input work
+            values = ok_values(outcomes)
+            if values is not None:  # every input succeeded: the common case, no per-input work
                 progress.counts.done += batch.count
             else:
                 values = []
@@ -176,6 +180,9 @@ def _run_flat_map(plan: CallPlan, inputs: Iterator[Args], return_exceptions: boo
     queue = Queue(queue_name, client=plan.client)
     progress = Progress(label, plan.call_id)
     in_flight: dict[int, Batch] = {}  # input index -> its task (one input per task)
+    # One reader for the whole map: a poll may return the events of several inputs, and
+    # leaving the reader between polls would drop them (and hang waiting for their ends).
+    events = iter_queue_events(queue, in_flight)
     next_index = 0
     exhausted = False
     state = "failed"
@@ -193,7 +200,7 @@ def _run_flat_map(plan: CallPlan, inputs: Iterator[Args], return_exceptions: boo
                 progress.counts.running += 1
             if not in_flight:
                 break
-            for kind, index, payload in iter_queue_events(queue, in_flight):
+            for kind, index, payload in events:
                 if kind == "y":
                     yield payload
                     continue

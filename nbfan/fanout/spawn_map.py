@@ -27,6 +27,8 @@ from ..telemetry import hooks
 from .coordinator import coordinate
 from .engine import _note_failed_input, iterate_in_thread, window_size
 from .mapstore import PLUGIN_NAME, MapStore, coordinator_key
+from .gcpause import gc_paused
+from .outcomes import ok_values
 from .payload import Args, dumps_inputs, loads
 from .submit import cancel_call, plan_call
 
@@ -71,8 +73,9 @@ def spawn_map(function: "Function[Any, Any]", inputs: Iterator[Args]) -> "MapCal
             EmbeddedClusterWarning,
             stacklevel=3,
         )
-    items = list(inputs)  # a failing input iterator raises here, before anything is submitted
-    blob = dumps_inputs(items)
+    with gc_paused():  # 100k small tuples would otherwise set off costly collections
+        items = list(inputs)  # a failing input iterator raises here, before anything is submitted
+        blob = dumps_inputs(items)
     plan = plan_call(function, client, stop_on_error=False)
     map_id = plan.call_id
     ensure_store(client)
@@ -178,6 +181,11 @@ class MapCall:
             total = reply["total"]
             for start, count, blob in reply["batches"]:
                 _elapsed, outcomes = loads(blob)
+                values = ok_values(outcomes)
+                if values is not None:
+                    yield from values
+                    cursor = start + count
+                    continue
                 for offset, (ok, value) in enumerate(outcomes):
                     if ok:
                         yield value

@@ -12,6 +12,7 @@ from distributed.scheduler import KilledWorker
 
 from ..exception import ClusterConnectionError, ExecutionError, InputCancellation
 from ..placement import plan_resources
+from .gcpause import gc_paused
 from .payload import Args, dumps_function, dumps_inputs, loads
 from .stream import run_generator
 from .task import TaskSpec, cancel_running, run_batch
@@ -155,7 +156,8 @@ def batch_result(
         if translated is exc:
             raise
         raise translated from None
-    return loads(blob)
+    with gc_paused():  # a batch's results are many small objects: see gcpause
+        return loads(blob)
 
 
 def cancel_call(client: Client, call_id: str, futures: Sequence[Future]) -> None:

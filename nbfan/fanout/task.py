@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 from ..exception import FunctionTimeoutError, InputCancellation
 from ..options import Retries
 from ..telemetry import worker as _telemetry
+from .gcpause import gc_paused
+from .outcomes import Outcomes
 from .payload import Failure, dumps_outcomes, loads
 
 _FUNCTION_CACHE: "OrderedDict[bytes, Callable[..., Any]]" = OrderedDict()
@@ -198,10 +200,12 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
     started = time.perf_counter()
     prepare_worker(spec)
     fn = load_function(fn_blob)
-    outcomes: list[tuple[bool, Any]] = []
+    values: list[Any] = []  # input order; a failed input's slot holds None and its Failure is in `failures`
+    failures: dict[int, Failure] = {}
     failed = False
     n_failed = n_skipped = 0
-    inputs = loads(inputs_blob)
+    with gc_paused():
+        inputs = loads(inputs_blob)
     # Without a timeout, register this thread once for the whole batch (not per input: that
     # lock round trip cost more than a trivial input); cancellation still finds it.
     registered = spec.timeout is None
@@ -209,23 +213,31 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
         with _Running(spec.call_id) if registered else contextlib.nullcontext():
             for args, kwargs in inputs:
                 if (failed and spec.stop_on_error) or is_cancelled(spec.call_id):
-                    outcomes.append((False, Failure.capture(InputCancellation("not run: the call was cancelled or an earlier input of the batch failed"))))
+                    failures[len(values)] = Failure.capture(InputCancellation("not run: the call was cancelled or an earlier input of the batch failed"))
+                    values.append(None)
                     n_skipped += 1
                     continue
                 ok, value = run_input(fn, args, kwargs, spec, registered)
-                outcomes.append((ok, value))
-                if not ok:
-                    if value.exc_type is InputCancellation:
-                        n_skipped += 1
-                    else:
-                        n_failed += 1
-                failed = failed or not ok
+                if ok:
+                    values.append(value)
+                    continue
+                failures[len(values)] = value
+                values.append(None)
+                if value.exc_type is InputCancellation:
+                    n_skipped += 1
+                else:
+                    n_failed += 1
+                failed = True
     except InputCancellation:  # the cancel landed between two inputs: the rest do not run
         cancelled = Failure.capture(InputCancellation("the call was cancelled"))
-        n_skipped += len(inputs) - len(outcomes)
-        outcomes.extend((False, cancelled) for _ in range(len(inputs) - len(outcomes)))
+        n_skipped += len(inputs) - len(values)
+        while len(values) < len(inputs):
+            failures[len(values)] = cancelled
+            values.append(None)
     _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
-    return dumps_outcomes(outcomes, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    with gc_paused():
+        return dumps_outcomes(Outcomes(values, failures), elapsed)
 
 
 def iterate_generator(fn: Callable[..., Iterator[Any]], args: tuple, kwargs: dict) -> Iterator[Any]:
