@@ -222,13 +222,18 @@ def _run_flat_map(plan: CallPlan, inputs: Iterator[Args], return_exceptions: boo
     except (GeneratorExit, KeyboardInterrupt):
         state = "cancelled"
         raise
+    except OSError as exc:  # the stream's queue lives on the scheduler
+        if plan.client.status == "running":
+            raise
+        raise SchedulerWatch(plan.client).lost(f"the client is {plan.client.status}; {type(exc).__name__}: {exc}") from None
     finally:
         if in_flight or state != "done":
             cancel_call(plan.client, plan.call_id, [b.future for b in in_flight.values()])
-        try:
-            queue.close()
-        except Exception:
-            pass
+        if plan.client.status == "running":  # else the queue went with the scheduler
+            try:
+                queue.close()
+            except Exception:
+                pass
         hooks.call_ended(plan.client, plan.call_id, state)
         progress.close(state)
 

@@ -50,6 +50,13 @@ def slow(x: int) -> int:
 
 
 @app.function
+def frames(x: int) -> Iterator[int]:
+    for i in range(300):
+        time.sleep(0.2)
+        yield x * 1000 + i
+
+
+@app.function
 def sleepy(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
@@ -185,19 +192,32 @@ def test_killed_caller_stops_its_map_within_5s(drill_client: Client, drill_clust
 
 def test_scheduler_gone_mid_map_raises_within_30s(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    up = nbfan_cli("cluster", "up", "--workers", "2", home=home)
+    up = nbfan_cli("cluster", "up", "--workers", "3", home=home)  # one each: the call, the stream, the map
     try:
         assert up.returncode == 0, up.stderr
         state = json.loads((home / "cluster.json").read_text())
         nbfan.connect(state["address"])
         pending = sleepy.spawn(60)  # a single call waiting when the scheduler goes
+        streamed: dict[str, Any] = {}
+
+        def stream() -> None:  # a generator flat-map streaming when the scheduler goes
+            try:
+                for _ in frames.map([1]):  # one long stream: one worker, the map has another
+                    pass
+            except BaseException as exc:
+                streamed["error"], streamed["at"] = exc, time.monotonic()
+
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
         results: list[int] = []
         killed: dict[str, float] = {}
 
         def kill_scheduler() -> None:
-            wait_until(lambda: len(results) >= 5, timeout=60)
-            killed["at"] = time.monotonic()
-            os.killpg(state["pid"], signal.SIGKILL)  # the daemon: scheduler, nannies and workers
+            try:
+                wait_until(lambda: len(results) >= 5, timeout=30)
+            finally:  # kill in any case: the map must not wait forever
+                killed["at"] = time.monotonic()
+                os.killpg(state["pid"], signal.SIGKILL)  # the daemon: scheduler, nannies and workers
 
         threading.Thread(target=kill_scheduler, daemon=True).start()
         with pytest.raises(ClusterConnectionError, match="lost the Dask scheduler") as info:
@@ -205,11 +225,16 @@ def test_scheduler_gone_mid_map_raises_within_30s(tmp_path: Path) -> None:
                 results.append(r)
         detect = time.monotonic() - killed["at"]
         assert detect < 30, f"took {detect:.1f}s to notice the scheduler was gone"
-        assert results == list(range(len(results)))  # what arrived is right and in order
+        assert len(results) >= 5 and results == list(range(len(results)))  # what arrived is right and in order
         assert state["address"] in str(info.value) and "run the map again" in str(info.value)
         with pytest.raises(ClusterConnectionError, match="lost the Dask scheduler"):
             pending.get(timeout=30)
-        print(f"\nDRILL scheduler-gone: results_before={len(results)} detect_s={detect:.1f}")
+        streamer.join(timeout=30)
+        assert isinstance(streamed.get("error"), ClusterConnectionError), streamed
+        stream_detect = streamed["at"] - killed["at"]
+        assert stream_detect < 30
+        print(f"\nDRILL scheduler-gone: results_before={len(results)} map_detect_s={detect:.1f} "
+              f"generator_map_detect_s={stream_detect:.1f}")
     finally:
         nbfan.disconnect()
         nbfan_cli("cluster", "down", home=home)
