@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import psutil
 import pytest
 
 from nbfan.cluster.tls import ensure_certificates
@@ -28,6 +30,15 @@ PORT = 8786
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=check)
+
+
+def _remove_stale_namespaces() -> None:
+    """Namespaces left by a test run that was killed before its teardown (its pid is gone)."""
+    listing = _ip("netns", "list", check=False).stdout
+    for line in listing.splitlines():
+        match = re.match(r"^nbf(\d+)(hub|sched|cpu|gpu|client)\b", line)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            _ip("netns", "del", f"nbf{match.group(1)}{match.group(2)}", check=False)
 
 
 def _why_no_namespaces() -> str | None:
@@ -105,7 +116,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, Pat
         pytest.skip(f"multi-host drill skipped: {why}")
     home = tmp_path_factory.mktemp("netns-home")
     tls = ensure_certificates(home, hosts=[f"{SUBNET}.{n}" for n in HOSTS.values()])
-    net = Hosts(tag=str(os.getpid() % 100000))
+    _remove_stale_namespaces()
+    net = Hosts(tag=str(os.getpid()))
     try:
         net.create()
         tls_args = ["--tls-ca-file", tls["ca_file"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
