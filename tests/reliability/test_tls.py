@@ -91,6 +91,8 @@ def test_nbfan_client_with_the_certificates_works(tls_cluster: tuple[Path, dict]
     assert result.returncode == 0, result.stderr
     assert f"SOURCE local {state['address']}" in result.stdout
     assert "REMOTE 49" in result.stdout and f"MAP {sum(x * x for x in range(200))}" in result.stdout
+    status = nbfan_cli("cluster", "status", home=home)  # the CLI's own client uses the certificates too
+    assert status.returncode == 0 and state["address"] in status.stdout and "workers:   1" in status.stdout
     # resolved through NBFAN_SCHEDULER=tls://..., certificates from NBFAN_HOME
     result = run_script(script, NBFAN_HOME=str(home), NBFAN_SCHEDULER=state["address"])
     assert result.returncode == 0, result.stderr
