@@ -51,7 +51,9 @@ def check_first_input(fn: Any, args: Args, label: str) -> None:
     """Bind the first input to the function's signature here, so a map with the wrong number of
     iterables (or starmap tuples of the wrong length) fails before anything runs, with a hint."""
     try:
-        signature = inspect.signature(fn)
+        # not follow_wrapped: a decorator's (*args, **kwargs) wrapper may take other arguments than
+        # the function it wraps, and its real signature accepts anything
+        signature = inspect.signature(fn, follow_wrapped=False)
     except (TypeError, ValueError):  # builtins and some callables have no signature: let them run
         return
     try:

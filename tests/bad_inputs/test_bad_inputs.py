@@ -411,3 +411,24 @@ def test_async_remote_with_an_unpicklable_argument(clean: Any) -> None:
     import asyncio
 
     expect(SerializationError, lambda: asyncio.run(ident.remote.aio(threading.Lock())), "argument 0", "lock")
+
+
+def _injects_a_session(fn: Callable[..., Any]) -> Callable[..., Any]:
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn("session", *args, **kwargs)
+
+    return wrapper
+
+
+@app.function
+@_injects_a_session
+def uses_session(session: str, x: int) -> str:
+    return f"{session}:{x}"
+
+
+def test_signature_check_does_not_refuse_a_decorated_function(clean: Any) -> None:
+    """The early check binds against what is really called (the wrapper), not the wrapped function."""
+    assert list(uses_session.map([1, 2])) == ["session:1", "session:2"]
