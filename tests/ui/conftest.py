@@ -59,3 +59,17 @@ def page(lab: Lab) -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """Shadow pytest-jupyter's autouse loop fixture (its plugin is loaded for tests/test_server.py
+    and then applies session-wide): Playwright's sync API runs its own loop in this thread, and
+    closing a running loop at teardown fails."""
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    """Shadowed with jp_asyncio_loop above: these tests run no in-process jupyter server."""
+    yield None
