@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Generic, TypeVar
 
 from distributed import Future
@@ -62,3 +64,48 @@ async def wait_future(future: Future) -> None:
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run blocking set-up (connecting, starting a cluster) off the event loop."""
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+_DONE = object()
+
+
+async def iterate_in_thread(iterator: Iterator[Any], buffer: int = 1024) -> AsyncIterator[Any]:
+    """Drive a blocking iterator from a worker thread and yield its items to the event loop.
+
+    Leaving the `async for` early stops the thread and closes the iterator (which cancels the
+    map's remaining inputs)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    room = threading.Semaphore(buffer)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                loop.call_soon_threadsafe(queue.put_nowait, (True, item))
+            loop.call_soon_threadsafe(queue.put_nowait, (True, _DONE))
+        except BaseException as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, (False, exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="nbfan-aio-map", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = await queue.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            room.release()
+            yield item
+    finally:
+        stop.set()

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterato
 
 from typing_extensions import ParamSpec
 
-from .aio import aio_method, in_thread, wait_future
+from .aio import aio_method, in_thread, iterate_in_thread, wait_future
 from .calls import FunctionCall, _unwrap, after_spawn
 from .cluster import get_client
 from .exception import InvalidError
-from .fanout import engine
+from .fanout import methods
 from .fanout.stream import iter_events
 from .fanout.submit import batch_outcomes, cancel_call, plan_call
 from .fanout.payload import Args
@@ -159,17 +159,17 @@ class Function(Generic[P, R]):
     async def _remote_gen_aio(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         self._require_generator("remote_gen")
         await in_thread(get_client)
-        async for value in engine.iterate_in_thread(_stream_one(self, (args, kwargs))):
+        async for value in iterate_in_thread(_stream_one(self, (args, kwargs))):
             yield value
 
     remote_gen = aio_method(_remote_gen, _remote_gen_aio)
 
     # -- many calls: the fan-out engine ----------------------------------------------------
 
-    map = engine.map_method
-    starmap = engine.starmap_method
-    for_each = engine.for_each_method
-    spawn_map = engine.spawn_map_method
+    map = methods.map_method
+    starmap = methods.starmap_method
+    for_each = methods.for_each_method
+    spawn_map = methods.spawn_map_method
 
 
 def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:

@@ -272,3 +272,38 @@ except KeyboardInterrupt:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_progress_knows_the_total_up_front_for_sized_inputs(client):
+    """Lists and ranges give progress (and the panel's ETA) their total from the start;
+    a generator's total is known only once it is exhausted."""
+    from nbfan import config
+    from nbfan.fanout import progress as progress_module
+
+    seen: dict[str, list] = {"sized": [], "lazy": []}
+    current = {"name": "sized"}
+
+    class Sink:
+        def update(self, counts):
+            seen[current["name"]].append((counts.total, counts.done))
+
+        def close(self, counts, state):
+            seen[current["name"]].append((counts.total, counts.done))
+
+    @app.function
+    def slowish(x):
+        time.sleep(0.05)
+        return x
+
+    old = config.progress
+    config.progress = True
+    progress_module.set_progress_factory(lambda label, call_id: Sink())
+    try:
+        assert list(slowish.map(range(20))) == list(range(20))
+        current["name"] = "lazy"
+        assert list(slowish.map(x for x in range(20))) == list(range(20))
+    finally:
+        progress_module.set_progress_factory(None)
+        config.progress = old
+    assert seen["sized"] and all(total == 20 for total, _ in seen["sized"])
+    assert seen["lazy"][-1] == (20, 20)

@@ -7,21 +7,17 @@ at most `window` finished batches wait in the reorder buffer.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
 
-from ..aio import aio_method, in_thread
 from ..cluster import get_client
 from ..telemetry import hooks
-from ..exception import InvalidError
 from .batching import BatchSizer
-from .inputs import check_first_input, check_kwargs, map_inputs, starmap_inputs
+from .inputs import check_first_input
 from .gcpause import gc_paused
 from .outcomes import ok_values
 from .payload import Args
@@ -63,9 +59,11 @@ def run_map(
     order_outputs: bool = True,
     return_exceptions: bool = False,
     label: str = "map",
+    total: int | None = None,
 ) -> Iterator[Any]:
     """Yield the result of every input. The generator's `finally` cancels what is left on the
-    cluster, so breaking out, an error or KeyboardInterrupt never leaves work running."""
+    cluster, so breaking out, an error or KeyboardInterrupt never leaves work running.
+    `total`: the number of inputs when known up front (sized inputs), for progress and ETA."""
     client = get_client()
     plan = plan_call(function, client, stop_on_error=not return_exceptions)
     hooks.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
@@ -75,6 +73,9 @@ def run_map(
     window = window_size(client)
     sizer = BatchSizer()
     progress = Progress(label, plan.call_id)
+    if total is not None:
+        progress.counts.total = total
+        hooks.call_total(client, plan.call_id, total)
     in_flight: dict[Any, Batch] = {}
     batch_inputs: dict[Any, list[Args]] = {}  # key -> its inputs, to re-run a killed batch one by one
     ready: dict[int, list[Any]] = {}  # start -> values, waiting for their turn (ordered output)
@@ -91,8 +92,9 @@ def run_map(
                     chunk = list(itertools.islice(inputs, sizer.next_size()))
                 if not chunk:
                     exhausted = True
-                    progress.counts.total = next_index
-                    hooks.call_total(client, plan.call_id, next_index)
+                    if total != next_index:
+                        progress.counts.total = next_index
+                        hooks.call_total(client, plan.call_id, next_index)
                     break
                 if next_index == 0:
                     check_first_input(function.raw_f, chunk[0], label)
@@ -236,165 +238,3 @@ def _run_flat_map(plan: CallPlan, inputs: Iterator[Args], return_exceptions: boo
                 pass
         hooks.call_ended(plan.client, plan.call_id, state)
         progress.close(state)
-
-
-# -- async iteration over the sync engine ----------------------------------------------------
-
-_DONE = object()
-
-
-async def iterate_in_thread(iterator: Iterator[Any], buffer: int = 1024) -> AsyncIterator[Any]:
-    """Drive a blocking iterator from a worker thread and yield its items to the event loop.
-
-    Leaving the `async for` early stops the thread and closes the iterator (which cancels the
-    map's remaining inputs)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    room = threading.Semaphore(buffer)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in iterator:
-                while not room.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                loop.call_soon_threadsafe(queue.put_nowait, (True, item))
-            loop.call_soon_threadsafe(queue.put_nowait, (True, _DONE))
-        except BaseException as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, (False, exc))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="nbfan-aio-map", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = await queue.get()
-            if not ok:
-                raise item
-            if item is _DONE:
-                return
-            room.release()
-            yield item
-    finally:
-        stop.set()
-
-
-def _sync_inputs_from_async(aiterable: Any, loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
-    """Read an async iterable from the engine's thread, one item at a time, on the caller's loop."""
-    aiterator = aiterable.__aiter__()
-    while True:
-        try:
-            yield asyncio.run_coroutine_threadsafe(aiterator.__anext__(), loop).result()
-        except StopAsyncIteration:
-            return
-
-
-def _as_sync_iterables(iterables: tuple[Any, ...]) -> tuple[Any, ...]:
-    loop = asyncio.get_running_loop()
-    return tuple(
-        _sync_inputs_from_async(it, loop) if hasattr(it, "__aiter__") and not hasattr(it, "__iter__") else it
-        for it in iterables
-    )
-
-
-# -- the Function methods ---------------------------------------------------------------------
-
-
-def _map(
-    self: "Function[Any, Any]",
-    *iterables: Any,
-    kwargs: dict[str, Any] | None = None,
-    order_outputs: bool = True,
-    return_exceptions: bool = False,
-) -> Iterator[Any]:
-    """Run the function over the inputs in parallel (zip semantics), results in input order
-    (or completion order with `order_outputs=False`). Lazy: work starts when you iterate.
-    Generator functions are flat-mapped: every yield of every input, as produced."""
-    inputs = map_inputs(iterables, check_kwargs(kwargs, "map"), "map")
-    return run_map(self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.map")
-
-
-async def _map_aio(
-    self: "Function[Any, Any]",
-    *iterables: Any,
-    kwargs: dict[str, Any] | None = None,
-    order_outputs: bool = True,
-    return_exceptions: bool = False,
-) -> AsyncIterator[Any]:
-    sync_iterables = _as_sync_iterables(iterables)
-    await in_thread(get_client)
-    inputs = map_inputs(sync_iterables, check_kwargs(kwargs, "map"), "map")
-    results = run_map(self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.map")
-    async for value in iterate_in_thread(results):
-        yield value
-
-
-def _starmap(
-    self: "Function[Any, Any]",
-    iterable: Any,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    order_outputs: bool = True,
-    return_exceptions: bool = False,
-) -> Iterator[Any]:
-    """Like map, but each input is a tuple of positional arguments: f.starmap([(1, 2), (3, 4)])."""
-    inputs = starmap_inputs(iterable, check_kwargs(kwargs, "starmap"))
-    return run_map(self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.starmap")
-
-
-async def _starmap_aio(
-    self: "Function[Any, Any]",
-    iterable: Any,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    order_outputs: bool = True,
-    return_exceptions: bool = False,
-) -> AsyncIterator[Any]:
-    (sync_iterable,) = _as_sync_iterables((iterable,))
-    await in_thread(get_client)
-    inputs = starmap_inputs(sync_iterable, check_kwargs(kwargs, "starmap"))
-    results = run_map(self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.starmap")
-    async for value in iterate_in_thread(results):
-        yield value
-
-
-def _for_each(
-    self: "Function[Any, Any]", *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
-) -> None:
-    """Run the function over the inputs for its side effects; block until all are done."""
-    inputs = map_inputs(iterables, check_kwargs(kwargs, "for_each"), "for_each")
-    for _ in run_map(self, inputs, order_outputs=False, return_exceptions=ignore_exceptions, label=f"{self.name}.for_each"):
-        pass
-
-
-async def _for_each_aio(
-    self: "Function[Any, Any]", *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
-) -> None:
-    async for _ in _map_aio(self, *iterables, kwargs=kwargs, order_outputs=False, return_exceptions=ignore_exceptions):
-        pass
-
-
-def _spawn_map(self: "Function[Any, Any]", *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
-    """Start the map on the cluster and return at once; it goes on after this process exits."""
-    from .spawn_map import spawn_map
-
-    return spawn_map(self, map_inputs(iterables, check_kwargs(kwargs, "spawn_map"), "spawn_map"))
-
-
-async def _spawn_map_aio(self: "Function[Any, Any]", *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
-    sync_iterables = _as_sync_iterables(iterables)
-    return await in_thread(_spawn_map, self, *sync_iterables, kwargs=kwargs)
-
-
-map_method: aio_method[Any] = aio_method(_map, _map_aio)
-starmap_method: aio_method[Any] = aio_method(_starmap, _starmap_aio)
-for_each_method: aio_method[Any] = aio_method(_for_each, _for_each_aio)
-spawn_map_method: aio_method[Any] = aio_method(_spawn_map, _spawn_map_aio)
-
-

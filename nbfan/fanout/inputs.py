@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import inspect
 import itertools
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
@@ -37,6 +39,14 @@ def check_kwargs(kwargs: Any, method: str) -> dict[str, Any]:
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise InvalidError(f"kwargs= of .{method}() must be a dict of keyword arguments, got {type(kwargs).__name__}")
     return dict(kwargs)
+
+
+def sized_total(iterables: tuple[Any, ...]) -> int | None:
+    """How many inputs zip(*iterables) yields, when every iterable knows its length."""
+    try:
+        return min(len(it) for it in iterables) if iterables else None
+    except TypeError:
+        return None
 
 
 def map_inputs(iterables: tuple[Any, ...], kwargs: dict[str, Any], method: str = "map") -> Iterator[Args]:
@@ -85,3 +95,21 @@ def starmap_inputs(iterable: Any, kwargs: dict[str, Any]) -> Iterator[Args]:
             yield tuple(item), kwargs
 
     return generate()
+
+
+def _sync_inputs_from_async(aiterable: Any, loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+    """Read an async iterable from the engine's thread, one item at a time, on the caller's loop."""
+    aiterator = aiterable.__aiter__()
+    while True:
+        try:
+            yield asyncio.run_coroutine_threadsafe(aiterator.__anext__(), loop).result()
+        except StopAsyncIteration:
+            return
+
+
+def _as_sync_iterables(iterables: tuple[Any, ...]) -> tuple[Any, ...]:
+    loop = asyncio.get_running_loop()
+    return tuple(
+        _sync_inputs_from_async(it, loop) if hasattr(it, "__aiter__") and not hasattr(it, "__iter__") else it
+        for it in iterables
+    )

@@ -25,7 +25,8 @@ from ..cluster import current_connection, get_client
 from ..exception import ExecutionError, InputCancellation, InvalidError, NotFoundError
 from ..telemetry import hooks
 from .coordinator import coordinate
-from .engine import _note_failed_input, iterate_in_thread, window_size
+from ..aio import iterate_in_thread
+from .engine import _note_failed_input, window_size
 from .mapstore import PLUGIN_NAME, MapStore, coordinator_key
 from .gcpause import gc_paused
 from .outcomes import ok_values
