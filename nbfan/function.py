@@ -185,20 +185,21 @@ def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:
     hooks.call_total(client, plan.call_id, 1)
     progress = Progress(f"{function.name}.remote_gen", plan.call_id)
     progress.counts.total = progress.counts.running = 1
-    finished = False
+    state = "cancelled"  # unless it ends, or its generator raises
     try:
         for kind, _index, payload in iter_events(queue, {0: batch}, 1):
             if kind == "y":
                 yield payload
             elif kind == "f":
                 progress.counts.failed, progress.counts.running = 1, 0
+                state = "failed"
                 raise payload.to_exception()
         progress.counts.done, progress.counts.running = 1, 0
-        finished = True
+        state = "done"
     finally:
-        hooks.call_ended(client, plan.call_id, "done" if finished else "cancelled")
-        progress.close("done" if finished else ("failed" if progress.counts.failed else "cancelled"))
-        if not finished:
+        hooks.call_ended(client, plan.call_id, state)
+        progress.close(state)
+        if state != "done":
             cancel_call(client, plan.call_id, [future])
         _close_queue(queue)
 

@@ -76,6 +76,13 @@ def test_detach_lets_spawned_work_finish_after_the_cli_exits(scheduler, tmp_path
     assert wait_for(lambda: {tag, f"{tag}-map-0", f"{tag}-map-1"} <= {p.name for p in folder.iterdir()})
     assert nbfan.FunctionCall.from_id(ids["CALL"]).get(timeout=60) == tag
     assert nbfan.MapCall.from_id(ids["MAP"]).get(timeout=60) == [f"{tag}-map-0", f"{tag}-map-1"]
+    # telemetry (the panel, `nbfan calls`) saw the detached call finish, not "cancelled" with its caller
+    from nbfan.telemetry import query
+
+    def detached_state():
+        return next((c["state"] for c in query.calls_snapshot(client)["calls"] if c["call_id"] == ids["CALL"]), None)
+
+    assert wait_for(lambda: detached_state() == "done"), detached_state()
 
 
 def test_without_detach_spawned_work_is_cancelled_when_the_script_ends(scheduler, tmp_path):

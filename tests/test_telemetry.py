@@ -301,3 +301,17 @@ def test_worker_reports_count_with_their_batch_whatever_the_order() -> None:
     tracker.task_forgotten(cid, 20, 10)
     call = tracker.snapshot()["calls"][0]
     assert (call["done"], call["failed"], call["retried"], call["running"]) == (20 - 4, 3, 3, 0)
+
+
+@app.generator
+def tele_gen_fails(n: int):
+    yield 1
+    raise ValueError(f"generator {n} broke")
+
+
+def test_remote_gen_that_raises_is_failed_not_cancelled(client: Client) -> None:
+    with pytest.raises(ValueError, match="generator 3 broke"):
+        list(tele_gen_fails.remote_gen(3))
+    call = wait_for_call(client, ended("tele_gen_fails"))
+    assert (call["kind"], call["state"]) == ("remote_gen", "failed")
+

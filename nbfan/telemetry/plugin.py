@@ -126,7 +126,15 @@ class TelemetryPlugin(SchedulerPlugin):
             logger.debug("bad nbfan worker report %r", msg, exc_info=True)
 
     def remove_client(self, scheduler: Any, client: str) -> None:
-        self.tracker.client_gone(client)
+        def still_wanted(call_id: str) -> bool:
+            """Some other holder (a published dataset: `nbfan run --detach`) keeps the call's tasks."""
+            prefix = f"nbfan-{call_id}-"
+            return any(
+                isinstance(key, str) and key.startswith(prefix) and any(c.client_key != client for c in ts.who_wants)
+                for key, ts in scheduler.tasks.items()
+            )
+
+        self.tracker.client_gone(client, still_wanted)
 
     def _sample(self) -> None:
         if self.scheduler.plugins.get(PLUGIN_NAME) is not self:  # unregistered: stop quietly

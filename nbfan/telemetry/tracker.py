@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Callable, Any
 
 from .schema import SCHEMA_VERSION, Caller, CallSnapshot, CallsSnapshot
 
@@ -244,11 +244,14 @@ class CallTracker:
         self.version += 1
         return True
 
-    def client_gone(self, client: str) -> None:
+    def client_gone(self, client: str, still_wanted: Callable[[str], bool] | None = None) -> None:
         """A Dask client left: its running calls cannot go on (their futures are released),
-        except spawn_map, whose map runs in a task that outlives its caller."""
+        except spawn_map, whose map runs in a task that outlives its caller, and calls whose
+        tasks someone else still holds (`still_wanted`: e.g. `nbfan run --detach` spawns)."""
         for rec in list(self.running.values()):
             if rec.owner == client and rec.kind != "spawn_map":
+                if still_wanted is not None and still_wanted(rec.call_id):
+                    continue
                 self._finish(rec, "cancelled")
                 self.version += 1
 
