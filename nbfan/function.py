@@ -107,10 +107,11 @@ class Function(Generic[P, R]):
         self._require_plain(kind, "remote_gen")
         client = get_client()
         plan = plan_call(self, client)
-        call = FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
+        # announce before submitting: the events then travel ahead of the task in the same
+        # client stream, so they cannot be lost if this process exits right after the result
         hooks.call_started(client, plan.call_id, self, kind)
         hooks.call_total(client, plan.call_id, 1)
-        return call
+        return FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
 
     def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
@@ -179,10 +180,10 @@ def _stream_one(function: Function[Any, Any], args: Args) -> Iterator[Any]:
     plan = plan_call(function, client)
     queue_name = f"nbfan-stream-{plan.call_id}"
     queue = Queue(queue_name, client=client)
+    hooks.call_started(client, plan.call_id, function, "remote_gen")  # ahead of the task (see _submit_one)
+    hooks.call_total(client, plan.call_id, 1)
     batch = plan.submit_generator([args], 0, queue_name)
     future = batch.future
-    hooks.call_started(client, plan.call_id, function, "remote_gen")
-    hooks.call_total(client, plan.call_id, 1)
     progress = Progress(f"{function.name}.remote_gen", plan.call_id)
     progress.counts.total = progress.counts.running = 1
     state = "cancelled"  # unless it ends, or its generator raises
