@@ -16,18 +16,9 @@ from distributed import LocalCluster
 
 import nbfan
 from nbfan.cluster.caps import allocate, cap_resource, cap_shares, function_identity, worker_capacity
+from overlap import max_overlap
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals open at one instant (an end at the same instant as a start comes first)."""
-    events = sorted([(end, -1) for _, end in intervals] + [(start, 1) for start, _ in intervals])
-    best = running = 0
-    for _, delta in events:
-        running += delta
-        best = max(best, running)
-    return best
 
 
 # -- the split of a cap over workers (pure) -----------------------------------------------------

@@ -17,17 +17,9 @@ import nbfan
 from nbfan.exception import InvalidError
 from nbfan.placement import PlacementWarning, ResourceUnavailableError, describe_offer, cluster_view
 from nbfan.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory
+from overlap import max_overlap
 
 app = nbfan.App("test-resources")
-
-
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = sorted([(end, -1) for _, end in intervals] + [(start, 1) for start, _ in intervals])
-    best = running = 0
-    for _, delta in events:
-        running += delta
-        best = max(best, running)
-    return best
 
 
 # -- specs, validated where the function is declared ------------------------------------------
