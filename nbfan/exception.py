@@ -11,6 +11,10 @@ class InvalidError(Error, ValueError):
     """An argument or option is malformed; raised before anything is submitted."""
 
 
+class ResourceUnavailableError(InvalidError):
+    """No worker of the cluster can run the function as its `gpu=`/`cpu=`/`memory=` ask."""
+
+
 class NotFoundError(Error, LookupError):
     """A named object (deployed function, call id, volume...) does not exist."""
 

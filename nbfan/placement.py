@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .cluster.caps import cap_resource, ensure_cap, function_identity
-from .exception import InvalidError
+from .exception import InvalidError, ResourceUnavailableError
 from .resources import GpuRequest
 
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
 #: seconds a scheduler_info() answer is reused
 INFO_TTL = 5.0
-
-
-class ResourceUnavailableError(InvalidError):
-    """No worker of the cluster can run the function as its `gpu=`/`cpu=`/`memory=` ask."""
 
 
 class PlacementWarning(UserWarning):
