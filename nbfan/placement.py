@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .cluster.caps import cap_resource, ensure_cap, function_identity
-from .exception import InvalidError, ResourceUnavailableError
+from .exception import ResourceUnavailableError
 from .resources import GpuRequest
 
 if TYPE_CHECKING:
