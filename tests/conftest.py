@@ -4,6 +4,7 @@ own nbfan state (NBFAN_HOME points into a temporary folder)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -58,8 +59,6 @@ def python() -> str:
 
 def run_py(code: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> "subprocess.CompletedProcess[str]":
     """Run Python code in a fresh interpreter (with this checkout importable)."""
-    import subprocess
-
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH", "")]))
     return subprocess.run(

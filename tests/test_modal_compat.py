@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import nbfan
 import nbfan as modal
 from clitools import REPO, SCRIPTS, run_nbfan
 from nbfan.exception import ExecutionError, InvalidError, NotFoundError

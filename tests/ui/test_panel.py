@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from .lab import Lab, kernel_name, notebook, restart_lab
-from .notebook_ui import output_text, run_cell, wait_cell_done, wait_kernel_idle
+from .notebook_ui import run_cell, wait_cell_done, wait_kernel_idle
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(600)]
 
