@@ -90,6 +90,22 @@ def _raise_if_task_died(batches: Iterable[Any]) -> None:
             raise ExecutionError(f"the generator task for input {batch.start} was cancelled on the cluster")
 
 
+def _scheduler_lost_or(client: Any, exc: OSError) -> BaseException:
+    """A ClusterConnectionError when the scheduler does not answer (a broken connection is
+    often seen here before the client notices it), else the original error."""
+    from ..exception import ClusterConnectionError
+    from .watchdog import SchedulerWatch
+
+    watch = SchedulerWatch(client, idle_before_ping=0.0)
+    if client.status != "running":
+        return watch.lost(f"the client is {client.status}; {type(exc).__name__}: {exc}")
+    try:
+        watch.check()
+    except ClusterConnectionError as lost:
+        return lost
+    return exc
+
+
 def iter_queue_events(queue: Queue, in_flight: Mapping[Any, Any]) -> Iterator[tuple[str, int, Any]]:
     """Stream events as they arrive; between arrivals, notice tasks that died (their worker
     was lost and Dask gave up) so the caller never waits forever.
@@ -98,7 +114,10 @@ def iter_queue_events(queue: Queue, in_flight: Mapping[Any, Any]) -> Iterator[tu
     makes the scheduler log an error traceback every time."""
     idle = 0.005
     while True:
-        blobs = queue.get(batch=True)
+        try:
+            blobs = queue.get(batch=True)
+        except OSError as exc:  # the queue lives on the scheduler: is the scheduler gone?
+            raise _scheduler_lost_or(queue.client, exc) from None
         if not blobs:
             _raise_if_task_died(list(in_flight.values()))
             time.sleep(idle)
