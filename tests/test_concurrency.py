@@ -271,7 +271,7 @@ def hold(seconds):
     time.sleep(seconds)
     return start, time.time()
 
-print("ID" + hold.spawn_map([0.5] * 8).object_id, flush=True)
+print("ID" + hold.spawn_map([1.5] * 8).object_id, flush=True)  # ~6 s at cap 2: still running when this exits
 """
 
 detached_app = nbfan.App("test-concurrency-detached")
