@@ -28,13 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Fault drills (tests/reliability) and browser tests (tests/ui) race real kills, real
-    processes and a real browser on a shared 2-core machine: each gets one rerun. A real defect
-    still fails, twice; a pass on the rerun is reported as such by pytest-rerunfailures."""
+    """Every test here drives real processes (Dask clusters, kernels, daemons, SIGKILLs, a real
+    browser) on a shared 2-core machine, so each gets one rerun (pytest-rerunfailures). A real
+    defect still fails, twice; a pass on the rerun is listed as "rerun" in pytest's summary."""
     for item in items:
-        parts = Path(str(item.path)).parts
-        if "reliability" in parts or "ui" in parts:
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
+        item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
 
 
 @pytest.fixture(scope="session")
