@@ -210,23 +210,21 @@ def test_shares_follow_workers_joining_and_leaving(cluster: LocalCluster, capped
             addr = next(a for a, w in info.items() if w.get("name") == "joiner")
             return int(cap_shares(client)[name].get(addr, 0))
 
-        deadline = time.time() + 20
-        while joiner_share() != 2:
-            assert time.time() < deadline, cap_shares(client)
-            time.sleep(0.1)
-        totals = client.run(lambda dask_worker: dask_worker.state.total_resources.get(name, 0))
-        assert sum(totals.values()) == 8
+        def assert_joiner_has_its_share() -> None:
+            deadline = time.time() + 20
+            while joiner_share() != 2:
+                assert time.time() < deadline, cap_shares(client)
+                time.sleep(0.1)
+            totals = client.run(lambda dask_worker: dask_worker.state.total_resources.get(name, 0))
+            assert sum(totals.values()) == 8
+
+        assert_joiner_has_its_share()
         runs = list(wide.map([0.3] * 16))
         assert 2 <= max_overlap(runs) <= 8
         # a restarted worker (its nanny starts a fresh process) gets its share again
         joiner = next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if w.get("name") == "joiner")
         client.restart_workers([joiner], timeout=60)
-        deadline = time.time() + 20
-        while joiner_share() != 2:
-            assert time.time() < deadline, cap_shares(client)
-            time.sleep(0.1)
-        totals = client.run(lambda dask_worker: dask_worker.state.total_resources.get(name, 0))
-        assert sum(totals.values()) == 8
+        assert_joiner_has_its_share()
     finally:
         worker.terminate()
         worker.wait(timeout=30)

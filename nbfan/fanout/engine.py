@@ -77,7 +77,6 @@ def run_map(
         progress.counts.total = total
         hooks.call_total(client, plan.call_id, total)
     in_flight: dict[Any, Batch] = {}
-    batch_inputs: dict[Any, list[Args]] = {}  # key -> its inputs, to re-run a killed batch one by one
     ready: dict[int, list[Any]] = {}  # start -> values, waiting for their turn (ordered output)
     completed = as_completed(loop=client.loop)
     watch = SchedulerWatch(client)  # a scheduler that is gone raises instead of hanging
@@ -101,7 +100,6 @@ def run_map(
                 with gc_paused():
                     batch = plan.submit_batch(chunk, next_index)
                 in_flight[batch.future.key] = batch
-                batch_inputs[batch.future.key] = chunk
                 completed.add(batch.future)
                 next_index += len(chunk)
                 progress.counts.running += len(chunk)
@@ -109,7 +107,6 @@ def run_map(
                 break
             future = watch.next_done(completed)
             batch = in_flight.pop(future.key)
-            chunk = batch_inputs.pop(future.key)
             if future.status == "cancelled" and client.status != "running":
                 raise watch.lost(f"the client is {client.status}; input {batch.start} and others had not finished")
             task_error = future.exception() if future.status == "error" else None
@@ -117,10 +114,9 @@ def run_map(
                 # Workers died running this batch: run its inputs one per task, so only an input
                 # that kills its worker fails, not its batch-mates.
                 future.release()
-                for offset, args in enumerate(chunk):
+                for offset, args in enumerate(batch.inputs):
                     single = plan.submit_batch([args], batch.start + offset)
                     in_flight[single.future.key] = single
-                    batch_inputs[single.future.key] = [args]
                     completed.add(single.future)
                 continue
             if task_error is not None:
@@ -159,10 +155,7 @@ def run_map(
                 next_out += len(values)
                 yield from values
         state = "done"
-    except GeneratorExit:
-        state = "cancelled"
-        raise
-    except KeyboardInterrupt:
+    except (GeneratorExit, KeyboardInterrupt):
         state = "cancelled"
         raise
     finally:

@@ -48,12 +48,14 @@ def parse_task_key(key: Any) -> tuple[str, int, int] | None:
 
 @dataclass
 class Batch:
-    """One submitted task: inputs [start, start + count) of a call."""
+    """One submitted task: inputs [start, start + count) of a call (kept while it runs, so a
+    batch killed with its worker can be re-run one input per task)."""
 
     future: Future
     start: int
     count: int
     payload_bytes: int
+    inputs: Sequence[Args] = ()
 
 
 @dataclass
@@ -78,7 +80,7 @@ class CallPlan:
             pure=False,
             retries=0,
         )
-        return Batch(future, start, len(inputs), len(blob))
+        return Batch(future, start, len(inputs), len(blob), inputs)
 
     def submit_generator(self, inputs: Sequence[Args], start: int, queue_name: str) -> Batch:
         blob = dumps_inputs(inputs, start)
@@ -94,7 +96,7 @@ class CallPlan:
             pure=False,
             retries=0,
         )
-        return Batch(future, start, len(inputs), len(blob))
+        return Batch(future, start, len(inputs), len(blob), inputs)
 
 
 def plan_call(function: "Function", client: Client, *, stop_on_error: bool = True, call_id: str | None = None) -> CallPlan:
