@@ -4,13 +4,76 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Generic, TypeVar
 
 from distributed import Future
 
+from .fanout.tracebacks import hide_nbfan_frames
+
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_facing(fn: F) -> F:
+    """Mark a function users call: an nbfan error or a remote failure it raises reaches them
+    without nbfan's own frames (see fanout/tracebacks.py). Works on plain functions,
+    coroutine functions and (async) generator functions."""
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except BaseException as exc:
+                hide_nbfan_frames(exc)
+                raise
+
+        return agen_wrapper  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except BaseException as exc:
+                hide_nbfan_frames(exc)
+                raise
+
+        return coro_wrapper  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from fn(*args, **kwargs))
+            except BaseException as exc:
+                hide_nbfan_frames(exc)
+                raise
+
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            hide_nbfan_frames(exc)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def user_iterator(iterator: Iterator[T]) -> Iterator[T]:
+    """Iterate `iterator` as users do: failures arrive without nbfan's frames."""
+    try:
+        yield from iterator
+    except BaseException as exc:
+        hide_nbfan_frames(exc)
+        raise
 
 
 class _BoundAio:
@@ -18,13 +81,17 @@ class _BoundAio:
 
     def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
         self._sync = sync
-        self.aio = aio
+        self.aio = user_facing(aio)
         self.__doc__ = sync.__doc__
         self.__name__ = getattr(sync, "__name__", "method")
         self.__wrapped__ = sync
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._sync(*args, **kwargs)
+        try:
+            return self._sync(*args, **kwargs)
+        except BaseException as exc:  # the user's call line leads straight to the cause
+            hide_nbfan_frames(exc)
+            raise
 
     def __repr__(self) -> str:
         return f"<nbfan method {self.__name__} (async twin: .aio)>"

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from distributed import Future, as_completed
 
-from .aio import aio_method, in_thread, wait_future
+from .aio import aio_method, in_thread, user_facing, wait_future
 from .cluster import get_client
 from .exception import NotFoundError
 from .fanout.submit import batch_outcomes, cancel_call, parse_task_key, task_key
@@ -92,6 +92,7 @@ class FunctionCall(Generic[R]):
     from_id = staticmethod(_from_id)
 
     @staticmethod
+    @user_facing
     def gather(*calls: "FunctionCall[Any]") -> list[Any]:
         """Results of several calls in argument order; the first error is raised and the
         calls still running are cancelled."""

@@ -11,10 +11,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
 from .exception import InvalidError, NotFoundError
 from .fanout.payload import _ship_module_by_value
+from .fanout.tracebacks import pickle_function, unpickle_function
 from .store import APPS_OP, current_client, store_call
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ def deploy_app(app: "App", *, source: str = "", client: Any = None) -> dict[str,
         if module:
             _ship_module_by_value(module)
         try:
-            blobs[name] = cloudpickle.dumps(function, protocol=5)
+            blobs[name] = pickle_function(function)
         except Exception as exc:
             raise InvalidError(f"function {name!r} of app {app.name!r} cannot be serialized to deploy it: {exc}") from exc
     record = {"functions": blobs, "source": source, "host": os.uname().nodename, "pid": os.getpid(),
@@ -70,4 +69,4 @@ def lookup(app_name: str, function_name: str, client: Any = None) -> "Function[A
     if record is None or function_name not in record["functions"]:
         what = f"app {app_name!r}" if record is None else f"function {function_name!r} in app {app_name!r}"
         raise NotFoundError(f"no deployed {what} on the cluster at {c.scheduler.address}; deployed: {_describe(list_apps(c))}")
-    return cloudpickle.loads(record["functions"][function_name])
+    return unpickle_function(record["functions"][function_name])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterato
 
 from typing_extensions import ParamSpec
 
-from .aio import aio_method, in_thread, iterate_in_thread, wait_future
+from .aio import aio_method, in_thread, iterate_in_thread, user_iterator, wait_future
 from .calls import FunctionCall, _unwrap, after_spawn
 from .cluster import get_client
 from .exception import InvalidError
@@ -155,7 +155,7 @@ class Function(Generic[P, R]):
     def _remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Run a generator function once on the cluster, yielding its values as they are produced."""
         self._require_generator("remote_gen")
-        return _stream_one(self, (args, kwargs))
+        return user_iterator(_stream_one(self, (args, kwargs)))
 
     async def _remote_gen_aio(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         self._require_generator("remote_gen")

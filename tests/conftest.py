@@ -27,17 +27,6 @@ from nbfan.cluster.local import start_local_cluster  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test here drives real processes (Dask clusters, kernels, daemons, SIGKILLs, a real
-    browser) on a shared 2-core machine, so each gets one rerun (pytest-rerunfailures). A real
-    defect still fails, twice; a pass on the rerun is listed as "rerun" in pytest's summary.
-    Not tests/ui: they share one JupyterLab per module, and a rerun would find the first
-    attempt's calls in the panel beside its own."""
-    for item in items:
-        if "ui" not in Path(str(item.path)).parts:
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
-
-
 @pytest.fixture(scope="session")
 def nbfan_home() -> Path:
     return _HOME

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Iterator
 
@@ -178,3 +179,26 @@ def test_cell_analysis_finds_what_to_ship_and_bring_back():
     assert code.assigns == ["C", "f", "k", "sq", "sqrt", "y"]
     assert code.has_value
     assert not analyze("x = 1\nx;").has_value
+
+
+def test_a_notebook_function_failing_remotely_shows_its_cell_and_source_lines(kernel):
+    """A function defined in a cell, failing on a worker: IPython shows `Cell In[N]` with the
+    right line and its source, for the function and the helper it calls, and no nbfan frame."""
+    kernel.ok(
+        "import nbfan\n"
+        "app = nbfan.App('tb-in-notebook')\n"
+        "def helper(v):\n"
+        "    ratio = v / 0\n"
+        "    return ratio\n"
+        "@app.function\n"
+        "def uses_helper(v):\n"
+        "    return helper(v) + 1\n"
+    )
+    ex = kernel.execute("uses_helper.remote(5)")
+    err = ex.error()
+    assert err is not None and err["ename"] == "ZeroDivisionError"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err["traceback"]))  # IPython colours it
+    assert "uses_helper.remote(5)" in text
+    assert "return helper(v) + 1" in text and "ratio = v / 0" in text
+    assert "Cell In[" in text and "line 8" in text and "line 4" in text
+    assert "nbfan/" not in text and "<dynamic-code>" not in text

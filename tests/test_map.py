@@ -12,6 +12,7 @@ import pytest
 
 import nbfan
 from nbfan.exception import InvalidError
+from remote_tb import assert_reads_like_local
 
 app = nbfan.App("test-map")
 
@@ -119,7 +120,9 @@ def test_first_failure_raises_original_type_with_input_index(client):
         list(fail_on.map(range(10), kwargs={"bad": 3}))
     assert info.value.input_index == 3
     notes = "\n".join(info.value.__notes__)
-    assert "input 3 of the map" in notes and "Remote traceback" in notes
+    assert "input 3 of the map" in notes
+    assert_reads_like_local(info.value, 'list(fail_on.map(range(10), kwargs={"bad": 3}))', "in fail_on",
+                            'raise ValueError(f"input {x} is bad")')
 
 
 def test_return_exceptions_puts_the_exception_in_its_slot(client):

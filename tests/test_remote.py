@@ -10,6 +10,7 @@ import time
 import pytest
 
 import nbfan
+from remote_tb import assert_reads_like_local
 from nbfan.exception import FunctionTimeoutError, InvalidError, RemoteError, SerializationError
 
 app = nbfan.App("test-remote")
@@ -92,9 +93,40 @@ def test_remote_reraises_original_type_with_attributes_and_remote_traceback(clie
     with pytest.raises(CustomError) as info:
         fail.remote(42)
     assert info.value.code == 42
-    notes = "\n".join(getattr(info.value, "__notes__", []))
-    assert "Remote traceback" in notes and "in fail" in notes
-    assert "raise CustomError" in info.value.remote_traceback
+    assert_reads_like_local(info.value, "fail.remote(42)", "in fail", 'raise CustomError("it broke", code)')
+    assert 'raise CustomError("it broke", code)' in info.value.remote_traceback
+
+
+def _explode(value: int) -> None:
+    ratio = 1 / value
+    raise ValueError(f"helper saw {ratio}")
+
+
+@app.function
+def calls_a_helper(value: int) -> None:
+    _explode(value)
+
+
+def test_remote_traceback_shows_helper_frames_with_source_lines(client):
+    with pytest.raises(ValueError) as info:
+        calls_a_helper.remote(4)
+    text = assert_reads_like_local(
+        info.value, "calls_a_helper.remote(4)", "in calls_a_helper", "_explode(value)", "in _explode",
+        'raise ValueError(f"helper saw {ratio}")',
+    )
+    assert f'File "{__file__}"' in text  # the test file itself, with its real line numbers
+    with pytest.raises(ValueError) as again:
+        calls_a_helper.spawn(4).get()
+    assert_reads_like_local(again.value, "calls_a_helper.spawn(4).get()", "_explode(value)")
+
+
+def test_async_remote_traceback_reads_like_local(client):
+    async def main() -> None:
+        await calls_a_helper.remote.aio(2)
+
+    with pytest.raises(ValueError) as info:
+        asyncio.run(main())
+    assert_reads_like_local(info.value, "await calls_a_helper.remote.aio(2)", "_explode(value)")
 
 
 def test_unpicklable_exception_arrives_as_remote_error(client):

@@ -199,8 +199,15 @@ class CapsPlugin(SchedulerPlugin):
                     i += 1
 
     def _set_on_scheduler(self, addr: str, name: str, amount: int) -> None:
-        if addr in self.scheduler.workers:
-            self.scheduler.add_resources(worker=addr, resources={name: amount})
+        """The scheduler's record of one resource of one worker. Not `Scheduler.add_resources`:
+        it zeroes the worker's used resources, all of them, while its tasks still hold them
+        (checked on distributed 2026.8.0), and the scheduler then over-assigns."""
+        ws = self.scheduler.workers.get(addr)
+        if ws is None:
+            return
+        ws.resources[name] = amount
+        ws.used_resources.setdefault(name, 0)
+        self.scheduler.resources.setdefault(name, {})[addr] = amount
 
     async def _set_on_workers(self, name: str, amounts: Mapping[str, int]) -> list[str]:
         """Tell each worker its new share; returns the addresses that took it."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..aio import aio_method, in_thread, iterate_in_thread
+from ..aio import aio_method, in_thread, iterate_in_thread, user_iterator
 from ..cluster import get_client
 from .engine import run_map
 from .inputs import _as_sync_iterables, check_kwargs, map_inputs, sized_total, starmap_inputs
@@ -26,10 +26,10 @@ def _map(
     (or completion order with `order_outputs=False`). Lazy: work starts when you iterate.
     Generator functions are flat-mapped: every yield of every input, as produced."""
     inputs = map_inputs(iterables, check_kwargs(kwargs, "map"), "map")
-    return run_map(
+    return user_iterator(run_map(
         self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.map",
         total=sized_total(iterables),
-    )
+    ))
 
 
 async def _map_aio(
@@ -57,10 +57,10 @@ def _starmap(
 ) -> Iterator[Any]:
     """Like map, but each input is a tuple of positional arguments: f.starmap([(1, 2), (3, 4)])."""
     inputs = starmap_inputs(iterable, check_kwargs(kwargs, "starmap"))
-    return run_map(
+    return user_iterator(run_map(
         self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.starmap",
         total=sized_total((iterable,)),
-    )
+    ))
 
 
 async def _starmap_aio(

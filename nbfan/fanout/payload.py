@@ -10,17 +10,16 @@ import functools
 import os
 import sys
 import sysconfig
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import cloudpickle
 
 from ..exception import InvalidError, RemoteError, SerializationError
+from .tracebacks import RemoteFrame, capture_frames, format_remote, pickle_function, remote_traceback_object
 
 Args = tuple[tuple[Any, ...], dict[str, Any]]
 
-_NBFAN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INSTALLED_ROOTS = tuple(
     os.path.realpath(p)
     for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
@@ -50,7 +49,7 @@ def dumps_function(fn: Callable[..., Any]) -> bytes:
     if module:
         _ship_module_by_value(module)
     try:
-        return cloudpickle.dumps(fn)
+        return pickle_function(fn)
     except Exception as exc:
         name = getattr(fn, "__qualname__", repr(fn))
         raise SerializationError(
@@ -126,7 +125,7 @@ def _rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
 @dataclass
 class Failure:
     """An input's exception as it travels back: its type, args and attributes, or only its
-    text (`exc_type` None) when those could not be pickled."""
+    text (`exc_type` None) when those could not be pickled, and the user's remote frames."""
 
     exc_type: type | None
     exc_args: tuple
@@ -134,35 +133,34 @@ class Failure:
     type_name: str
     message: str
     traceback: str
+    frames: tuple[RemoteFrame, ...] = ()
 
     @classmethod
     def capture(cls, exc: BaseException) -> "Failure":
-        frames = exc.__traceback__
-        while frames is not None and frames.tb_next is not None and frames.tb_frame.f_code.co_filename.startswith(_NBFAN_DIR):
-            frames = frames.tb_next  # start the traceback at the user's code, not nbfan's task wrapper
-        tb = "".join(traceback.format_exception(type(exc), exc, frames))
+        frames = tuple(capture_frames(exc.__traceback__))
         state = {k: v for k, v in getattr(exc, "__dict__", {}).items() if k not in ("__notes__", "remote_traceback")}
-        return cls(type(exc), tuple(exc.args), state, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return cls(type(exc), tuple(exc.args), state, name, str(exc), format_remote(list(frames), exc), frames)
 
     def as_text_only(self) -> "Failure":
-        return Failure(None, (), {}, self.type_name, self.message, self.traceback)
+        return Failure(None, (), {}, self.type_name, self.message, self.traceback, self.frames)
 
     def to_exception(self) -> BaseException:
-        """The exception to raise locally, its remote traceback attached as a note."""
+        """The exception to raise here: its original type and attributes, its traceback made of
+        the remote user frames (shown with their source lines like local ones), and the
+        remote traceback's text as `.remote_traceback`."""
         if self.exc_type is not None:
             exc = _rebuild_exception(self.exc_type, self.exc_args, self.exc_state)
         else:
             exc = RemoteError(self.type_name, self.message, self.traceback)
-        note = "Remote traceback (from the nbfan worker):\n" + self.traceback.rstrip()
-        if hasattr(exc, "add_note"):
-            exc.add_note(note)
-        else:  # Python 3.10
-            exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
         try:
             exc.remote_traceback = self.traceback  # type: ignore[attr-defined]
         except Exception:
             pass
-        return exc
+        try:
+            return exc.with_traceback(remote_traceback_object(list(self.frames)))
+        except Exception:  # a frame that cannot be rebuilt must never hide the error itself
+            return exc
 
 
 def dumps_outcomes(outcomes: list[tuple[bool, Any]], elapsed: float = 0.0) -> bytes:

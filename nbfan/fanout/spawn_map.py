@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import Client, fire_and_forget
 
-from ..aio import aio_method, in_thread
+from ..aio import aio_method, in_thread, user_facing
 from ..cluster import current_connection, get_client
 from ..exception import ExecutionError, InputCancellation, InvalidError, NotFoundError
 from ..telemetry import hooks
@@ -167,6 +167,7 @@ class MapCall:
 
     # -- collecting --------------------------------------------------------------------------
 
+    @user_facing
     def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[Any]:
         """Results in input order as they become available; see the class docstring for errors.
         `timeout`: seconds to wait for the next result before raising TimeoutError."""

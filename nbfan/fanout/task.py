@@ -25,6 +25,7 @@ from ..telemetry import worker as _telemetry
 from .gcpause import gc_paused
 from .outcomes import Outcomes
 from .payload import Failure, dumps_outcomes, loads
+from .tracebacks import unpickle_function
 
 _FUNCTION_CACHE: "OrderedDict[bytes, Callable[..., Any]]" = OrderedDict()
 _FUNCTION_CACHE_SIZE = 64
@@ -98,7 +99,7 @@ def load_function(blob: bytes) -> Callable[..., Any]:
         if fn is not None:
             _FUNCTION_CACHE.move_to_end(digest)
             return fn
-    fn = loads(blob)
+    fn = unpickle_function(blob)
     with _cache_lock:
         _FUNCTION_CACHE[digest] = fn
         while len(_FUNCTION_CACHE) > _FUNCTION_CACHE_SIZE:

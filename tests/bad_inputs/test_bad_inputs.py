@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from remote_tb import assert_reads_like_local
 import nbfan
 from nbfan.exception import (
     ClusterConnectionError,
@@ -238,7 +239,8 @@ def test_unpicklable_result(clean: Any) -> None:
 
 def test_unpicklable_exception_arrives_as_text(clean: Any) -> None:
     error = expect(RemoteError, lambda: raises_unpicklable.remote(7), "LockedError", "bad thing 7")
-    assert "raise LockedError" in error.remote_traceback  # type: ignore[attr-defined]
+    assert 'raise LockedError(f"bad thing {x}")' in error.remote_traceback  # type: ignore[attr-defined]
+    assert_reads_like_local(error, "raises_unpicklable.remote(7)", 'raise LockedError(f"bad thing {x}")')
 
 
 # -- resources -----------------------------------------------------------------------------------
