@@ -30,8 +30,9 @@ for version in "$@"; do
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install -q "pip==26.3"
     "$venv/bin/python" -m pip install -q -r "$LOCK"
-    # the panel is already built (skip-if-exists): no node work here
-    "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+    # the panel is already built in this tree (make install): an editable install points at it,
+    # so skip the frontend build here (it would need this venv's jlpm, and rebuild the same files)
+    SKIP_JUPYTER_BUILDER=1 "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
     touch "$stamp"
   fi
   echo "== core tests on $("$venv/bin/python" --version)"

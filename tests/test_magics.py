@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import Any, Iterator
 
@@ -201,4 +202,6 @@ def test_a_notebook_function_failing_remotely_shows_its_cell_and_source_lines(ke
     assert "uses_helper.remote(5)" in text
     assert "return helper(v) + 1" in text and "ratio = v / 0" in text
     assert "Cell In[" in text and "line 8" in text and "line 4" in text
-    assert "nbfan/" not in text and "<dynamic-code>" not in text
+    assert "<dynamic-code>" not in text
+    if sys.version_info >= (3, 11):  # 3.10 cannot drop nbfan's local frames (see fanout/tracebacks.py)
+        assert "nbfan/" not in text

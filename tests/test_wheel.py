@@ -5,6 +5,7 @@ with nothing else, gives `jupyter lab` with the nbfan panel, the server extensio
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,10 +47,11 @@ def test_the_wheel_alone_gives_lab_with_panel_server_extension_and_kernel(tmp_pa
     panel = run(jupyter, "labextension", "list", env=env)
     assert any("nbfan" in line and "enabled" in line and "OK" in line for line in panel.splitlines()), panel
 
-    server = run(jupyter, "server", "extension", "list", env=env)
-    lines = server.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.strip().startswith("nbfan") and "enabled" in line)
-    assert "OK" in lines[at + 1], server  # "- Validating nbfan... nbfan 0.1.0 OK"
+    server = re.sub(r"\x1b\[[0-9;]*m", "", run(jupyter, "server", "extension", "list", env=env))
+    lines = [line.strip() for line in server.splitlines()]
+    assert "nbfan.server enabled" in lines, server
+    at = lines.index("nbfan.server enabled")  # then "- Validating nbfan.server..." and "nbfan.server ... OK"
+    assert lines[at + 2].startswith("nbfan.server") and lines[at + 2].endswith("OK"), server
 
     kernels = run(jupyter, "kernelspec", "list", env=env)
     (line,) = [line for line in kernels.splitlines() if line.split() and line.split()[0] == "nbfan"]

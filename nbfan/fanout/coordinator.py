@@ -8,6 +8,7 @@ at most the in-flight window is redone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -120,7 +121,7 @@ def _drive(
             futures = [b.future for b in in_flight.values()]
             try:
                 finished = wait(futures, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # one class since Python 3.11
                 finished = set()
             except FuturesCancelledError:  # cancelled on the cluster: by .cancel(), or Dask gave up
                 finished = {f for f in futures if f.status != "pending"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -145,8 +146,8 @@ def batch_result(
     """(compute seconds, outcomes) of a finished batch task, or raise what killed the task."""
     try:
         blob = future.result(timeout=timeout)
-    except TimeoutError:
-        raise
+    except asyncio.TimeoutError:  # the builtin TimeoutError since Python 3.11; not on 3.10
+        raise TimeoutError(f"the call has not finished after {timeout}s") from None
     except BaseException as exc:
         translated = describe_task_error(exc, start, count)
         if isinstance(translated, InputCancellation) and future.client.status != "running":

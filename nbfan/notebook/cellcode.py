@@ -45,14 +45,23 @@ class _Names(ast.NodeVisitor):
         self.assigns: set[str] = set()  # module level only: what lands in the cell's namespace
         self.imports: set[str] = set()
         self.depth = 0  # inside a function or class body or lambda
+        self.comprehensions = 0  # inside a comprehension (at any depth)
+        self.comprehension_targets: set[str] = set()  # loop variables of module-level comprehensions
+        self.loads_outside_comprehensions: set[str] = set()  # names read at module level, not in one
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Store) and self.depth == 0:
             self.assigns.add(node.id)
+        if isinstance(node.ctx, ast.Store) and self.comprehensions and self.depth == self.comprehensions:
+            self.comprehension_targets.add(node.id)
+        if isinstance(node.ctx, ast.Load) and self.depth == 0:
+            self.loads_outside_comprehensions.add(node.id)
 
     def _comprehension(self, node: ast.AST) -> None:
         self.depth += 1  # its loop variables do not leak into the namespace
+        self.comprehensions += 1
         self.generic_visit(node)
+        self.comprehensions -= 1
         self.depth -= 1
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension  # type: ignore[assignment]
@@ -118,8 +127,13 @@ def analyze(source: str, filename: str = "<%%remote cell>") -> CellCode:
     for stmt in tree.body:
         names.visit(stmt)
     table = symtable.symtable(source, filename, "exec")
+    # Python >= 3.12 inlines comprehensions (PEP 709): their loop variables then show up as
+    # module-level symbols, but they are not notebook data
+    inlined = names.comprehension_targets - names.loads_outside_comprehensions - names.assigns
     reads = {
-        n for n in _global_reads(table, True) if n not in names.imports and n not in IPYTHON_NAMES and not n.startswith("__")
+        n
+        for n in _global_reads(table, True) - inlined
+        if n not in names.imports and n not in IPYTHON_NAMES and not n.startswith("__")
     }
     has_value = bool(tree.body) and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";")
     return CellCode(
