@@ -7,7 +7,7 @@ STAMP := $(VENV)/.nbfan-installed
 LOCK := requirements/test.txt
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install system-deps test test-suite test-pythons test-wheel test-latest demo lab bench lock clean
+.PHONY: install system-deps test test-fast test-pythons test-latest demo lab bench lock clean
 
 # The JupyterLab panel's sources: when they change, the install rebuilds it (the build hook
 # skips the build while nbfan/labextension/ exists, so it is removed first).
@@ -35,6 +35,11 @@ test: install system-deps
 	$(PY) -m pytest
 	bash scripts/test-pythons.sh 3.10 3.13
 
+# The pure parts (no cluster, no browser) in seconds: layering, lint, keys, batching, sources,
+# outcomes, tracebacks, options, the scheduler store, distributed internals nbfan relies on.
+test-fast: install
+	$(PY) -m pytest -q tests/unit
+
 # The core tests (.remote, .map, spawn_map, magics) on other CPython versions (pyenv's).
 test-pythons: install
 	bash scripts/test-pythons.sh 3.10 3.13
@@ -50,7 +55,7 @@ lab: install
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(firstword $(wildcard notebooks/*.ipynb))
 
 demo: install
-	$(PY) -m nbfan.demo
+	$(PY) -m nbfan.cli.demo
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from distributed import LocalCluster
+from distributed import LocalCluster, Variable
 from distributed import Queue as DaskQueue
-from distributed import Variable
 
 import nbfan
 

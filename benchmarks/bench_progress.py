@@ -24,13 +24,13 @@ os.environ.setdefault("NBFAN_HOME", str(Path("/tmp") / f"nbfan-bench-home-{os.ge
 
 import nbfan  # noqa: E402
 from nbfan.cluster.local import start_local_cluster  # noqa: E402
-from nbfan.fanout.progress import set_progress_factory  # noqa: E402
+from nbfan.engine.progress import set_progress_factory  # noqa: E402
 
 N = 100_000
 
 KERNEL_SETUP = """
 import time, nbfan
-from nbfan.fanout import progress as _progress
+from nbfan.engine import progress as _progress
 app = nbfan.App("bench-progress")
 @app.function
 def inc(x):

@@ -25,9 +25,9 @@ os.environ.setdefault("NBFAN_HOME", str(Path("/tmp") / f"nbfan-bench-home-{os.ge
 os.environ["NBFAN_PROGRESS"] = "0"
 
 import nbfan  # noqa: E402
+from nbfan.api import telemetry as query  # noqa: E402
 from nbfan.cluster.local import start_local_cluster  # noqa: E402
-from nbfan.telemetry import hooks, query  # noqa: E402
-from nbfan.telemetry.plugin import PLUGIN_NAME  # noqa: E402
+from nbfan.scheduler.rpc import PLUGIN_NAME, ensure_plugin  # noqa: E402
 
 
 def inc(x: int) -> int:
@@ -37,7 +37,7 @@ def inc(x: int) -> int:
 def set_telemetry(client: object, on: bool) -> None:
     nbfan.config.telemetry = on
     if on:
-        hooks.install(client)
+        ensure_plugin(client, again=True)  # the bench may have unregistered it: install for real
         client.run_on_scheduler(_time_plugin)
     elif PLUGIN_NAME in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins)):
         client.unregister_scheduler_plugin(PLUGIN_NAME)

@@ -1,29 +1,38 @@
 """nbfan: Modal's function API on your own Dask cluster, native to Jupyter.
 
-    app = nbfan.App("grid-search")
+app = nbfan.App("grid-search")
 
-    @app.function(retries=2)
-    def evaluate(x): ...
+@app.function(retries=2)
+def evaluate(x): ...
 
-    results = list(evaluate.map(range(100)))
+results = list(evaluate.map(range(100)))
 """
 
-from . import exception
-from .app import App, Stub
-from .calls import FunctionCall
-from .cls import Cls, enter, exit, method, parameter
-from .cluster import connect, disconnect
-from .compat import Cron, Period, batched, concurrent, current_function_call_id, current_input_id, enable_output, is_local
-from .cluster.gpus import current_gpus
-from .config import config
-from .fanout.spawn_map import MapCall
-from .dicts import Dict
-from .function import Function
-from .image import Image
-from .options import Retries
-from .queues import Queue
-from .secret import Secret
-from .volume import Volume
+from nbfan import exception
+from nbfan.api.app import App, Stub
+from nbfan.api.calls import FunctionCall
+from nbfan.api.cls import Cls, enter, exit, method, parameter
+from nbfan.api.function import Function
+from nbfan.api.modal_names import (
+    Cron,
+    Period,
+    batched,
+    concurrent,
+    current_function_call_id,
+    current_input_id,
+    enable_output,
+    is_local,
+)
+from nbfan.api.options import Retries
+from nbfan.cluster import connect, disconnect
+from nbfan.cluster.gpus import current_gpus
+from nbfan.config import config
+from nbfan.engine.spawn_map import MapCall
+from nbfan.objects.dict import Dict
+from nbfan.objects.image import Image
+from nbfan.objects.queue import Queue
+from nbfan.objects.secret import Secret
+from nbfan.objects.volume import Volume
 
 __version__ = "0.1.0"
 
@@ -47,6 +56,9 @@ __all__ = [
     "is_local",
     "method",
     "parameter",
+]
+__all__ += [
+    # the rest of the API: apps, functions, calls, options and the cluster connection
     "App",
     "Function",
     "FunctionCall",
@@ -62,6 +74,6 @@ __all__ = [
 
 
 def load_ipython_extension(ipython):  # `%load_ext nbfan`
-    from .notebook import load_ipython_extension as load
+    from nbfan.notebook import load_ipython_extension as load
 
     load(ipython)

@@ -1,150 +1,169 @@
-"""Modal names that nbfan maps onto Dask, so `import nbfan as modal` runs Modal scripts:
-schedules (accepted with a warning), `@concurrent`, `@batched`, `current_function_call_id()`,
-`is_local()` and `enable_output()`. See README "Modal compatibility"."""
+"""Every use nbfan makes of distributed's internals, one function each, in one place.
+
+nbfan builds on distributed's public extension points (SchedulerPlugin, register_plugin,
+log_event, worker_client, ...). What they do not cover is here, each with the distributed
+version it was checked against; tests/unit/test_compat.py fails loudly when an upgrade breaks
+one. When distributed grows a public way, the function here changes and nothing else does.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import inspect
-import warnings
-from typing import Any, Callable, Iterator
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from .exception import InvalidError
+# -- on the scheduler ---------------------------------------------------------------------------
 
 
-class ScheduleWarning(UserWarning):
-    """nbfan does not run functions on a schedule."""
+def add_rpc_handler(scheduler: Any, name: str, handler: Callable[..., Any]) -> None:
+    """Answer `client.scheduler.<name>(...)` requests. `Server.handlers` is a plain dict that
+    distributed's own extensions fill the same way (checked on distributed 2026.8.0)."""
+    scheduler.handlers[name] = handler
 
 
-class _Schedule:
-    def __init__(self, description: str) -> None:
-        warnings.warn(
-            f"{description}: nbfan does not run functions on a schedule; the schedule is accepted with no effect "
-            f"(run the function from cron or a loop calling .remote()/.spawn() instead)",
-            ScheduleWarning,
-            stacklevel=3,
-        )
-        self.description = description
-
-    def __repr__(self) -> str:
-        return f"<nbfan {self.description} (no effect)>"
+def add_stream_handler(scheduler: Any, op: str, handler: Callable[..., Any]) -> None:
+    """Handle `{"op": op, ...}` messages on clients' batched streams (distributed 2026.8.0:
+    `Scheduler.stream_handlers`, a dict)."""
+    scheduler.stream_handlers[op] = handler
 
 
-class Period(_Schedule):
-    """Modal's `Period(hours=1)`: accepted with a warning, never triggers."""
+def add_periodic_callback(scheduler: Any, name: str, callback: Callable[[], None], interval_ms: int) -> Any:
+    """Run `callback` every `interval_ms` on the scheduler's loop until the scheduler closes
+    (distributed 2026.8.0: `Server.periodic_callbacks`, started and stopped with the server)."""
+    from tornado.ioloop import PeriodicCallback
 
-    def __init__(self, **interval: float) -> None:
-        super().__init__(f"Period({', '.join(f'{k}={v}' for k, v in interval.items())})")
-        self.interval = interval
-
-
-class Cron(_Schedule):
-    """Modal's `Cron("0 * * * *")`: accepted with a warning, never triggers."""
-
-    def __init__(self, cron_string: str, timezone: str = "UTC") -> None:
-        super().__init__(f"Cron({cron_string!r})")
-        self.cron_string = cron_string
+    old = scheduler.periodic_callbacks.pop(name, None)
+    if old is not None:  # a previous plugin instance that was replaced (Dask does not close it)
+        old.stop()
+    periodic = PeriodicCallback(callback, interval_ms)
+    scheduler.periodic_callbacks[name] = periodic
+    periodic.start()
+    return periodic
 
 
-def concurrent(_f: Any = None, *, max_inputs: int | None = None, target_inputs: int | None = None) -> Any:
-    """Modal's `@modal.concurrent(max_inputs=...)`: inputs already run concurrently on Dask's
-    worker threads (one input per thread), so this returns the function unchanged."""
-    for name, value in (("max_inputs", max_inputs), ("target_inputs", target_inputs)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidError(f"@concurrent({name}={value!r}): give an int >= 1")
-    return _f if _f is not None else (lambda f: f)
+def remove_periodic_callback(scheduler: Any, name: str) -> None:
+    """Stop a callback added with `add_periodic_callback`."""
+    periodic = scheduler.periodic_callbacks.pop(name, None)
+    if periodic is not None:
+        periodic.stop()
 
 
-async def _first_of(coro: Any) -> Any:
-    return (await coro)[0]
+def cancel_keys(scheduler: Any, keys: Iterable[Any], client: str, reason: str, msg: str | None = None) -> None:
+    """Cancel tasks from the scheduler side, whoever holds them (the panel's stop button, a
+    cancelled spawn_map). Only keys some client still wants can be cancelled: Dask asserts it
+    (distributed 2026.8.0: `Scheduler.stimulus_cancel(keys, client, force, reason, msg)`)."""
+    tasks = scheduler.tasks
+    wanted = [k for k in keys if k in tasks and tasks[k].who_wants]
+    if wanted:
+        scheduler.stimulus_cancel(wanted, client, force=True, reason=reason, msg=msg)
 
 
-class _Batched:
-    """A `@batched` function called with one input: runs it on a batch of one and unwraps."""
-
-    def __init__(self, fn: Callable[..., Any], max_batch_size: int, wait_ms: int) -> None:
-        self.fn = fn
-        self.max_batch_size = max_batch_size
-        self.wait_ms = wait_ms
-        functools.update_wrapper(self, fn)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        result = self.fn(*[[a] for a in args], **{k: [v] for k, v in kwargs.items()})
-        if inspect.iscoroutine(result):
-            return _first_of(result)
-        if not isinstance(result, (list, tuple)) or len(result) != 1:
-            raise InvalidError(
-                f"@batched function {getattr(self.fn, '__name__', '?')} must return a list with one output per input; "
-                f"it returned {type(result).__name__}"
-            )
-        return result[0]
+def clients_wanting(scheduler: Any, key: Any) -> set[str]:
+    """The ids of the clients that hold a task (distributed 2026.8.0: `TaskState.who_wants`,
+    a set of ClientState; published datasets and fire_and_forget count as clients)."""
+    ts = scheduler.tasks.get(key)
+    return {cs.client_key for cs in (ts.who_wants or ())} if ts is not None else set()
 
 
-def batched(_f: Any = None, *, max_batch_size: int = 1, wait_ms: int = 0) -> Any:
-    """Modal's `@modal.batched(max_batch_size=..., wait_ms=...)`: the function takes lists and
-    returns a list; callers pass single inputs (`f.remote(x)`, `f.map(xs)`). nbfan calls it with a
-    batch of one per input (same results; nbfan batches inputs into Dask tasks by itself)."""
-    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
-        raise InvalidError(f"@batched(max_batch_size={max_batch_size!r}): give an int >= 1")
-    if isinstance(wait_ms, bool) or not isinstance(wait_ms, int) or wait_ms < 0:
-        raise InvalidError(f"@batched(wait_ms={wait_ms!r}): give an int >= 0")
-
-    def wrap(f: Callable[..., Any]) -> Any:
-        return _Batched(f, max_batch_size, wait_ms)
-
-    return wrap(_f) if _f is not None else wrap
+def set_worker_resource(scheduler: Any, address: str, name: str, amount: float) -> None:
+    """The scheduler's record of one resource of one worker. Not `Scheduler.add_resources`: it
+    zeroes the worker's used resources, all of them, while its tasks still hold them, and the
+    scheduler then over-assigns (distributed 2026.8.0: `WorkerState.resources`,
+    `.used_resources`, `Scheduler.resources`)."""
+    ws = scheduler.workers.get(address)
+    if ws is None:
+        return
+    ws.resources[name] = amount
+    ws.used_resources.setdefault(name, 0)
+    scheduler.resources.setdefault(name, {})[address] = amount
 
 
-def current_function_call_id() -> str | None:
-    """Inside a function running on the cluster: the id of its call (as `FunctionCall.object_id`
-    and `nbfan calls` show it); None elsewhere."""
-    from .fanout.task import CURRENT_CALL_ID
-
-    call_id = CURRENT_CALL_ID.get()
-    if call_id is not None:
-        return call_id
-    try:
-        from distributed import get_worker
-
-        from .fanout.submit import parse_task_key
-
-        parsed = parse_task_key(get_worker().get_current_task())
-        return parsed[0] if parsed else None
-    except Exception:
-        return None
+def schedule_waiting_tasks(scheduler: Any, addresses: Iterable[str]) -> None:
+    """After workers gained a resource, let tasks that waited for it go to them (distributed
+    2026.8.0: `bulk_schedule_unrunnable_after_adding_worker` + `transitions`)."""
+    recommendations: dict[Any, Any] = {}
+    for address in addresses:
+        ws = scheduler.workers.get(address)
+        if ws is not None:
+            recommendations.update(scheduler.bulk_schedule_unrunnable_after_adding_worker(ws))
+    if recommendations:
+        scheduler.transitions(recommendations, stimulus_id=f"nbfan-{time.time()}")
 
 
-def current_input_id() -> str | None:
-    """Modal's per-input id; nbfan has the call id only, returned here."""
-    return current_function_call_id()
+def move_queued_tasks(scheduler: Any, victim: str, targets: list[str], restriction: str) -> None:
+    """Move the tasks restricted to `restriction` that wait (not yet running) on `victim` to
+    `targets`, with Dask's own safe steal handshake (distributed 2026.8.0: the `stealing`
+    extension's `move_task_request`, `WorkerState.processing`)."""
+    stealing = scheduler.extensions.get("stealing")
+    workers = scheduler.workers
+    thieves = [workers[a] for a in targets if a in workers]
+    victim_ws = workers.get(victim)
+    if stealing is None or not thieves or victim_ws is None:
+        return
+    moved = 0
+    for ts in list(victim_ws.processing):
+        if restriction in (ts.resource_restrictions or {}) and ts not in stealing.in_flight:
+            stealing.move_task_request(ts, victim_ws, thieves[moved % len(thieves)])
+            moved += 1
 
 
-def is_local() -> bool:
-    """False inside a function running on a worker, True elsewhere."""
-    try:
-        from distributed import get_worker
+async def run_on_worker(scheduler: Any, address: str, function: Callable[..., Any], *args: Any) -> bool:
+    """Run `function(*args, dask_worker=...)` on one worker from the scheduler (the plugin has
+    no client); True when it ran. (distributed 2026.8.0: the workers' `run` op, as
+    `Client.run` sends it, through `Scheduler.broadcast`.)"""
+    from distributed.protocol.pickle import dumps
 
-        get_worker()
-        return False
-    except ValueError:
-        return True
+    msg = {"op": "run", "function": dumps(function), "args": dumps(args), "wait": True}
+    out = await scheduler.broadcast(msg=msg, workers=[address], on_error="return")
+    reply = out.get(address)
+    return isinstance(reply, dict) and reply.get("status") == "OK"
 
 
-@contextlib.contextmanager
-def enable_output(show_progress: bool = True) -> Iterator[None]:
-    """Show map progress bars on stderr inside the block (Modal's `with modal.enable_output():`)."""
-    from .cli_progress import install_terminal_progress
-    from .config import config
-    from .fanout import progress
+# -- on a worker --------------------------------------------------------------------------------
 
-    old_factory, old_flag = progress._factory, config.progress
-    if show_progress:
-        if old_factory is None:
-            install_terminal_progress()
-        config.progress = True
-    try:
-        yield
-    finally:
-        progress.set_progress_factory(old_factory)
-        config.progress = old_flag
+
+def set_worker_resource_on_worker(name: str, amount: float, dask_worker: Any = None) -> None:
+    """Set one resource's total on this worker (run there: `dask_worker` is passed in), keeping
+    what running tasks hold, then let it start tasks that waited for it. Not
+    `Worker.set_resources`: that also reports to the scheduler through `add_resources` (see
+    `set_worker_resource`). (distributed 2026.8.0:
+    `WorkerState.total_resources/available_resources`, `UnpauseEvent`.)"""
+    from distributed.worker_state_machine import UnpauseEvent
+
+    state = dask_worker.state
+    old = state.total_resources.get(name, 0)
+    state.available_resources[name] = state.available_resources.get(name, 0) + amount - old
+    state.total_resources[name] = amount
+    if state.running:  # an unpause of a running worker only re-checks its ready/constrained tasks
+        dask_worker.handle_stimulus(UnpauseEvent(stimulus_id=f"nbfan-{time.time()}"))
+
+
+def current_task_key() -> Any:
+    """The key of the task running in this thread of a worker, None elsewhere (distributed
+    2026.8.0: `distributed.worker.thread_state.key`)."""
+    from distributed.worker import thread_state
+
+    return getattr(thread_state, "key", None)
+
+
+# -- in a client --------------------------------------------------------------------------------
+
+
+def send_to_scheduler(client: Any, msg: dict[str, Any]) -> None:
+    """Put a message on the client's batched stream to the scheduler: it arrives in order with
+    the tasks the client submits, and costs no round trip (distributed 2026.8.0:
+    `Client._send_to_scheduler`)."""
+    client._send_to_scheduler(msg)
+
+
+def desire_keys(client: Any, keys: list[Any]) -> None:
+    """Tell the scheduler this client wants the state of tasks it did not submit (re-attaching
+    a call by id), as `Client.get_dataset` does for its futures (distributed 2026.8.0: the
+    `client-desires-keys` stream op)."""
+    client._send_to_scheduler({"op": "client-desires-keys", "keys": list(keys)})
+
+
+def is_adaptive(cluster: Any) -> bool:
+    """Whether a Dask cluster object scales itself (distributed 2026.8.0: `Cluster._adaptive`,
+    set by `cluster.adapt()`)."""
+    return getattr(cluster, "_adaptive", None) is not None

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _env_flag(name: str, default: bool) -> bool:
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off environment variable: `default` when unset; "0", "false", "no", "off" or empty turn it off."""
     value = os.environ.get(name)
     if value is None:
         return default
@@ -18,8 +19,8 @@ def _env_flag(name: str, default: bool) -> bool:
 class Config:
     """Run-time settings. Read each time they are used, so changes apply at once."""
 
-    progress: bool = field(default_factory=lambda: _env_flag("NBFAN_PROGRESS", True))
-    telemetry: bool = field(default_factory=lambda: _env_flag("NBFAN_TELEMETRY", True))
+    progress: bool = field(default_factory=lambda: env_flag("NBFAN_PROGRESS", True))
+    telemetry: bool = field(default_factory=lambda: env_flag("NBFAN_TELEMETRY", True))
     #: seconds after which tasks that no worker can run fail (clusters nbfan starts)
     no_workers_timeout: float = 30.0
     #: seconds to wait for a scheduler before giving up

@@ -57,11 +57,11 @@ class RemoteError(Error):
 
 
 # Modal names that scripts catch; kept as aliases so `except modal.exception.X` works.
-TimeoutError = FunctionTimeoutError  # noqa: A001  (Modal exports this name)
+TimeoutError = FunctionTimeoutError
 DeprecationError = InvalidError
 VersionError = Error
 AuthError = Error
-ConnectionError = ClusterConnectionError  # noqa: A001
+ConnectionError = ClusterConnectionError
 
 
 # More of Modal's names, so `except modal.exception.X` in ported scripts resolves.

@@ -17,7 +17,7 @@ def nbfan_cmd() -> list[str]:
 
 
 def run_nbfan(*args: str, scheduler: str | None, env: dict[str, str] | None = None, timeout: float = 120,
-              cwd: str | None = None) -> "subprocess.CompletedProcess[str]":
+              cwd: str | None = None) -> subprocess.CompletedProcess[str]:
     """`nbfan ARGS` with NBFAN_SCHEDULER pointing at `scheduler` (or unset)."""
     full = {**os.environ, "NBFAN_PROGRESS": "0", **(env or {})}
     full.pop("NBFAN_SCHEDULER", None)

@@ -9,11 +9,12 @@ import time
 import uuid
 
 import pytest
+from clitools import SCRIPTS, run_nbfan
+from waiting import wait_until
 
 import nbfan
-from clitools import SCRIPTS, run_nbfan
-from nbfan.cli import main as cli_main
-from nbfan.entrypoint import Entry, parse_entry_args
+from nbfan.cli.entrypoint import Entry, parse_entry_args
+from nbfan.cli.main import main as cli_main
 from nbfan.exception import InvalidError
 
 app = nbfan.App("test-cli-run")
@@ -41,15 +42,6 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 # -- running scripts --------------------------------------------------------------------------
 
 
@@ -73,16 +65,16 @@ def test_detach_lets_spawned_work_finish_after_the_cli_exits(scheduler, tmp_path
     ids = dict(line.split() for line in result.stdout.splitlines() if line.startswith(("CALL", "MAP")))
     folder = nbfan.Volume.from_name("detach-results").path
     # the CLI has exited; the work goes on and finishes on the cluster
-    assert wait_for(lambda: {tag, f"{tag}-map-0", f"{tag}-map-1"} <= {p.name for p in folder.iterdir()})
+    wait_until(lambda: {tag, f"{tag}-map-0", f"{tag}-map-1"} <= {p.name for p in folder.iterdir()}, what="the detached work's files")
     assert nbfan.FunctionCall.from_id(ids["CALL"]).get(timeout=60) == tag
     assert nbfan.MapCall.from_id(ids["MAP"]).get(timeout=60) == [f"{tag}-map-0", f"{tag}-map-1"]
     # telemetry (the panel, `nbfan calls`) saw the detached call finish, not "cancelled" with its caller
-    from nbfan.telemetry import query
+    from nbfan.api import telemetry as query
 
     def detached_state():
         return next((c["state"] for c in query.calls_snapshot(client)["calls"] if c["call_id"] == ids["CALL"]), None)
 
-    assert wait_for(lambda: detached_state() == "done"), detached_state()
+    wait_until(lambda: detached_state() == "done", what="the detached map to finish")
 
 
 def test_without_detach_spawned_work_is_cancelled_when_the_script_ends(scheduler, tmp_path):
@@ -194,7 +186,8 @@ def test_typed_parameters_become_options():
 
 def test_calls_table_and_cancel(scheduler, client):
     call = linger.spawn(30)
-    assert wait_for(lambda: call.object_id in run_nbfan("calls", "--once", scheduler=scheduler).stdout, timeout=30)
+    wait_until(lambda: call.object_id in run_nbfan("calls", "--once", scheduler=scheduler).stdout, timeout=30,
+               what="the call in `nbfan calls`")
     table = run_nbfan("calls", "--once", scheduler=scheduler).stdout
     row = next(line for line in table.splitlines() if call.object_id in line)
     assert "linger" in row and "running" in row

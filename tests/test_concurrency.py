@@ -8,15 +8,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from distributed import LocalCluster
+from overlap import max_overlap
 
 import nbfan
-from nbfan.cluster.caps import allocate, cap_resource, cap_shares, function_identity, worker_capacity
-from overlap import max_overlap
+from nbfan.scheduler.caps import allocate, cap_resource, function_identity, worker_capacity
+from nbfan.scheduler.rpc import cap_shares
 
 REPO = Path(__file__).resolve().parent.parent
 

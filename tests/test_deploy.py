@@ -4,11 +4,11 @@ process and are callable from other processes on the same cluster."""
 from __future__ import annotations
 
 import pytest
-
-import nbfan
 from clitools import SCRIPTS, run_nbfan
 from conftest import run_py
-from nbfan.cli import main as cli_main
+
+import nbfan
+from nbfan.cli.main import main as cli_main
 from nbfan.exception import NotFoundError
 
 DEPLOYABLE = str(SCRIPTS / "deployable.py")
@@ -65,7 +65,7 @@ def test_deploy_needs_a_shared_cluster_and_a_named_app(monkeypatch, tmp_path, ca
     assert cli_main(["deploy", DEPLOYABLE]) == 1
     assert "nbfan cluster up" in capsys.readouterr().err
 
-    from nbfan.deploy import deploy_app
+    from nbfan.api.deploy import deploy_app
 
     with pytest.raises(nbfan.exception.InvalidError, match="named app"):
         deploy_app(nbfan.App())

@@ -10,9 +10,10 @@ import queue
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from remote_tb import assert_reads_like_local
 
 import nbfan
 from nbfan.exception import InvalidError
-from remote_tb import assert_reads_like_local
 
 app = nbfan.App("test-map")
 
@@ -281,7 +281,7 @@ def test_progress_knows_the_total_up_front_for_sized_inputs(client):
     """Lists and ranges give progress (and the panel's ETA) their total from the start;
     a generator's total is known only once it is exhausted."""
     from nbfan import config
-    from nbfan.fanout import progress as progress_module
+    from nbfan.engine import progress as progress_module
 
     seen: dict[str, list] = {"sized": [], "lazy": []}
     current = {"name": "sized"}

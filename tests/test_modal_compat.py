@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from clitools import REPO, SCRIPTS, run_nbfan
 
 import nbfan as modal
-from clitools import REPO, SCRIPTS, run_nbfan
+from nbfan.api.modal_names import ScheduleWarning
 from nbfan.exception import ExecutionError, InvalidError, NotFoundError
 
 app = modal.App("test-modal-compat")
@@ -170,9 +171,9 @@ def test_secrets(monkeypatch):
 
 
 def test_schedules_warn_and_decorators_validate():
-    with pytest.warns(modal.compat.ScheduleWarning, match="no effect"):
+    with pytest.warns(ScheduleWarning, match="no effect"):
         modal.Period(days=1)
-    with pytest.warns(modal.compat.ScheduleWarning):
+    with pytest.warns(ScheduleWarning):
         modal.Cron("0 * * * *")
     with pytest.raises(InvalidError):
         modal.concurrent(max_inputs=0)

@@ -3,7 +3,8 @@ elsewhere, off with `nbfan.config.progress = False`."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

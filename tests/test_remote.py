@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
+from remote_tb import assert_reads_like_local
 
 import nbfan
-from remote_tb import assert_reads_like_local
 from nbfan.exception import FunctionTimeoutError, InvalidError, RemoteError, SerializationError
 
 app = nbfan.App("test-remote")
@@ -68,8 +68,7 @@ def busy_loop() -> None:
 
 @app.generator
 def count(n: int):
-    for i in range(n):
-        yield i
+    yield from range(n)
 
 
 @app.function

@@ -8,16 +8,17 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from distributed import LocalCluster
+from overlap import max_overlap
 
 import nbfan
+from nbfan.engine.placement import PlacementWarning, ResourceUnavailableError, cluster_view, describe_offer
+from nbfan.engine.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory
 from nbfan.exception import InvalidError
-from nbfan.placement import PlacementWarning, ResourceUnavailableError, describe_offer, cluster_view
-from nbfan.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory
-from overlap import max_overlap
 
 app = nbfan.App("test-resources")
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from waiting import wait_until
 
 import nbfan
+from nbfan.engine.map_loop import window_size
 from nbfan.exception import InputCancellation, InvalidError, NotFoundError
-from nbfan.fanout.engine import window_size
-from nbfan.fanout.mapstore import coordinator_key
+from nbfan.keys import coordinator_key
 from tests.conftest import run_py
 
 app = nbfan.App("test-spawn-map")
@@ -48,14 +49,6 @@ def gen(n: int):
 
 def ran(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()] if path.exists() else []
-
-
-def wait_until(predicate, limit: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_spawn_map_returns_a_handle_and_collects_in_input_order(client):
@@ -103,7 +96,7 @@ def test_async_twins_of_the_handle(client):
 
 
 def test_collected_results_are_released_from_the_scheduler(client, monkeypatch):
-    from nbfan.fanout import mapstore
+    from nbfan.scheduler import mapstore
 
     # the session cluster's scheduler runs in this process: shorten its keep-time for the test
     monkeypatch.setattr(mapstore, "KEEP_AFTER_COLLECT", 0.0)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from distributed import Client
 
 import nbfan
+from nbfan.api import telemetry as query
 from nbfan.exception import InputCancellation, NotFoundError
-from nbfan.telemetry import query
-from nbfan.telemetry.plugin import PLUGIN_NAME
-from nbfan.telemetry.tracker import MAX_FINISHED, CallTracker
+from nbfan.scheduler.rpc import PLUGIN_NAME
+from nbfan.scheduler.tracker import MAX_FINISHED, CallTracker
 
 app = nbfan.App("test-telemetry")
 
@@ -218,9 +219,8 @@ def test_kernel_caller_is_its_notebook(client: Client, local_cluster: Any) -> No
     kernels it launches their notebook's path in JPY_SESSION_NAME)."""
     import os
 
-    from jupyter_client.manager import start_new_kernel
-
     from conftest import REPO
+    from jupyter_client.manager import start_new_kernel
 
     env = {
         **os.environ,

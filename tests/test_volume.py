@@ -50,7 +50,7 @@ def test_file_operations(tmp_path):
         batch.put_directory(tmp_path / "tree", "/tree")
     assert [e.path for e in vol.listdir("/")] == ["docs", "tree"]
     entries = {e.path: e for e in vol.listdir("/", recursive=True)}
-    assert entries["tree/sub/b.txt"].type == nbfan.volume.FileEntryType.FILE and entries["tree/sub/b.txt"].size == 4
+    assert entries["tree/sub/b.txt"].type == nbfan.objects.volume.FileEntryType.FILE and entries["tree/sub/b.txt"].size == 4
     assert b"".join(vol.read_file("docs/a.txt")) == b"alpha"
 
     with pytest.raises(FileExistsError, match="force=True"):

@@ -12,19 +12,20 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from distributed import Client
 from distributed.deploy import Cluster
 
-from ..config import config
-from ..exception import ClusterConnectionError, InvalidError
-from .state import CorruptStateError, pid_alive, read_state, remove_state
+from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
+from nbfan.config import config
+from nbfan.exception import ClusterConnectionError, InvalidError
 
 logger = logging.getLogger("nbfan")
 
-ClusterTarget = Union[str, Cluster, Client, None]
+ClusterTarget = str | Cluster | Client | None
 
 
 @dataclass
@@ -43,12 +44,12 @@ _lock = threading.RLock()
 _current: Connection | None = None
 
 
-def _security_for(address: str) -> Any:
+def security_for(address: str) -> Any:
     """TLS settings for `tls://` addresses (the local cluster's certificates when it has them)."""
     if not address.startswith("tls://"):
         return None
     try:
-        from .tls import client_security
+        from nbfan.cluster.tls import client_security
     except ImportError:
         return None
     return client_security()
@@ -61,7 +62,7 @@ def _require_tls_settings(address: str, security: Any) -> None:
     from distributed.security import Security
 
     if Security().get_connection_args("client").get("ssl_context") is None:
-        from ..config import nbfan_home
+        from nbfan.config import nbfan_home
 
         raise ClusterConnectionError(
             f"the scheduler at {address} uses TLS, and this process has no certificate for it: none under "
@@ -71,8 +72,8 @@ def _require_tls_settings(address: str, security: Any) -> None:
         )
 
 
-def _client_for_address(address: str, what: str) -> Client:
-    security = _security_for(address)
+def client_for_address(address: str, what: str) -> Client:
+    security = security_for(address)
     _require_tls_settings(address, security)
     try:
         return Client(
@@ -93,7 +94,8 @@ def _client_for_address(address: str, what: str) -> Client:
         elif not address.startswith("tls://") and "reset by peer" in str(exc):
             hint += " If the scheduler uses TLS, give a tls:// address."
         raise ClusterConnectionError(
-            f"could not reach the Dask scheduler at {address} ({what}) within {config.connect_timeout:g}s: {exc}. {hint}"
+            f"could not reach the Dask scheduler at {address} ({what}) within {config.connect_timeout:g}s: "
+            f"{exc}. {hint}"
         ) from None
 
 
@@ -113,11 +115,11 @@ def _from_state_file() -> Client | None:
         )
         remove_state()
         return None
-    return _client_for_address(state.address, "the local nbfan cluster from `nbfan cluster up`")
+    return client_for_address(state.address, "the local nbfan cluster from `nbfan cluster up`")
 
 
 def _start_embedded() -> Connection:
-    from .local import start_local_cluster
+    from nbfan.cluster.local import start_local_cluster
 
     cluster = start_local_cluster()
     client = Client(cluster, set_as_default=False)
@@ -129,7 +131,7 @@ def _start_embedded() -> Connection:
 def _resolve() -> Connection:
     env = os.environ.get("NBFAN_SCHEDULER", "").strip()
     if env:
-        return Connection(_client_for_address(env, "from NBFAN_SCHEDULER"), "env")
+        return Connection(client_for_address(env, "from NBFAN_SCHEDULER"), "env")
     client = _from_state_file()
     if client is not None:
         return Connection(client, "local")
@@ -149,11 +151,14 @@ def _close(conn: Connection) -> None:
             pass
 
 
-def _install_telemetry(conn: Connection) -> None:
-    """Make sure the scheduler tracks nbfan calls (one round trip; a no-op if already there)."""
-    from ..telemetry.hooks import install
+#: Called with every new client this process connects (the engine installs telemetry's
+#: scheduler plugin here); the cluster layer itself knows nothing of what runs on it.
+on_connect: list[Callable[[Client], object]] = []
 
-    install(conn.client)
+
+def _install_telemetry(conn: Connection) -> None:
+    for hook in on_connect:
+        hook(conn.client)
 
 
 def connect(target: ClusterTarget = None) -> Client:
@@ -166,7 +171,7 @@ def connect(target: ClusterTarget = None) -> Client:
     elif isinstance(target, str):
         if "://" not in target and ":" not in target:
             raise InvalidError(f"connect({target!r}): give a scheduler address like 'tcp://127.0.0.1:8786'")
-        conn = Connection(_client_for_address(target, "given to nbfan.connect"), "connect")
+        conn = Connection(client_for_address(target, "given to nbfan.connect"), "connect")
     elif isinstance(target, Client):
         conn = Connection(target, "connect", owns_client=False)
     elif isinstance(target, Cluster):
@@ -205,3 +210,16 @@ def disconnect() -> None:
         conn, _current = _current, None
     if conn is not None:
         _close(conn)
+
+
+def current_client() -> Any:
+    """The Dask client to use here: the worker's own client inside a task, else nbfan's."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except ValueError:
+        return get_client()
+    from distributed import get_client as worker_client
+
+    return worker_client()

@@ -14,11 +14,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-from ..config import nbfan_home
-from .state import ClusterState, CorruptStateError, pid_alive, read_state, remove_state, state_path, write_state
+from nbfan.cluster.state import (
+    ClusterState,
+    CorruptStateError,
+    pid_alive,
+    read_state,
+    remove_state,
+    state_path,
+    write_state,
+)
+from nbfan.config import nbfan_home
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
@@ -60,7 +68,7 @@ def log_path() -> str:
 
 def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = False) -> tuple[ClusterState, bool]:
     """Start the local cluster unless one runs; returns (state, started_now)."""
-    from .local import worker_options
+    from nbfan.cluster.local import worker_options
 
     worker_options(n_workers)  # a bad worker count fails here, not in the daemon's log
     with _exclusive():
@@ -80,7 +88,8 @@ def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = Fal
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise ClusterCommandError(
-                    f"the nbfan cluster failed to start (exit code {proc.returncode}); see {log_path()}:\n" + _log_tail()
+                    f"the nbfan cluster failed to start (exit code {proc.returncode}); see {log_path()}:\n"
+                    + _log_tail()
                 )
             try:
                 state = read_state()
@@ -100,7 +109,9 @@ def down() -> ClusterState:
             state = read_state()
         except CorruptStateError:
             remove_state()
-            raise ClusterCommandError(f"no nbfan cluster is running (removed a corrupt state file at {state_path()})")
+            raise ClusterCommandError(
+                f"no nbfan cluster is running (removed a corrupt state file at {state_path()})"
+            ) from None
         if state is None:
             raise ClusterCommandError(f"no nbfan cluster is running (no state file at {state_path()})")
         if not pid_alive(state.pid):
@@ -137,12 +148,12 @@ def _log_tail(lines: int = 20) -> str:
 
 def serve(n_workers: int | None, dashboard: bool, tls: bool) -> None:
     """The daemon's body: run the cluster until SIGTERM/SIGINT, then close it and the state."""
-    from .local import start_local_cluster
+    from nbfan.cluster.local import start_local_cluster
 
     security = None
     tls_paths = None
     if tls:
-        from .tls import ensure_certificates, server_security
+        from nbfan.cluster.tls import ensure_certificates, server_security
 
         tls_paths = ensure_certificates()
         security = server_security()

@@ -12,9 +12,9 @@ from distributed import Nanny, Scheduler, SpecCluster
 from distributed.deploy.subprocess import SubprocessWorker
 from distributed.system import MEMORY_LIMIT
 
-from ..config import config
-from ..exception import InvalidError
-from .gpus import GpuInfo, discover_gpus
+from nbfan.cluster.gpus import GpuInfo, discover_gpus
+from nbfan.config import config
+from nbfan.exception import InvalidError
 
 
 def cluster_config() -> dict[str, Any]:
@@ -40,7 +40,9 @@ def worker_options(
         raise InvalidError(f"invalid number of CPU workers {n_cpu_workers!r}: give an int >= 0")
     total = len(gpus) + n_cpu_workers
     if total == 0:
-        raise InvalidError("a cluster with no workers would run nothing: no GPUs were found, so give 1 or more CPU workers")
+        raise InvalidError(
+            "a cluster with no workers would run nothing: no GPUs were found, so give 1 or more CPU workers"
+        )
     per_worker = memory_limit or max(MEMORY_LIMIT // max(total, 1), 256 * 2**20)
     mib = per_worker // 2**20
     specs: dict[str, dict[str, Any]] = {}
@@ -68,8 +70,8 @@ def worker_specs(options: dict[str, dict[str, Any]], *, subprocess: bool, securi
     so worker processes never re-import the caller's `__main__` (a plain script with no
     `if __name__ == "__main__":` guard would otherwise run again in every worker)."""
     specs: dict[str, Any] = {}
-    for name, opts in options.items():
-        opts = {**opts, "silence_logs": logging.ERROR, "death_timeout": 30}
+    for name, given in options.items():
+        opts = {**given, "silence_logs": logging.ERROR, "death_timeout": 30}
         if subprocess:
             specs[name] = {"cls": SubprocessWorker, "options": {"worker_kwargs": opts, "name": name}}
         else:

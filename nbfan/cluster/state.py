@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import nbfan_home
+from nbfan.config import nbfan_home
 
 
 @dataclass

@@ -14,11 +14,12 @@ import datetime
 import ipaddress
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..config import nbfan_home
-from ..exception import InvalidError
+from nbfan.config import nbfan_home
+from nbfan.exception import InvalidError
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
@@ -203,7 +204,7 @@ def client_security(home: Path | None = None) -> Any:
     """Security for a client of a `tls://` scheduler: the certificates of the local nbfan
     cluster when NBFAN_HOME has them, else None (Dask's own `distributed.comm.tls.*` config)."""
     try:
-        from .state import read_state
+        from nbfan.cluster.state import read_state
 
         state = read_state() if home is None else None
     except Exception:  # a corrupt state file: fall back to the files on disk

@@ -143,12 +143,3 @@ def analyze(source: str, filename: str = "<%%remote cell>") -> CellCode:
         imports=sorted(names.imports),
         has_value=has_value,
     )
-
-
-def split_last_expression(source: str, filename: str) -> tuple[ast.Module, ast.Expression | None]:
-    """The cell as statements to exec plus, like IPython, its last expression to evaluate."""
-    tree = ast.parse(source, filename=filename)
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";"):
-        last = tree.body.pop()
-        return tree, ast.Expression(last.value)  # type: ignore[attr-defined]
-    return tree, None

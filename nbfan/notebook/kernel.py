@@ -10,7 +10,7 @@ from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
-from .. import __version__
+from nbfan import __version__
 
 
 class NbfanKernel(IPythonKernel):

@@ -8,8 +8,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..exception import InvalidError
-from ..options import FunctionOptions, parse_options
+from nbfan.api.options import FunctionOptions, parse_options
+from nbfan.exception import InvalidError
 
 
 def _number(text: str) -> int | float:
@@ -46,14 +46,16 @@ class NbfanMagics(Magics):
     @argument("--timeout", default=None, metavar="S", help="seconds after which the cell is stopped")
     @argument("--retries", default=None, type=int, metavar="N", help="re-run the cell up to N times if it raises")
     @argument("--spawn", action="store_true", help="return at once with a handle (bound to `_remote`); .get() later")
-    @argument("--out", default=None, metavar="NAMES", help="comma-separated names to bring back (default: all assigned)")
+    @argument(
+        "--out", default=None, metavar="NAMES", help="comma-separated names to bring back (default: all assigned)"
+    )
     @cell_magic
     def remote(self, line: str, cell: str) -> Any:
         """Run this cell on an nbfan cluster worker.
 
         Names the cell reads are shipped from the notebook; names it assigns come back.
         Output streams back live; interrupting the kernel cancels the remote cell."""
-        from .remote_cell import RemoteCell, prepare, run_blocking
+        from nbfan.notebook.remote_cell import RemoteCell, prepare, run_blocking
 
         args = parse_argstring(self.remote, line)
         options = cell_options(args)
@@ -73,7 +75,7 @@ class NbfanMagics(Magics):
     def nbfan(self, line: str) -> Any:
         """`%nbfan`: the cluster (workers, threads, memory, GPUs) and running calls.
         `%nbfan connect ADDRESS`: use another cluster from this kernel on."""
-        from .status import cluster_status, connect_to
+        from nbfan.notebook.status import cluster_status, connect_to
 
         args = parse_argstring(self.nbfan, line)
         if args.action == "connect":

@@ -8,8 +8,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..fanout.progress import Counts, ProgressFactory, set_progress_factory
-from .progress_text import describe, summary_line, text_factory
+from nbfan.engine.progress import Counts, ProgressFactory, set_progress_factory
+from nbfan.notebook.progress_text import describe, summary_line, text_factory
 
 _COLOR = {"done": "#4caf50", "failed": "#e53935", "cancelled": "#fb8c00"}  # ipywidgets' bar_style colours
 _ICON = {"done": "✔", "failed": "✘", "cancelled": "■"}
@@ -48,7 +48,11 @@ class WidgetProgress:
     def _bundle(self, counts: Counts, state: str | None) -> dict[str, Any]:
         """The live output: the widget, with a text line for frontends without widgets."""
         return {
-            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": self.box.model_id},
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.box.model_id,
+            },
             "text/plain": summary_line(self.label, counts, state),
         }
 

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..fanout.progress import Counts
+from nbfan.engine.progress import Counts
 
 
 def _clock(seconds: float) -> str:

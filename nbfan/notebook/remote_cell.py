@@ -5,19 +5,21 @@ runs, and put the names it assigned back into the notebook namespace."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Callable, MutableMapping
+from typing import Any
 
 import cloudpickle
 
-from ..cluster import get_client
-from ..exception import FunctionTimeoutError, InvalidError, SerializationError
-from ..fanout.submit import Batch, batch_outcomes, cancel_call, new_call_id, plan_call
-from ..function import Function
-from ..options import FunctionOptions
-from ..telemetry import hooks
-from .cellcode import CellCode, analyze
-from .runner import run_cell
+from nbfan.api.function import Function
+from nbfan.api.options import FunctionOptions
+from nbfan.cluster import get_client
+from nbfan.engine import hooks
+from nbfan.engine.plan import Batch, batch_outcomes, cancel_call, plan_call
+from nbfan.exception import FunctionTimeoutError, InvalidError, SerializationError
+from nbfan.keys import new_call_id
+from nbfan.notebook.cellcode import CellCode, analyze
+from nbfan.worker.cell import run_cell
 
 POLL_SECONDS = 0.1
 
@@ -232,7 +234,9 @@ class RemoteCell:
         try:
             result = self._call.outcome(timeout=timeout)
         except TimeoutError:
-            raise TimeoutError(f"the remote cell {self.object_id} has not finished after {timeout}s; it is still running") from None
+            raise TimeoutError(
+                f"the remote cell {self.object_id} has not finished after {timeout}s; it is still running"
+            ) from None
         for stream, text in result["output"]:
             write_stream(stream, text)
         self._value = apply_result(result, self._namespace)

@@ -11,8 +11,8 @@ from typing import Any
 
 from dask.utils import format_bytes
 
-from ..cluster import connect, current_connection
-from ..cluster.describe import ClusterSummary, summarize
+from nbfan.cluster import connect, current_connection
+from nbfan.cluster.describe import ClusterSummary, summarize
 
 #: Finished calls shown under the running ones.
 RECENT_FINISHED = 5
@@ -51,7 +51,7 @@ class NbfanStatus:
 
     def _repr_html_(self) -> str:
         s = self.summary
-        gpus = ", ".join(f"{html.escape(m)} ×{n}" for m, n in sorted(s.gpus.items())) or "none"
+        gpus = ", ".join(f"{html.escape(m)} \u00d7{n}" for m, n in sorted(s.gpus.items())) or "none"
         head = (
             f"<b>nbfan cluster</b> <code>{html.escape(s.address)}</code> ({html.escape(self.source)}) · "
             f"{s.workers} workers · {s.threads} threads · {format_bytes(s.memory)} · GPUs: {gpus}"
@@ -124,7 +124,7 @@ def running_calls(client: Any) -> list[dict[str, Any]] | None:
     """Running calls, then the few most recently finished; None when the cluster has no
     nbfan telemetry (the view then shows the cluster alone)."""
     try:
-        from ..telemetry.query import calls_snapshot
+        from nbfan.api.telemetry import calls_snapshot
     except ImportError:
         return None
     try:
@@ -140,7 +140,7 @@ def running_calls(client: Any) -> list[dict[str, Any]] | None:
 def _gpu_texts(info: dict[str, Any]) -> dict[str, str]:
     """Per worker address: GPU model, utilisation and memory, from Dask's NVML metrics."""
     try:
-        from ..telemetry.query import cluster_snapshot_from_info
+        from nbfan.api.telemetry import cluster_snapshot_from_info
     except ImportError:
         return {}
     texts: dict[str, str] = {}

@@ -14,12 +14,12 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from .extension import load
+    from nbfan.server.extension import load
 
     load(serverapp)
 
 
 def _unload_jupyter_server_extension(serverapp: Any) -> None:
-    from .extension import unload
+    from nbfan.server.extension import unload
 
     unload(serverapp)

@@ -16,9 +16,9 @@ from typing import Any
 from traitlets import Bool, default
 from traitlets.config import LoggingConfigurable
 
-from ..config import _env_flag
-from .handlers import setup_handlers
-from .manager import TelemetryManager
+from nbfan.config import env_flag
+from nbfan.server.handlers import setup_handlers
+from nbfan.server.manager import TelemetryManager
 
 STATE_KEY = "nbfan_server"
 
@@ -33,7 +33,7 @@ class NbfanServer(LoggingConfigurable):
 
     @default("lab_cluster")
     def _lab_cluster_default(self) -> bool:
-        return _env_flag("NBFAN_LAB_CLUSTER", True)
+        return env_flag("NBFAN_LAB_CLUSTER", True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -51,7 +51,7 @@ class NbfanServer(LoggingConfigurable):
         return thread
 
     def _up(self) -> None:
-        from ..cluster.daemon import up
+        from nbfan.cluster.daemon import up
 
         try:
             state, started = up()

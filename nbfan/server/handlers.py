@@ -17,8 +17,8 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.utils import url_path_join
 from tornado import websocket
 
-from ..exception import InvalidError, NotFoundError
-from .manager import NoCluster, TelemetryManager
+from nbfan.exception import InvalidError, NotFoundError
+from nbfan.server.manager import NoCluster, TelemetryManager
 
 AUTH_RESOURCE = "nbfan"
 MANAGER_KEY = "nbfan_manager"

@@ -10,12 +10,13 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from ..exception import ClusterConnectionError, Error
-from ..telemetry import query
-from ..telemetry.schema import CallsSnapshot, ClusterSnapshot
+from nbfan.api import telemetry as query
+from nbfan.exception import ClusterConnectionError, Error
+from nbfan.scheduler.schema import CallsSnapshot, ClusterSnapshot
 
 logger = logging.getLogger("nbfan.server")
 
@@ -38,7 +39,7 @@ def scheduler_address() -> str | None:
     env = os.environ.get("NBFAN_SCHEDULER", "").strip()
     if env:
         return env
-    from ..cluster.daemon import running_state
+    from nbfan.cluster.daemon import running_state
 
     state = running_state()
     return state.address if state is not None else None
@@ -54,6 +55,7 @@ class TelemetryManager:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbfan-server")
         self.sockets: set[Socket] = set()
         self._pusher: asyncio.Task[None] | None = None
+        self._greetings: set[asyncio.Future[None]] = set()  # held until done: the loop keeps weak references
         self._wake = asyncio.Event()
         self._closed = False
 
@@ -72,11 +74,11 @@ class TelemetryManager:
                 self._drop_client()
                 client = None
             if client is None:
-                from ..cluster.connect import _client_for_address
-                from ..telemetry.hooks import install
+                from nbfan.cluster.connect import client_for_address
+                from nbfan.engine.hooks import install
 
                 try:
-                    client = _client_for_address(address, "the cluster of this Jupyter server")
+                    client = client_for_address(address, "the cluster of this Jupyter server")
                 except ClusterConnectionError as exc:
                     raise NoCluster(str(exc)) from None
                 install(client, force=True)
@@ -124,7 +126,9 @@ class TelemetryManager:
         self.sockets.add(socket)
         if self._pusher is None or self._pusher.done():
             self._pusher = asyncio.ensure_future(self._push_loop())
-        asyncio.ensure_future(self._greet(socket))
+        greeting = asyncio.ensure_future(self._greet(socket))
+        self._greetings.add(greeting)
+        greeting.add_done_callback(self._greetings.discard)
 
     def remove_socket(self, socket: Socket) -> None:
         self.sockets.discard(socket)

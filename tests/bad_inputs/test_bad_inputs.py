@@ -9,12 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from remote_tb import assert_reads_like_local
+
 import nbfan
 from nbfan.exception import (
     ClusterConnectionError,
@@ -306,7 +307,7 @@ def test_connect_to_an_unknown_protocol() -> None:
 STATUS_AND_CONNECT = """
 import warnings, nbfan
 from nbfan.cluster import current_connection
-from nbfan.cli import main
+from nbfan.cli.main import main
 print("STATUS_RC", main(["cluster", "status"]))
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")

@@ -6,9 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,18 +30,6 @@ def run_script(path: Path, *, timeout: float = 120, **env: str) -> subprocess.Co
     return subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, timeout=timeout, env=child_env(**env)
     )
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll until `predicate()` is truthy; return its value, or raise AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

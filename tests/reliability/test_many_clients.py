@@ -8,8 +8,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,7 @@ def test_five_clients_with_a_cap_and_a_gpu_worker(gpu_cluster: Any, tmp_path: Pa
         for proc in procs:
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err[-3000:]
-            outputs.append(json.loads(next(l for l in out.splitlines() if l.startswith("RESULT ")).split(" ", 1)[1]))
+            outputs.append(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT ")).split(" ", 1)[1]))
         elapsed = time.monotonic() - started
     finally:
         for proc in procs:

@@ -7,8 +7,8 @@ import json
 import socket
 import ssl
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest

@@ -1,0 +1,170 @@
+"""Handles on work running on the cluster: `FunctionCall` (one `.spawn`)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Generic, TypeVar
+
+from distributed import Future, as_completed
+
+from nbfan import compat
+from nbfan.cluster import get_client
+from nbfan.engine.aio import aio_method, in_thread, user_facing, wait_future
+from nbfan.engine.plan import batch_outcomes, cancel_call
+from nbfan.exception import NotFoundError
+from nbfan.keys import parse_task_key, task_key
+
+R = TypeVar("R")
+
+
+def unwrap_outcome(outcomes: list[tuple[bool, Any]]) -> Any:
+    """The result of a one-input call from its outcomes; raises the input's remote exception."""
+    ok, value = outcomes[0]
+    if ok:
+        return value
+    raise value.to_exception()
+
+
+class FunctionCall(Generic[R]):
+    """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
+    or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
+
+    def __init__(self, future: Future) -> None:
+        parsed = parse_task_key(future.key)
+        if parsed is None:
+            raise NotFoundError(f"{future.key!r} is not an nbfan call")
+        self._future = future
+        self.object_id: str = parsed[0]
+
+    def __repr__(self) -> str:
+        return f"<FunctionCall {self.object_id} {self._future.status}>"
+
+    def _get(self, timeout: float | None = None) -> R:
+        """The call's result; raises its remote exception, or the builtin TimeoutError when it
+        has not finished within `timeout` seconds (the call keeps running)."""
+        try:
+            outcomes = batch_outcomes(self._future, 0, 1, timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"call {self.object_id} has not finished after {timeout}s; it is still running"
+            ) from None
+        return unwrap_outcome(outcomes)
+
+    async def _get_aio(self, timeout: float | None = None) -> R:
+        import asyncio
+
+        try:
+            await asyncio.wait_for(wait_future(self._future), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"call {self.object_id} has not finished after {timeout}s; it is still running"
+            ) from None
+        return self._get()
+
+    get = aio_method(_get, _get_aio)
+
+    def _cancel(self) -> None:
+        """Stop the call: it will not start if queued (a running input runs to its end)."""
+        cancel_call(self._future.client, self.object_id, [self._future])
+
+    async def _cancel_aio(self) -> None:
+        self._cancel()
+
+    cancel = aio_method(_cancel, _cancel_aio)
+
+    def done(self) -> bool:
+        """Whether the call has finished (with a result, an error or cancelled), without waiting."""
+        return self._future.done()
+
+    @staticmethod
+    def _from_id(object_id: str) -> FunctionCall[Any]:
+        """Re-attach to a call from any process connected to the same cluster."""
+        client = get_client()
+        key = task_key(object_id, 0, 1)
+        known = client.run_on_scheduler(_scheduler_has_task, key=key)
+        if not known:
+            raise NotFoundError(
+                f"no call {object_id!r} on the cluster at {client.scheduler.address}: it never existed there, "
+                f"or it finished and its result was released"
+            )
+        future = Future(key, client)
+        # A Future made from a key is not reported by the scheduler until the client says it
+        # wants it (get_dataset does this too): ask for the key's state now.
+        compat.desire_keys(client, [key])
+        return FunctionCall(future)
+
+    @staticmethod
+    async def _from_id_aio(object_id: str) -> FunctionCall[Any]:
+        return await in_thread(FunctionCall._from_id, object_id)
+
+    from_id = staticmethod(_from_id)
+
+    @staticmethod
+    @user_facing
+    def gather(*calls: FunctionCall[Any]) -> list[Any]:
+        """Results of several calls in argument order; the first error is raised and the
+        calls still running are cancelled."""
+        by_future = {c._future: c for c in calls}
+        try:
+            for fut in as_completed(list(by_future), loop=calls[0]._future.client.loop if calls else None):
+                by_future[fut]._get()  # raises the first error to arrive
+            return [c._get() for c in calls]
+        except BaseException:
+            for c in calls:
+                if not c.done():
+                    c._cancel()
+            raise
+
+
+_detached = False
+_session_spawns: list[str] | None = None  # ids of calls spawned inside a script session
+
+
+def begin_session(detached: bool) -> None:
+    """`nbfan run` / `app.run()`: remember the calls spawned from now on (to cancel them when the
+    script ends) or, `detached`, let them outlive this process (see `keep_detached`)."""
+    global _detached, _session_spawns
+    _detached, _session_spawns = detached, []
+
+
+def end_session() -> list[str]:
+    """Stop remembering; the ids of the calls spawned during the session."""
+    global _detached, _session_spawns
+    spawned, _detached, _session_spawns = _session_spawns or [], False, None
+    return spawned
+
+
+_running_spawns: set[Future] = set()
+_running_lock = threading.Lock()
+
+
+def _forget(future: Future) -> None:
+    with _running_lock:
+        _running_spawns.discard(future)
+
+
+def after_spawn(call: FunctionCall[Any]) -> None:
+    """Called by `.spawn()`. The call runs even if its handle is dropped (as in Modal; Dask would
+    forget a task nobody holds): its future is held here until it finishes. In a script session,
+    remember it (to cancel it when the script ends) or, detached, let it outlive this process."""
+    future = call._future
+    with _running_lock:
+        _running_spawns.add(future)
+    future.add_done_callback(_forget)
+    if _detached:
+        keep_detached(call)
+    elif _session_spawns is not None:
+        _session_spawns.append(call.object_id)
+
+
+def keep_detached(call: FunctionCall[Any]) -> None:
+    """Let a spawned call go on, and keep its result retrievable with `FunctionCall.from_id`, after
+    this client exits: the future is published as a dataset, which the scheduler holds for a
+    pseudo-client of its own. Its result stays on the scheduler until the cluster stops (or
+    `client.unpublish_dataset("nbfan-call-<id>")`)."""
+    future = call._future
+    future.client.publish_dataset(future, name=f"nbfan-call-{call.object_id}")
+
+
+def _scheduler_has_task(dask_scheduler: Any, key: str) -> bool:
+    return key in dask_scheduler.tasks

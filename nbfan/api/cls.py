@@ -1,0 +1,178 @@
+"""`@app.cls`: Modal's classes with `@modal.enter()` set-up and `@modal.method()` methods.
+
+    @app.cls(gpu=1)
+    class Model:
+        name: str = modal.parameter(default="small")
+
+        @modal.enter()
+        def load(self): self.weights = load(self.name)     # once per worker process
+
+        @modal.method()
+        def predict(self, x): return self.weights(x)
+
+    Model(name="big").predict.map(xs)
+
+Each method is an nbfan Function whose worker-side callable builds the instance once per worker
+process (per parameters and method) and runs the `@enter` methods then; later inputs reuse it.
+`@modal.exit()` methods are accepted and never called (workers are not stopped per class).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nbfan.api.function import Function
+from nbfan.exception import InvalidError
+
+if TYPE_CHECKING:
+    from nbfan.api.app import App
+
+_NO_DEFAULT = object()
+
+
+class _Parameter:
+    def __init__(self, default: Any = _NO_DEFAULT) -> None:
+        self.default = default
+
+
+def parameter(*, default: Any = _NO_DEFAULT, init: bool = True) -> Any:
+    """A constructor parameter of an `@app.cls` class: `name: str = modal.parameter(default="x")`."""
+    return _Parameter(default)
+
+
+def _mark(flag: str) -> Callable[..., Any]:
+    def decorator_factory(_f: Any = None, **_options: Any) -> Any:
+        def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+            setattr(f, flag, True)
+            return f
+
+        return mark(_f) if callable(_f) else mark
+
+    return decorator_factory
+
+
+method = _mark("_nbfan_method")
+enter = _mark("_nbfan_enter")
+exit = _mark("_nbfan_exit")
+
+
+def _parameters(user_cls: type) -> dict[str, Any]:
+    return {k: v.default for k, v in vars(user_cls).items() if isinstance(v, _Parameter)}
+
+
+def _instantiate(user_cls: type, params: dict[str, Any]) -> Any:
+    declared = _parameters(user_cls)
+    if declared:
+        obj = user_cls.__new__(user_cls)
+        for name, default in declared.items():
+            value = params.get(name, default)
+            if value is _NO_DEFAULT:
+                raise InvalidError(f"{user_cls.__name__}() needs the parameter {name!r}")
+            setattr(obj, name, value)
+    else:
+        obj = user_cls(**params)
+    for name in dir(user_cls):
+        member = getattr(user_cls, name, None)
+        if getattr(member, "_nbfan_enter", False):
+            getattr(obj, name)()
+    return obj
+
+
+class _MethodCall:
+    """The callable a method's Function runs: the instance is made on first use in each
+    process (the worker keeps this object in its function cache, so later inputs reuse it)."""
+
+    def __init__(self, user_cls: type, params: dict[str, Any], method_name: str) -> None:
+        self.user_cls = user_cls
+        self.params = params
+        self.method_name = method_name
+        self.__module__ = user_cls.__module__
+        self.__qualname__ = f"{user_cls.__qualname__}.{method_name}"
+        self.__name__ = method_name
+        self.__doc__ = getattr(user_cls, method_name).__doc__
+        self._instance: Any = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_instance", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._instance = None
+        self._lock = threading.Lock()
+
+    def instance(self) -> Any:
+        with self._lock:
+            if self._instance is None:
+                self._instance = _instantiate(self.user_cls, self.params)
+            return self._instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.instance(), self.method_name)(*args, **kwargs)
+
+
+class Cls:
+    """What `@app.cls` returns: call it (with parameters) to get an object whose methods are
+    Functions (`Model().predict.remote(x)`)."""
+
+    def __init__(self, user_cls: type, app: App, options: Any) -> None:
+        self.user_cls = user_cls
+        self.app = app
+        self.options = options
+        self.methods = [n for n in dir(user_cls) if getattr(getattr(user_cls, n, None), "_nbfan_method", False)]
+        if not self.methods:
+            raise InvalidError(f"@app.cls class {user_cls.__name__} has no @modal.method() methods to call")
+        for name in self.methods:
+            if inspect.isgeneratorfunction(getattr(user_cls, name)):
+                raise InvalidError(f"{user_cls.__name__}.{name} is a generator: generator methods are not supported")
+        self.__name__ = user_cls.__name__
+        self.__doc__ = user_cls.__doc__
+
+    def __repr__(self) -> str:
+        return f"<nbfan.Cls {self.user_cls.__name__} methods={self.methods}>"
+
+    def __call__(self, **params: Any) -> ClsObject:
+        """The class with these parameters (`Model(name="big")`), checked against its `modal.parameter()`s."""
+        declared = _parameters(self.user_cls)
+        unknown = sorted(set(params) - set(declared)) if declared else []
+        if unknown:
+            raise InvalidError(
+                f"{self.user_cls.__name__}() got unknown parameter(s) {', '.join(unknown)}; "
+                f"declared: {', '.join(declared)}"
+            )
+        return ClsObject(self, params)
+
+    def with_options(self, **options: Any) -> Cls:
+        """A copy whose methods run with some options changed (gpu=, timeout=...)."""
+        merged = Function(lambda: None, self.options).with_options(**options).options
+        return Cls(self.user_cls, self.app, merged)
+
+
+class ClsObject:
+    """An `@app.cls` class with its parameters: attributes are the methods, as Functions."""
+
+    def __init__(self, cls: Cls, params: dict[str, Any]) -> None:
+        self._cls = cls
+        self._params = params
+        self._functions: dict[str, Function[Any, Any]] = {}
+        for name in cls.methods:
+            call = _MethodCall(cls.user_cls, params, name)
+            self._functions[name] = Function(call, cls.options, cls.app, name=call.__qualname__)
+
+    def __getattr__(self, name: str) -> Any:
+        functions = self.__dict__.get("_functions", {})
+        if name in functions:
+            return functions[name]
+        raise AttributeError(
+            f"{self._cls.user_cls.__name__} has no @modal.method() {name!r} (methods: {self._cls.methods})"
+        )
+
+
+def register_cls(app: App, user_cls: Any, options: dict[str, Any]) -> Cls:
+    """What `@app.cls(...)` does: check it decorates a class and wrap it with the app's options."""
+    if not isinstance(user_cls, type):
+        raise InvalidError(f"@app.cls decorates a class; got {user_cls!r}")
+    return Cls(user_cls, app, app._options(options))

@@ -1,0 +1,173 @@
+"""`Function`: a decorated user function and the ways to call it (.local, .remote, .spawn, .map...)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from nbfan.api import map_methods as methods
+from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
+from nbfan.api.options import FunctionOptions, parse_options
+from nbfan.cluster import get_client
+from nbfan.engine import hooks
+from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator, wait_future
+from nbfan.engine.plan import batch_outcomes, plan_call
+from nbfan.engine.run import stream_one
+from nbfan.exception import InvalidError
+
+if TYPE_CHECKING:
+    from nbfan.api.app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Function(Generic[P, R]):
+    """A user function registered on an App. Call it here (`.local`), on the cluster
+    (`.remote`, `.spawn`), or over many inputs (`.map`, `.starmap`, `.for_each`, `.spawn_map`)."""
+
+    def __init__(
+        self, raw_f: Callable[P, R], options: FunctionOptions, app: App | None = None, name: str | None = None
+    ):
+        if not callable(raw_f):
+            raise InvalidError(f"@app.function decorates functions; got {type(raw_f).__name__}")
+        self.raw_f = raw_f
+        self.options = options
+        self.app = app
+        self.name: str = name or getattr(raw_f, "__name__", "function")
+        self.is_generator = inspect.isgeneratorfunction(raw_f) or inspect.isasyncgenfunction(raw_f)
+        self.__doc__ = raw_f.__doc__
+        self.__wrapped__ = raw_f
+
+    @property
+    def app_name(self) -> str | None:
+        """The name of the function's App; None when it has no App or the App has no name."""
+        return self.app.name if self.app is not None else None
+
+    def __repr__(self) -> str:
+        where = f"{self.app_name}." if self.app_name else ""
+        return f"<nbfan.Function {where}{self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Calling the decorated function directly runs it here, like `.local()`."""
+        return self.raw_f(*args, **kwargs)
+
+    def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run in this process, as a plain call."""
+        return self.raw_f(*args, **kwargs)
+
+    def with_options(self, **options: Any) -> Function[P, R]:
+        """A copy of this function with some options changed (validated like the decorator's)."""
+        merged = parse_options(**options)
+        changes = {k: getattr(merged, k) for k in options if hasattr(merged, k)}
+        if "max_containers" in options:
+            changes["concurrency_limit"] = merged.concurrency_limit
+        return Function(self.raw_f, self.options.with_changes(**changes), self.app, self.name)
+
+    def secret_env(self) -> dict[str, str]:
+        """Environment variables the function's image (`Image.env`) and secrets set on the worker."""
+        env: dict[str, str] = dict(getattr(self.options.image, "environment", None) or {})
+        for secret in self.options.secrets:
+            env.update(getattr(secret, "env", {}) or {})
+        return env
+
+    def volume_mounts(self) -> dict[str, str]:
+        """{mount path: volume folder} the worker links before running (`volumes={"/data": vol}`)."""
+        if not self.options.volumes:
+            return {}
+        from nbfan.objects.volume import volume_mounts
+
+        return volume_mounts(dict(self.options.volumes))
+
+    @staticmethod
+    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Function[Any, Any]:
+        """A function `nbfan deploy` registered on the cluster, usable from any process connected
+        to it; NotFoundError lists what is deployed when there is no such app or function."""
+        from nbfan.api.deploy import lookup
+
+        return lookup(app_name, name)
+
+    lookup = from_name  # Modal's older name
+
+    def _require_plain(self, method: str, instead: str) -> None:
+        if self.is_generator:
+            raise InvalidError(
+                f"{self.name} is a generator function: .{method}() cannot return its yields; use .{instead}() "
+                f"to stream them (or .map() for a flat map over many inputs)"
+            )
+
+    def _require_generator(self, method: str) -> None:
+        if not self.is_generator:
+            raise InvalidError(f"{self.name} is not a generator function: .{method}() streams yields; use .remote()")
+
+    # -- one call -------------------------------------------------------------------------
+
+    def _submit_one(self, args: tuple, kwargs: dict, kind: str) -> FunctionCall[R]:
+        self._require_plain(kind, "remote_gen")
+        client = get_client()
+        plan = plan_call(self, client)
+        # announce before submitting: the events then travel ahead of the task in the same
+        # client stream, so they cannot be lost if this process exits right after the result
+        hooks.call_started(client, plan.call_id, self, kind)
+        hooks.call_total(client, plan.call_id, 1)
+        return FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
+
+    def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+        """Start one call on the cluster and return at once with its FunctionCall."""
+        call = self._submit_one(args, kwargs, "spawn")
+        after_spawn(call)
+        return call
+
+    async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+        await in_thread(get_client)
+        return self._spawn(*args, **kwargs)
+
+    spawn = aio_method(_spawn, _spawn_aio)
+
+    def _remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run once on the cluster and return its result (or raise its exception)."""
+        call = self._submit_one(args, kwargs, "remote")
+        try:
+            return unwrap_outcome(batch_outcomes(call._future, 0, 1))
+        except BaseException:
+            if not call.done():
+                call._cancel()
+            raise
+        finally:  # a kept traceback (a notebook's last error) must not pin the task on the cluster
+            call._future.release()
+
+    async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        await in_thread(get_client)
+        call = self._submit_one(args, kwargs, "remote")
+        try:
+            await wait_future(call._future)
+            return call._get()
+        except BaseException:
+            if not call.done():
+                call._cancel()
+            raise
+        finally:
+            call._future.release()
+
+    remote = aio_method(_remote, _remote_aio)
+
+    def _remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run a generator function once on the cluster, yielding its values as they are produced."""
+        self._require_generator("remote_gen")
+        return user_iterator(stream_one(self, (args, kwargs)))
+
+    async def _remote_gen_aio(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self._require_generator("remote_gen")
+        await in_thread(get_client)
+        async for value in iterate_in_thread(stream_one(self, (args, kwargs))):
+            yield value
+
+    remote_gen = aio_method(_remote_gen, _remote_gen_aio)
+
+    # -- many calls: the fan-out engine ----------------------------------------------------
+
+    map = methods.map_method
+    starmap = methods.starmap_method
+    for_each = methods.for_each_method
+    spawn_map = methods.spawn_map_method

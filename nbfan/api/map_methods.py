@@ -1,0 +1,123 @@
+"""The `.map` family as Function methods (`f.map`, `f.starmap`, `f.for_each`, `f.spawn_map`),
+each with its `.aio` twin: argument checks here, the work in engine.run_map / spawn_map."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from nbfan.cluster import get_client
+from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator
+from nbfan.engine.inputs import as_sync_iterables, check_kwargs, map_inputs, sized_total, starmap_inputs
+from nbfan.engine.run import run_map
+
+if TYPE_CHECKING:
+    from nbfan.api.function import Function
+
+
+def _map(
+    self: Function[Any, Any],
+    *iterables: Any,
+    kwargs: dict[str, Any] | None = None,
+    order_outputs: bool = True,
+    return_exceptions: bool = False,
+) -> Iterator[Any]:
+    """Run the function over the inputs in parallel (zip semantics), results in input order
+    (or completion order with `order_outputs=False`). Lazy: work starts when you iterate.
+    Generator functions are flat-mapped: every yield of every input, as produced."""
+    inputs = map_inputs(iterables, check_kwargs(kwargs, "map"), "map")
+    return user_iterator(run_map(
+        self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.map",
+        total=sized_total(iterables),
+    ))
+
+
+async def _map_aio(
+    self: Function[Any, Any],
+    *iterables: Any,
+    kwargs: dict[str, Any] | None = None,
+    order_outputs: bool = True,
+    return_exceptions: bool = False,
+) -> AsyncIterator[Any]:
+    sync_iterables = as_sync_iterables(iterables)
+    await in_thread(get_client)
+    inputs = map_inputs(sync_iterables, check_kwargs(kwargs, "map"), "map")
+    results = run_map(
+        self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.map"
+    )
+    async for value in iterate_in_thread(results):
+        yield value
+
+
+def _starmap(
+    self: Function[Any, Any],
+    iterable: Any,
+    *,
+    kwargs: dict[str, Any] | None = None,
+    order_outputs: bool = True,
+    return_exceptions: bool = False,
+) -> Iterator[Any]:
+    """Like map, but each input is a tuple of positional arguments: f.starmap([(1, 2), (3, 4)])."""
+    inputs = starmap_inputs(iterable, check_kwargs(kwargs, "starmap"))
+    return user_iterator(run_map(
+        self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.starmap",
+        total=sized_total((iterable,)),
+    ))
+
+
+async def _starmap_aio(
+    self: Function[Any, Any],
+    iterable: Any,
+    *,
+    kwargs: dict[str, Any] | None = None,
+    order_outputs: bool = True,
+    return_exceptions: bool = False,
+) -> AsyncIterator[Any]:
+    (sync_iterable,) = as_sync_iterables((iterable,))
+    await in_thread(get_client)
+    inputs = starmap_inputs(sync_iterable, check_kwargs(kwargs, "starmap"))
+    results = run_map(
+        self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.starmap"
+    )
+    async for value in iterate_in_thread(results):
+        yield value
+
+
+def _for_each(
+    self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
+) -> None:
+    """Run the function over the inputs for its side effects; block until all are done."""
+    inputs = map_inputs(iterables, check_kwargs(kwargs, "for_each"), "for_each")
+    results = run_map(
+        self, inputs, order_outputs=False, return_exceptions=ignore_exceptions, label=f"{self.name}.for_each",
+        total=sized_total(iterables),
+    )
+    for _ in results:
+        pass
+
+
+async def _for_each_aio(
+    self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
+) -> None:
+    async for _ in _map_aio(self, *iterables, kwargs=kwargs, order_outputs=False, return_exceptions=ignore_exceptions):
+        pass
+
+
+def _spawn_map(self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
+    """Start the map on the cluster and return at once; it goes on after this process exits."""
+    from nbfan.engine.spawn_map import spawn_map
+
+    return spawn_map(self, map_inputs(iterables, check_kwargs(kwargs, "spawn_map"), "spawn_map"))
+
+
+async def _spawn_map_aio(self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
+    sync_iterables = as_sync_iterables(iterables)
+    return await in_thread(_spawn_map, self, *sync_iterables, kwargs=kwargs)
+
+
+map_method: aio_method[Any] = aio_method(_map, _map_aio)
+starmap_method: aio_method[Any] = aio_method(_starmap, _starmap_aio)
+for_each_method: aio_method[Any] = aio_method(_for_each, _for_each_aio)
+spawn_map_method: aio_method[Any] = aio_method(_spawn_map, _spawn_map_aio)
+
+

@@ -1,0 +1,151 @@
+"""Modal names that nbfan maps onto Dask, so `import nbfan as modal` runs Modal scripts:
+schedules (accepted with a warning), `@concurrent`, `@batched`, `current_function_call_id()`,
+`is_local()` and `enable_output()`. See README "Modal compatibility"."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from nbfan.exception import InvalidError
+
+
+class ScheduleWarning(UserWarning):
+    """nbfan does not run functions on a schedule."""
+
+
+class _Schedule:
+    def __init__(self, description: str) -> None:
+        warnings.warn(
+            f"{description}: nbfan does not run functions on a schedule; the schedule is accepted with no effect "
+            f"(run the function from cron or a loop calling .remote()/.spawn() instead)",
+            ScheduleWarning,
+            stacklevel=3,
+        )
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"<nbfan {self.description} (no effect)>"
+
+
+class Period(_Schedule):
+    """Modal's `Period(hours=1)`: accepted with a warning, never triggers."""
+
+    def __init__(self, **interval: float) -> None:
+        super().__init__(f"Period({', '.join(f'{k}={v}' for k, v in interval.items())})")
+        self.interval = interval
+
+
+class Cron(_Schedule):
+    """Modal's `Cron("0 * * * *")`: accepted with a warning, never triggers."""
+
+    def __init__(self, cron_string: str, timezone: str = "UTC") -> None:
+        super().__init__(f"Cron({cron_string!r})")
+        self.cron_string = cron_string
+
+
+def concurrent(_f: Any = None, *, max_inputs: int | None = None, target_inputs: int | None = None) -> Any:
+    """Modal's `@modal.concurrent(max_inputs=...)`: inputs already run concurrently on Dask's
+    worker threads (one input per thread), so this returns the function unchanged."""
+    for name, value in (("max_inputs", max_inputs), ("target_inputs", target_inputs)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidError(f"@concurrent({name}={value!r}): give an int >= 1")
+    return _f if _f is not None else (lambda f: f)
+
+
+async def _first_of(coro: Any) -> Any:
+    return (await coro)[0]
+
+
+class _Batched:
+    """A `@batched` function called with one input: runs it on a batch of one and unwraps."""
+
+    def __init__(self, fn: Callable[..., Any], max_batch_size: int, wait_ms: int) -> None:
+        self.fn = fn
+        self.max_batch_size = max_batch_size
+        self.wait_ms = wait_ms
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.fn(*[[a] for a in args], **{k: [v] for k, v in kwargs.items()})
+        if inspect.iscoroutine(result):
+            return _first_of(result)
+        if not isinstance(result, (list, tuple)) or len(result) != 1:
+            raise InvalidError(
+                f"@batched function {getattr(self.fn, '__name__', '?')} must return a list with one output per input; "
+                f"it returned {type(result).__name__}"
+            )
+        return result[0]
+
+
+def batched(_f: Any = None, *, max_batch_size: int = 1, wait_ms: int = 0) -> Any:
+    """Modal's `@modal.batched(max_batch_size=..., wait_ms=...)`: the function takes lists and
+    returns a list; callers pass single inputs (`f.remote(x)`, `f.map(xs)`). nbfan calls it with a
+    batch of one per input (same results; nbfan batches inputs into Dask tasks by itself)."""
+    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+        raise InvalidError(f"@batched(max_batch_size={max_batch_size!r}): give an int >= 1")
+    if isinstance(wait_ms, bool) or not isinstance(wait_ms, int) or wait_ms < 0:
+        raise InvalidError(f"@batched(wait_ms={wait_ms!r}): give an int >= 0")
+
+    def wrap(f: Callable[..., Any]) -> Any:
+        return _Batched(f, max_batch_size, wait_ms)
+
+    return wrap(_f) if _f is not None else wrap
+
+
+def current_function_call_id() -> str | None:
+    """Inside a function running on the cluster: the id of its call (as `FunctionCall.object_id`
+    and `nbfan calls` show it); None elsewhere."""
+    from nbfan.worker.task import CURRENT_CALL_ID
+
+    call_id = CURRENT_CALL_ID.get()
+    if call_id is not None:
+        return call_id
+    try:
+        from distributed import get_worker
+
+        from nbfan.keys import parse_task_key
+
+        parsed = parse_task_key(get_worker().get_current_task())
+        return parsed[0] if parsed else None
+    except Exception:
+        return None
+
+
+def current_input_id() -> str | None:
+    """Modal's per-input id; nbfan has the call id only, returned here."""
+    return current_function_call_id()
+
+
+def is_local() -> bool:
+    """False inside a function running on a worker, True elsewhere."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return False
+    except ValueError:
+        return True
+
+
+@contextlib.contextmanager
+def enable_output(show_progress: bool = True) -> Iterator[None]:
+    """Show map progress bars on stderr inside the block (Modal's `with modal.enable_output():`)."""
+    from nbfan.api.terminal_progress import install_terminal_progress
+    from nbfan.config import config
+    from nbfan.engine import progress
+
+    old_factory, old_flag = progress._factory, config.progress
+    if show_progress:
+        if old_factory is None:
+            install_terminal_progress()
+        config.progress = True
+    try:
+        yield
+    finally:
+        progress.set_progress_factory(old_factory)
+        config.progress = old_flag

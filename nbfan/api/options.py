@@ -1,0 +1,127 @@
+"""Function options: parsed and validated once, at decoration time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nbfan.engine.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory
+from nbfan.exception import InvalidError
+from nbfan.worker.retries import Retries
+
+__all__ = ["ACCEPTED_WITHOUT_EFFECT", "KNOWN_OPTIONS", "FunctionOptions", "Retries", "parse_options"]
+
+def _parse_retries(retries: Any) -> Retries | None:
+    if retries is None:
+        return None
+    if isinstance(retries, Retries):
+        return retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidError(
+            f"invalid retries={retries!r}: give an int >= 0 or nbfan.Retries(max_retries, backoff_coefficient=2.0, "
+            f"initial_delay=1.0, max_delay=60.0)"
+        )
+    return Retries(retries) if retries else None
+
+
+def _parse_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidError(f"invalid timeout={timeout!r}: give seconds as a number greater than 0, e.g. timeout=600")
+    return float(timeout)
+
+
+def _parse_limit(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidError(f"invalid {name}={value!r}: must be an int >= 1 (how many inputs may run at once)")
+    return value
+
+
+KNOWN_OPTIONS = frozenset(
+    {"gpu", "cpu", "memory", "concurrency_limit", "max_containers", "retries", "timeout", "secrets", "image", "volumes"}
+)
+#: Modal options that have no meaning on a Dask cluster: accepted so Modal scripts run unchanged.
+ACCEPTED_WITHOUT_EFFECT = frozenset(
+    {
+        "cloud", "region", "min_containers", "keep_warm", "scaledown_window", "container_idle_timeout",
+        "allow_concurrent_inputs", "enable_memory_snapshot", "serialized", "mounts", "network_file_systems",
+        "buffer_containers", "proxy", "schedule", "name", "max_inputs", "block_network", "i6pn",
+        "single_use_containers", "ephemeral_disk", "restrict_modal_access", "include_source", "startup_timeout",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FunctionOptions:
+    """Everything `@app.function(...)` accepts, in parsed form."""
+
+    gpu: tuple[GpuRequest, ...] = ()
+    cpu: float | None = None
+    memory: int | None = None  # MiB
+    concurrency_limit: int | None = None
+    retries: Retries | None = None
+    timeout: float | None = None
+    secrets: tuple[Any, ...] = ()
+    image: Any = None
+    volumes: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_changes(self, **changes: Any) -> FunctionOptions:
+        """A copy with some fields replaced (the options are frozen); give parsed values: they are not checked again."""
+        return replace(self, **changes)
+
+
+def parse_options(
+    *,
+    gpu: Any = None,
+    cpu: Any = None,
+    memory: Any = None,
+    concurrency_limit: Any = None,
+    max_containers: Any = None,
+    retries: Any = None,
+    timeout: Any = None,
+    secrets: Sequence[Any] | None = None,
+    image: Any = None,
+    volumes: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> FunctionOptions:
+    """Validate `@app.function` keyword options; raise InvalidError naming the bad one."""
+    unknown = sorted(set(extra) - ACCEPTED_WITHOUT_EFFECT)
+    if unknown:
+        raise InvalidError(
+            f"unknown option(s) {', '.join(unknown)} for @app.function; valid options are "
+            f"{', '.join(sorted(KNOWN_OPTIONS))} (and Modal's {', '.join(sorted(ACCEPTED_WITHOUT_EFFECT))}, "
+            f"accepted with no effect)"
+        )
+    limit = _parse_limit("concurrency_limit", concurrency_limit)
+    containers = _parse_limit("max_containers", max_containers)
+    if limit is not None and containers is not None and limit != containers:
+        raise InvalidError(
+            f"concurrency_limit={limit} and max_containers={containers} disagree: they are the same option, give one"
+        )
+    if secrets is not None and not isinstance(secrets, (list, tuple)):
+        raise InvalidError(f"invalid secrets={secrets!r}: give a list, e.g. secrets=[nbfan.Secret.from_dict({{...}})]")
+    if volumes is not None:
+        if not isinstance(volumes, Mapping):
+            raise InvalidError(
+                f'invalid volumes={volumes!r}: give a dict of mount path to Volume, e.g. {{"/data": vol}}'
+            )
+        for path in volumes:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise InvalidError(f"invalid volumes key {path!r}: mount paths must be absolute strings like '/data'")
+    return FunctionOptions(
+        gpu=parse_gpu(gpu),
+        cpu=parse_cpu(cpu),
+        memory=parse_memory(memory),
+        concurrency_limit=limit if limit is not None else containers,
+        retries=_parse_retries(retries),
+        timeout=_parse_timeout(timeout),
+        secrets=tuple(secrets or ()),
+        image=image,
+        volumes=dict(volumes or {}),
+        extra=extra,
+    )

@@ -1,0 +1,130 @@
+"""The lifetime of a script's work: `nbfan run` and `app.run()`.
+
+Like Modal, when a script ends (or is interrupted) the work it spawned is cancelled, unless it
+runs detached: then spawned calls and spawn_maps go on on the cluster, which must therefore
+outlive this process (a cluster from `nbfan cluster up`, NBFAN_SCHEDULER or nbfan.connect).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from nbfan.api.calls import begin_session, end_session
+from nbfan.exception import InvalidError
+
+_connect = importlib.import_module("nbfan.cluster.connect")  # the module (the package exports a function by that name)
+
+
+def shared_cluster_available() -> bool:
+    """Whether calls from here go to a cluster that outlives this process."""
+    conn = getattr(_connect, "_current", None)
+    if conn is not None and conn.client.status not in ("closed", "closing"):
+        return conn.source != "embedded"
+    if os.environ.get("NBFAN_SCHEDULER", "").strip():
+        return True
+    from nbfan.cluster.daemon import running_state
+
+    return running_state() is not None
+
+
+def require_shared_cluster(what: str) -> None:
+    """Raise InvalidError, naming `what`, unless work started here can outlive this process
+    (detached runs and deploys need it)."""
+    if not shared_cluster_available():
+        raise InvalidError(
+            f"{what} needs a cluster that outlives this process, and there is none: the work would run on an embedded "
+            f"in-process cluster and die with it. Run `nbfan cluster up`, or set NBFAN_SCHEDULER=tcp://host:port."
+        )
+
+
+def _connected_client() -> Any:
+    """The client of this process if it connected, without starting a cluster just to clean up."""
+    conn = getattr(_connect, "_current", None)
+    if conn is None or conn.client.status in ("closed", "closing"):
+        return None
+    return conn.client
+
+
+def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]:
+    """Cancel every call this process started that may still run: `spawned` (ids of spawned
+    calls, whose handles may be gone: Dask forgets a dropped future's task but lets a running
+    one finish), the ones telemetry lists with this process as caller (spawns, spawn_maps) and
+    any nbfan task this client still holds. Returns the call ids cancelled."""
+    from distributed import Future
+
+    from nbfan.engine.plan import cancel_call
+    from nbfan.keys import parse_task_key
+
+    cancelled: list[str] = list(spawned or [])
+    for call_id in cancelled:
+        with contextlib.suppress(Exception):
+            cancel_call(client, call_id, [])
+    try:
+        from nbfan.api.telemetry import calls_snapshot
+
+        host, pid = socket.gethostname(), os.getpid()
+        for call in calls_snapshot(client)["calls"]:
+            caller = call.get("caller") or {}
+            if call.get("state") != "running" or caller.get("pid") != pid or caller.get("host") != host:
+                continue
+            with contextlib.suppress(Exception):
+                _cancel_by_id(client, call["call_id"], call.get("kind"))
+                if call["call_id"] not in cancelled:
+                    cancelled.append(call["call_id"])
+    except Exception:  # telemetry off or unavailable: the held futures below still go
+        pass
+    held: dict[str, list[Any]] = defaultdict(list)
+    for key in list(getattr(client, "futures", {})):
+        parsed = parse_task_key(key)
+        if parsed is not None:
+            held[parsed[0]].append(Future(key, client))
+    for call_id, futures in held.items():
+        with contextlib.suppress(Exception):
+            cancel_call(client, call_id, futures)
+            if call_id not in cancelled:
+                cancelled.append(call_id)
+    from nbfan.worker.task import cancel_running
+
+    for call_id in cancelled:  # wait for the workers to stop running inputs: the client closes next
+        with contextlib.suppress(Exception):
+            client.run(cancel_running, call_id)
+    return cancelled
+
+
+def _cancel_by_id(client: Any, call_id: str, kind: str | None) -> None:
+    if kind == "spawn_map":
+        from nbfan.engine.spawn_map import MapCall
+
+        MapCall(call_id, client)._cancel()
+        return
+    from nbfan.api.telemetry import cancel
+
+    cancel(client, call_id)
+
+
+@contextlib.contextmanager
+def script_session(*, detach: bool = False, what: str = "--detach") -> Iterator[None]:
+    """Run a script's work: on the way out, cancel what it left running unless `detach`."""
+    if detach:
+        require_shared_cluster(what)
+    begin_session(detach)
+    try:
+        yield
+    finally:
+        spawned = end_session()
+        client = _connected_client()
+        if client is not None and not detach:
+            cancel_leftovers(client, spawned)
+
+
+@contextlib.contextmanager
+def app_run(app: Any, *, detach: bool = False) -> Iterator[Any]:
+    """`with app.run():` for scripts run with plain `python`."""
+    with script_session(detach=detach, what="app.run(detach=True)"):
+        yield app

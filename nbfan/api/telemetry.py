@@ -1,0 +1,128 @@
+"""Asking the cluster about calls, for every view (the panel's server, `%nbfan`, `nbfan calls`).
+
+Each function is one round trip to the scheduler through any Dask client connected to it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from nbfan.exception import Error, ExecutionError, InvalidError, NotFoundError
+from nbfan.scheduler.rpc import request
+from nbfan.scheduler.schema import SCHEMA_VERSION, CallsSnapshot, ClusterSnapshot, GpuSnapshot
+
+__all__ = [
+    "TelemetryUnavailable",
+    "calls_snapshot",
+    "cancel",
+    "cluster_snapshot",
+    "cluster_snapshot_from_info",
+    "empty_calls_snapshot",
+]
+
+class TelemetryUnavailable(Error):
+    """The scheduler does not track nbfan calls (telemetry off, or it cannot load nbfan)."""
+
+
+def _request(dask_client: Any, op: str, **kwargs: Any) -> Any:
+    """A telemetry request to nbfan's scheduler plugin (installed on first use)."""
+    client = dask_client
+    try:
+        return request(client, op, **kwargs)
+    except ExecutionError as exc:
+        raise TelemetryUnavailable(
+            f"the scheduler at {client.scheduler.address} does not track nbfan calls ({exc}). Make sure nbfan can "
+            f"run where the scheduler runs."
+        ) from None
+
+
+def calls_snapshot(client: Any) -> CallsSnapshot:
+    """Running calls, then the most recently finished ones (see schema.CallsSnapshot)."""
+    return _request(client, "calls")
+
+
+def empty_calls_snapshot() -> CallsSnapshot:
+    """A calls snapshot that lists no calls, for a view with no cluster to ask."""
+    return {"version": SCHEMA_VERSION, "time": time.time(), "calls": []}
+
+
+def cancel(client: Any, call_id: str) -> bool:
+    """Cancel a call from anywhere: its tasks still on the scheduler are forgotten and its
+    inputs running on workers are stopped (like `FunctionCall.cancel`). False when the call
+    had already ended; NotFoundError when the cluster never saw it."""
+    if not isinstance(call_id, str) or not call_id or not all(c in "0123456789abcdef" for c in call_id):
+        raise InvalidError(f"cancel({call_id!r}): call ids are hex strings, as shown by `nbfan calls`")
+    reply = _request(client, "cancel", call_id=call_id, client=client.id)
+    if not reply.get("known"):
+        raise NotFoundError(
+            f"no call {call_id} on the cluster at {client.scheduler.address} "
+            f"(finished calls are kept for a while only)"
+        )
+    if reply.get("kind") == "spawn_map" and reply.get("cancelled"):
+        # a spawned map's coordinator task would go on submitting: stop it the way MapCall does
+        from nbfan.engine.spawn_map import MapCall
+
+        try:
+            MapCall(call_id, client).cancel()
+        except Exception:
+            pass
+    if reply.get("tasks") or reply.get("cancelled"):
+        from nbfan.worker.task import cancel_running
+
+        try:
+            client.run(cancel_running, call_id, wait=False)
+        except Exception:  # workers gone: nothing left running
+            pass
+    return bool(reply.get("cancelled"))
+
+
+def _dashboard(info: dict[str, Any], address: str) -> str | None:
+    port = (info.get("services") or {}).get("dashboard")
+    if not port:
+        return None
+    host = urlsplit(address.replace("tls://", "tcp://")).hostname or "127.0.0.1"
+    return f"http://{host}:{port}/status"
+
+
+def _gpus(workers: dict[str, Any]) -> list[GpuSnapshot]:
+    """GPU figures per GPU worker from Dask's own NVML metrics; null where Dask has none."""
+    gpus: list[GpuSnapshot] = []
+    for addr, w in sorted(workers.items()):
+        resources = w.get("resources") or {}
+        static = w.get("gpu") or {}  # Dask's NVML start-up info: name, memory-total
+        if not static and not resources.get("GPU"):
+            continue
+        model = static.get("name") or next((k[4:] for k in resources if k.startswith("GPU-")), "GPU")
+        live = (w.get("metrics") or {}).get("gpu") or {}
+        util = live.get("utilization")
+        used = live.get("memory-used")
+        total = static.get("memory-total")
+        gpus.append({
+            "worker": addr,
+            "model": str(model),
+            "utilization": float(util) if isinstance(util, (int, float)) else None,
+            "memory_used": int(used) if isinstance(used, (int, float)) else None,
+            "memory_total": int(total) if isinstance(total, (int, float)) else None,
+        })
+    return gpus
+
+
+def cluster_snapshot_from_info(info: dict[str, Any]) -> ClusterSnapshot:
+    """A ClusterSnapshot from `client.scheduler_info()` (all workers)."""
+    workers = info.get("workers") or {}
+    address = str(info.get("address", ""))
+    return {
+        "version": SCHEMA_VERSION,
+        "address": address,
+        "workers": len(workers),
+        "threads": sum(int(w.get("nthreads") or 0) for w in workers.values()),
+        "memory": sum(int(w.get("memory_limit") or 0) for w in workers.values()),
+        "gpus": _gpus(workers),
+        "dashboard": _dashboard(info, address),
+    }
+
+
+def cluster_snapshot(client: Any) -> ClusterSnapshot:
+    """What the cluster offers now: workers, threads, memory, GPUs, dashboard link."""
+    return cluster_snapshot_from_info(client.scheduler_info(n_workers=-1))

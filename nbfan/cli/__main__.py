@@ -1,0 +1,7 @@
+"""`python -m nbfan.cli ...` is the `nbfan` command."""
+
+import sys
+
+from nbfan.cli.main import main
+
+sys.exit(main())

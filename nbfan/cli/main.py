@@ -1,0 +1,92 @@
+"""The `nbfan` command. Each subcommand is a small function; `--help` works everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from nbfan.exception import Error
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    from nbfan.cluster.daemon import up
+
+    state, started = up(args.workers, dashboard=args.dashboard, tls=args.tls)
+    verb = "started" if started else "already running"
+    print(f"nbfan cluster {verb} at {state.address} (pid {state.pid})")
+    if state.dashboard:
+        print(f"dashboard: {state.dashboard}")
+    return 0
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    from nbfan.cluster.daemon import down
+
+    state = down()
+    print(f"nbfan cluster at {state.address} stopped")
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from distributed import Client
+
+    from nbfan.cluster.connect import security_for
+    from nbfan.cluster.daemon import ClusterCommandError, running_state
+    from nbfan.cluster.describe import summarize
+
+    state = running_state()
+    if state is None:
+        raise ClusterCommandError("no nbfan cluster is running; start one with `nbfan cluster up`")
+    with Client(state.address, timeout="10s", set_as_default=False, security=security_for(state.address)) as client:
+        summary = summarize(client.scheduler_info(), state.dashboard)
+    print(f"nbfan cluster (pid {state.pid})")
+    print(summary.text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbfan", description="Notebook-native fan-out compute on Dask.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    cluster = sub.add_parser("cluster", help="the persistent local cluster (up, down, status)")
+    csub = cluster.add_subparsers(dest="cluster_command", metavar="ACTION")
+    csub.required = True
+    p = csub.add_parser("up", help="start the local cluster (harmless if it runs)")
+    p.add_argument("--workers", type=int, default=None, help="CPU workers (default: one per core not used by a GPU)")
+    p.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard on 127.0.0.1")
+    p.add_argument("--tls", action="store_true", help="TLS with self-signed certificates under NBFAN_HOME")
+    p.set_defaults(handler=_cluster_up)
+    p = csub.add_parser("down", help="stop the local cluster")
+    p.set_defaults(handler=_cluster_down)
+    p = csub.add_parser("status", help="address, workers, threads, memory and GPUs of the local cluster")
+    p.set_defaults(handler=_cluster_status)
+    for register in COMMAND_REGISTRARS:
+        register(sub)
+    return parser
+
+
+#: Other modules add subcommands here (run, deploy, calls...): each takes the subparsers object.
+COMMAND_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+from nbfan.cli import calls as cli_calls  # noqa: E402
+from nbfan.cli import run as cli_run  # noqa: E402
+
+COMMAND_REGISTRARS += [cli_run.register, cli_calls.register]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (Error, RuntimeError, OSError) as exc:
+        print(f"nbfan: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

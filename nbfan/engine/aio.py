@@ -1,0 +1,178 @@
+"""Every blocking method gets an async twin under `.aio` (`await f.remote.aio(x)`)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from distributed import Future
+
+from nbfan.worker.tracebacks import hide_nbfan_frames
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_facing(fn: F) -> F:
+    """Mark a function users call: an nbfan error or a remote failure it raises reaches them
+    without nbfan's own frames (see fanout/tracebacks.py). Works on plain functions,
+    coroutine functions and (async) generator functions."""
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except BaseException as exc:
+                hide_nbfan_frames(exc)
+                raise
+
+        return agen_wrapper  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except BaseException as exc:
+                hide_nbfan_frames(exc)
+                raise
+
+        return coro_wrapper  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from fn(*args, **kwargs))
+            except BaseException as exc:
+                hide_nbfan_frames(exc)
+                raise
+
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            hide_nbfan_frames(exc)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def user_iterator(iterator: Iterator[T]) -> Iterator[T]:
+    """Iterate `iterator` as users do: failures arrive without nbfan's frames."""
+    try:
+        yield from iterator
+    except BaseException as exc:
+        hide_nbfan_frames(exc)
+        raise
+
+
+class _BoundAio:
+    __slots__ = ("__doc__", "__name__", "__wrapped__", "_sync", "aio")
+
+    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
+        self._sync = sync
+        self.aio = user_facing(aio)
+        self.__doc__ = sync.__doc__
+        self.__name__ = getattr(sync, "__name__", "method")
+        self.__wrapped__ = sync
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._sync(*args, **kwargs)
+        except BaseException as exc:  # the user's call line leads straight to the cause
+            hide_nbfan_frames(exc)
+            raise
+
+    def __repr__(self) -> str:
+        return f"<nbfan method {self.__name__} (async twin: .aio)>"
+
+
+class aio_method(Generic[T]):
+    """Descriptor pairing a blocking method with its async twin: `obj.m(...)`, `await obj.m.aio(...)`."""
+
+    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
+        self._sync = sync
+        self._aio = aio
+        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__name__ = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _BoundAio(self._sync.__get__(obj, owner), self._aio.__get__(obj, owner))
+
+
+async def wait_future(future: Future) -> None:
+    """Wait for a Dask future from an asyncio loop without holding a thread."""
+    if future.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: Any) -> None:
+        loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+
+    future.add_done_callback(wake)
+    await waiter
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking set-up (connecting, starting a cluster) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+_DONE = object()
+
+
+async def iterate_in_thread(iterator: Iterator[Any], buffer: int = 1024) -> AsyncIterator[Any]:
+    """Drive a blocking iterator from a worker thread and yield its items to the event loop.
+
+    Leaving the `async for` early stops the thread and closes the iterator (which cancels the
+    map's remaining inputs)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    room = threading.Semaphore(buffer)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                loop.call_soon_threadsafe(queue.put_nowait, (True, item))
+            loop.call_soon_threadsafe(queue.put_nowait, (True, _DONE))
+        except BaseException as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, (False, exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="nbfan-aio-map", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = await queue.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            room.release()
+            yield item
+    finally:
+        stop.set()

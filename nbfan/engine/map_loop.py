@@ -1,0 +1,357 @@
+"""The one map loop. It serves the caller's `.map` (and `.remote_gen`), a spawn_map's
+coordinator and generator streams alike; they differ only in where inputs come from (an
+`InputSource`), how finished work is noticed (task results, or a generator stream's events) and
+where results go (the consumer of `MapLoop.events()`).
+
+What the loop does, once for all of them: pump inputs into batch tasks while fewer than
+`window` are in flight, wait for the next finished one without hanging on a lost scheduler,
+re-run a batch killed with its worker one input per task (so only an input that kills its
+worker fails), turn a task that died into a failure of each of its inputs, hand batches back in
+input order through a reorder buffer (or as they complete), and cancel whatever is left on the
+cluster when it stops early. Memory stays bounded: at most `window` tasks in flight and at most
+`window` finished batches waiting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from distributed import Client, Future, as_completed
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+from nbfan.engine.batching import BatchSizer
+from nbfan.engine.plan import Batch, CallPlan, cancel_call, describe_task_error
+from nbfan.engine.stream import iter_queue_events
+from nbfan.engine.watchdog import SchedulerWatch
+from nbfan.exception import ExecutionError, InputCancellation
+from nbfan.worker.gcpause import gc_paused
+from nbfan.worker.payload import Args, Failure, loads
+
+
+def window_size(client: Client) -> int:
+    """Tasks in flight: enough to keep every worker thread busy while results travel."""
+    try:
+        threads = sum(client.nthreads().values())
+    except Exception:
+        threads = 1
+    return max(4, 3 * threads)
+
+
+def note_failed_input(exc: BaseException, index: int) -> BaseException:
+    """Say which input of a map raised `exc` (a note, and `exc.input_index`)."""
+    note = f"nbfan: raised by input {index} of the map"
+    if note not in getattr(exc, "__notes__", []):
+        if hasattr(exc, "add_note"):
+            exc.add_note(note)
+        else:  # Python 3.10
+            exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+    try:
+        exc.input_index = index  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    return exc
+
+
+# -- where inputs come from ---------------------------------------------------------------------
+
+
+class InputSource(Protocol):
+    """Hands out the next inputs to submit, with the index of the first."""
+
+    def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
+        """Up to `size` inputs (start index, inputs), or None once there are no more."""
+
+
+class IteratorSource:
+    """Inputs read lazily from an iterator (a `.map` in the caller): memory stays flat however
+    long it is. `first_input` checks input 0 before anything is submitted."""
+
+    def __init__(self, inputs: Iterator[Args], first_input: Callable[[Args], None] | None = None) -> None:
+        self._inputs = inputs
+        self._first_input = first_input
+        self.taken = 0
+
+    def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
+        with gc_paused():  # many small tuples would set off costly collections
+            chunk = list(itertools.islice(self._inputs, size))
+        if not chunk:
+            return None
+        if self.taken == 0 and self._first_input is not None:
+            self._first_input(chunk[0])
+        start, self.taken = self.taken, self.taken + len(chunk)
+        return start, chunk
+
+
+class RangeSource:
+    """The inputs of `ranges` ([start, end) pairs, in order) out of a list held in memory (a
+    spawn_map's coordinator, which skips what an earlier coordinator already stored)."""
+
+    def __init__(self, inputs: Sequence[Args], ranges: list[tuple[int, int]]) -> None:
+        self._inputs = inputs
+        self._ranges = list(ranges)
+
+    def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
+        while self._ranges and self._ranges[0][0] >= self._ranges[0][1]:
+            self._ranges.pop(0)
+        if not self._ranges:
+            return None
+        start, end = self._ranges[0]
+        stop = min(end, start + size)
+        self._ranges[0] = (stop, end)
+        return start, self._inputs[start:stop]
+
+
+def pending_ranges(stored: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    """The [start, end) input ranges not covered by stored (start, count) batches, in order."""
+    gaps: list[tuple[int, int]] = []
+    position = 0
+    for start, count in sorted(stored):
+        if start > position:
+            gaps.append((position, start))
+        position = max(position, start + count)
+    if position < total:
+        gaps.append((position, total))
+    return gaps
+
+
+# -- what the loop hands back -------------------------------------------------------------------
+
+
+@dataclass
+class Finished:
+    """A batch whose task ended. `blob` is its raw result (None when the task itself died);
+    `outcomes` are its inputs' (ok, value or Failure/exception) pairs in input order."""
+
+    batch: Batch
+    elapsed: float = 0.0
+    blob: bytes | None = None
+    failures: Sequence[tuple[bool, Any]] | None = None
+    _outcomes: Sequence[tuple[bool, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def outcomes(self) -> Sequence[tuple[bool, Any]]:
+        if self._outcomes is None:
+            if self.failures is not None:
+                self._outcomes = self.failures
+            else:
+                assert self.blob is not None
+                with gc_paused():  # a batch's results are many small objects
+                    self.elapsed, self._outcomes = loads(self.blob)
+        return self._outcomes
+
+
+@dataclass
+class Yielded:
+    """One value a generator input yielded (generator streams only)."""
+
+    index: int
+    value: Any
+
+
+class StopMap(Exception):
+    """Raised by a consumer's `on_wait` to end the loop (a coordinator whose map was cancelled)."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+class MapLoop:
+    """One call's tasks: fill the window from `source`, yield `Finished` batches (and `Yielded`
+    values for generator streams); `close()` cancels what is still on the cluster.
+
+    `stream`: the name of the Dask Queue generator tasks push their events to (generator
+    functions: one input per task, events instead of task results). `on_submit(batch)` and
+    `on_exhausted(number of inputs)` report the pump's progress; `on_wait()` is called about
+    every `wait_interval` seconds while nothing finishes (it may raise StopMap)."""
+
+    def __init__(
+        self,
+        plan: CallPlan,
+        source: InputSource,
+        *,
+        window: int,
+        ordered: bool = True,
+        sizer: BatchSizer | None = None,
+        stream: str | None = None,
+        on_submit: Callable[[Batch], None] | None = None,
+        on_exhausted: Callable[[int], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
+        wait_interval: float = 1.0,
+    ) -> None:
+        self.plan = plan
+        self.source = source
+        self.window = window
+        self.ordered = ordered and stream is None
+        self.sizer = sizer or BatchSizer()
+        self.stream = stream
+        self.on_submit = on_submit
+        self.on_exhausted = on_exhausted
+        self.on_wait = on_wait
+        self.wait_interval = wait_interval
+        self.watch = SchedulerWatch(plan.client)
+        self.in_flight: dict[Any, Batch] = {}  # task key -> batch
+        self.ready: dict[int, Finished] = {}  # reorder buffer: batch start -> finished batch
+        self.exhausted = False
+        self.submitted = 0  # inputs submitted so far
+        self._completed = as_completed(loop=plan.client.loop)
+        self._queue: Any = None
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    def fill(self) -> None:
+        """Submit batches until the window is full or the inputs are exhausted."""
+        while not self.exhausted and len(self.in_flight) + len(self.ready) < self.window:
+            taken = self.source.take(1 if self.stream else self.sizer.next_size())
+            if taken is None:
+                self.exhausted = True
+                if self.on_exhausted is not None:
+                    self.on_exhausted(self.submitted)
+                return
+            start, inputs = taken
+            self._submit(inputs, start)
+            self.submitted += len(inputs)
+
+    def _submit(self, inputs: Sequence[Args], start: int) -> None:
+        with gc_paused():
+            if self.stream is not None:
+                batch = self.plan.submit_generator(inputs, start, self.stream)
+            else:
+                batch = self.plan.submit_batch(inputs, start)
+                self._completed.add(batch.future)
+        self.in_flight[batch.future.key] = batch
+        if self.on_submit is not None:
+            self.on_submit(batch)
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    def events(self) -> Iterator[Finished | Yielded]:
+        """Finished batches (in input order when `ordered`) and streamed values, until every
+        input has finished."""
+        if self.stream is not None:
+            yield from self._stream_events()
+            return
+        next_out = 0
+        while True:
+            self.fill()
+            if not self.in_flight:
+                return
+            finished = self._next_finished()
+            if finished is None:
+                continue
+            if not self.ordered:
+                yield finished
+                continue
+            self.ready[finished.batch.start] = finished
+            while next_out in self.ready:
+                done = self.ready.pop(next_out)
+                next_out += done.batch.count
+                yield done
+
+    def _next_finished(self) -> Finished | None:
+        """The next batch whose task ended (None when it was split into single inputs)."""
+        future = self._wait_for_a_task()
+        batch = self.in_flight.pop(future.key)
+        client = self.plan.client
+        if future.status == "cancelled" and client.status != "running":
+            raise self.watch.lost(f"the client is {client.status}; input {batch.start} and others had not finished")
+        error = _task_error(future)
+        if isinstance(error, KilledWorker) and batch.count > 1:
+            # Workers died running this batch: run its inputs one per task, so only an input
+            # that kills its worker fails, not its batch-mates.
+            future.release()
+            for offset, args in enumerate(batch.inputs):
+                self._submit([args], batch.start + offset)
+            return None
+        if error is not None:
+            failure = describe_task_error(error, batch.start, batch.count)
+            future.release()
+            return Finished(batch, failures=[(False, failure)] * batch.count)
+        blob = self.watch.gather(future)
+        self.watch.mark_alive()
+        future.release()
+        finished = Finished(batch, blob=blob)
+        finished.outcomes  # noqa: B018  (decode now: the sizer learns from its compute time)
+        self.sizer.observe(batch.count, finished.elapsed, batch.payload_bytes)
+        return finished
+
+    def _wait_for_a_task(self) -> Future:
+        last_call = time.monotonic()
+        while True:
+            future = self.watch.next_done(self._completed, timeout=self.wait_interval)
+            if future is not None:
+                return future
+            if self.on_wait is not None and time.monotonic() - last_call >= self.wait_interval:
+                last_call = time.monotonic()
+                self.on_wait()
+
+    def _stream_events(self) -> Iterator[Finished | Yielded]:
+        from distributed import Queue
+
+        self._queue = Queue(self.stream, client=self.plan.client)
+        by_index: dict[int, Batch] = {}  # one input per task
+        events = iter_queue_events(self._queue, by_index)  # one reader: a poll may hold several inputs' events
+        try:
+            while True:
+                self.fill()
+                for batch in self.in_flight.values():
+                    by_index[batch.start] = batch
+                if not self.in_flight:
+                    return
+                for kind, index, payload in events:
+                    if kind == "y":
+                        yield Yielded(index, payload)
+                        continue
+                    batch = by_index.pop(index)
+                    self.in_flight.pop(batch.future.key, None)
+                    batch.future.release()
+                    yield Finished(batch, failures=[(kind == "e", payload)])
+                    break  # refill the window
+        except OSError as exc:  # the stream's queue lives on the scheduler
+            if self.plan.client.status == "running":
+                raise
+            raise self.watch.lost(f"the client is {self.plan.client.status}; {type(exc).__name__}: {exc}") from None
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    def close(self, *, cancel: bool = True) -> None:
+        """Stop: cancel the tasks still in flight and stop their running inputs (`cancel`), or
+        only drop them (a superseded coordinator: a newer one runs the same inputs)."""
+        futures = [b.future for b in self.in_flight.values()]
+        client = self.plan.client
+        if futures and not cancel and client.status == "running":
+            client.cancel(futures)
+        elif (futures or cancel) and not self.watch.gone:
+            cancel_call(client, self.plan.call_id, futures)
+        self.in_flight.clear()
+        if self._queue is not None and client.status == "running":
+            try:
+                self._queue.close()
+            except Exception:
+                pass
+
+
+def _task_error(future: Future) -> BaseException | None:
+    """What killed a task (its worker died, no worker can run it...), None if it ran."""
+    if future.status == "error":
+        return future.exception()
+    if future.status == "cancelled":
+        return FutureCancelledError(future.key, reason="cancelled")
+    return None
+
+
+def failed_blob(exc: BaseException, count: int) -> bytes:
+    """The outcomes blob of a batch whose task died: each input failed with `exc`."""
+    from nbfan.worker.payload import dumps_outcomes
+
+    if isinstance(exc, InputCancellation):
+        exc = ExecutionError(f"{exc}: its task was cancelled on the cluster")
+    return dumps_outcomes([(False, Failure.capture(exc))] * count)

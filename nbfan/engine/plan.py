@@ -1,0 +1,152 @@
+"""Turning one call of a Function into Dask tasks: keys, payloads, resources, results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from distributed import Client, Future
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+from nbfan.engine.placement import plan_resources
+from nbfan.engine.target import CallTarget
+from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
+from nbfan.keys import new_call_id, task_key
+from nbfan.worker.gcpause import gc_paused
+from nbfan.worker.generator import run_generator
+from nbfan.worker.payload import Args, dumps_function, dumps_inputs, loads
+from nbfan.worker.task import TaskSpec, cancel_running, run_batch
+
+
+@dataclass
+class Batch:
+    """One submitted task: inputs [start, start + count) of a call (kept while it runs, so a
+    batch killed with its worker can be re-run one input per task)."""
+
+    future: Future
+    start: int
+    count: int
+    payload_bytes: int
+    inputs: Sequence[Args] = ()
+
+
+@dataclass
+class CallPlan:
+    """Everything needed to submit the tasks of one call (a .remote, a map...)."""
+
+    client: Client
+    call_id: str
+    fn_blob: bytes
+    spec: TaskSpec
+    resources: dict[str, float] | None
+
+    def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
+        blob = dumps_inputs(inputs, start)
+        future = self.client.submit(
+            run_batch,
+            self.fn_blob,
+            blob,
+            self.spec,
+            key=task_key(self.call_id, start, len(inputs)),
+            resources=self.resources,
+            pure=False,
+            retries=0,
+        )
+        return Batch(future, start, len(inputs), len(blob), inputs)
+
+    def submit_generator(self, inputs: Sequence[Args], start: int, queue_name: str) -> Batch:
+        blob = dumps_inputs(inputs, start)
+        future = self.client.submit(
+            run_generator,
+            self.fn_blob,
+            blob,
+            self.spec,
+            queue_name,
+            start,
+            key=task_key(self.call_id, start, len(inputs)),
+            resources=self.resources,
+            pure=False,
+            retries=0,
+        )
+        return Batch(future, start, len(inputs), len(blob), inputs)
+
+
+def plan_call(
+    function: CallTarget, client: Client, *, stop_on_error: bool = True, call_id: str | None = None
+) -> CallPlan:
+    """Serialize the function once for the call and fix its task settings."""
+    opts = function.options
+    if opts.image is not None and hasattr(opts.image, "check_on_cluster"):
+        opts.image.check_on_cluster(client)  # packages the image names, missing on workers: a clear error
+    spec = TaskSpec(
+        call_id=call_id or new_call_id(),
+        timeout=opts.timeout,
+        retries=opts.retries,
+        stop_on_error=stop_on_error,
+        env=function.secret_env(),
+        volumes=function.volume_mounts(),
+    )
+    return CallPlan(
+        client=client,
+        call_id=spec.call_id,
+        fn_blob=dumps_function(function.raw_f),
+        spec=spec,
+        resources=plan_resources(function, client),
+    )
+
+
+def describe_task_error(exc: BaseException, start: int, count: int) -> BaseException:
+    """Dask-level failures (a worker died, the task was cancelled) as nbfan errors naming the inputs."""
+    where = f"input {start}" if count == 1 else f"inputs {start}..{start + count - 1}"
+    if isinstance(exc, KilledWorker):
+        return ExecutionError(
+            f"{where}: the worker running it died repeatedly ({exc}); Dask gave up after its allowed failures. "
+            f"The function may crash its process (segfault, os._exit, out of memory)."
+        )
+    if isinstance(exc, FutureCancelledError) or type(exc).__name__ == "CancelledError":
+        return InputCancellation(f"{where}: cancelled")
+    return exc
+
+
+def batch_outcomes(future: Future, start: int, count: int, timeout: float | None = None) -> list[tuple[bool, Any]]:
+    """The (ok, value) outcomes of a finished batch task, or raise what killed the task."""
+    return batch_result(future, start, count, timeout)[1]
+
+
+def batch_result(
+    future: Future, start: int, count: int, timeout: float | None = None
+) -> tuple[float, list[tuple[bool, Any]]]:
+    """(compute seconds, outcomes) of a finished batch task, or raise what killed the task."""
+    try:
+        blob = future.result(timeout=timeout)
+    except asyncio.TimeoutError:  # the builtin TimeoutError since Python 3.11; not on 3.10
+        raise TimeoutError(f"the call has not finished after {timeout}s") from None
+    except BaseException as exc:
+        translated = describe_task_error(exc, start, count)
+        if isinstance(translated, InputCancellation) and future.client.status != "running":
+            translated = ClusterConnectionError(
+                f"lost the Dask scheduler at {future.client.scheduler.address} while waiting for the call (the client "
+                f"is {future.client.status}). The scheduler stopped or the network failed; check the cluster "
+                f"(`nbfan cluster status`) and call again."
+            )
+        if translated is exc:
+            raise
+        raise translated from None
+    with gc_paused():  # a batch's results are many small objects: see gcpause
+        return loads(blob)
+
+
+def cancel_call(client: Client, call_id: str, futures: Sequence[Future]) -> None:
+    """Cancel a call for real: forget its tasks, and stop the inputs already running on the
+    workers (Dask alone would let them run on, holding their threads)."""
+    if client.status != "running":  # scheduler lost: it dropped our tasks; waiting on it would hang
+        return
+    if futures:
+        client.cancel(list(futures))
+    try:
+        client.run(cancel_running, call_id, wait=False, callback_timeout=10)  # bounded: never hang here
+    except Exception:  # the cluster may be gone; nothing left to stop then
+        pass

@@ -1,0 +1,259 @@
+"""`f.spawn_map(...)`: hand a whole map to the cluster and return at once with a `MapCall`.
+
+All inputs are serialized at call time and stored on the scheduler (`mapstore`), then ONE
+coordinator task is submitted fire-and-forget (`coordinator`); we return only once the
+scheduler holds both, so the caller may exit at once. The map goes on with no client: its
+handle can be re-attached by id from any process connected to the same cluster.
+
+Memory: the scheduler holds the map's pickled inputs until it finishes, and its pickled results
+until they are read (`.get()` or iteration). Collected results are dropped 10 minutes after
+they were read to the end, and at most the last 100 finished maps keep their results. Maps
+with large results should write them somewhere (a Volume, files) and return small values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from distributed import Client, fire_and_forget
+
+from nbfan.cluster import current_connection, get_client
+from nbfan.engine import hooks
+from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_facing
+from nbfan.engine.coordinator import coordinate
+from nbfan.engine.map_loop import note_failed_input, window_size
+from nbfan.engine.plan import cancel_call, plan_call
+from nbfan.engine.target import CallTarget
+from nbfan.exception import ExecutionError, InputCancellation, InvalidError, NotFoundError
+from nbfan.keys import coordinator_key
+from nbfan.scheduler.rpc import request
+from nbfan.worker.gcpause import gc_paused
+from nbfan.worker.outcomes import ok_values
+from nbfan.worker.payload import Args, dumps_inputs, loads
+
+SUBMIT_TIMEOUT = 30.0  # seconds to wait for the scheduler to acknowledge the coordinator task
+
+
+class EmbeddedClusterWarning(UserWarning):
+    """spawn_map on a cluster that lives inside this process: the work stops when it exits."""
+
+
+def _rpc(client: Client, op: str, **kwargs: Any) -> Any:
+    """A request to the map store on the scheduler (a part of nbfan's scheduler plugin)."""
+    return request(client, f"map.{op}", **kwargs)
+
+
+def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall:
+    """Start the map on the cluster and return its `MapCall` once the scheduler has it."""
+    if function.is_generator:
+        raise InvalidError(
+            f"{function.name} is a generator function: .spawn_map() keeps one result per input; "
+            f"use .map() to stream every yield, or return a list from a plain function"
+        )
+    connection = current_connection()
+    client = connection.client
+    if connection.source == "embedded":
+        warnings.warn(
+            "spawn_map is running on an embedded in-process Dask cluster: the work dies when this process exits. "
+            "Start a shared cluster with `nbfan cluster up` (or nbfan.connect(address)) to let it outlive the process.",
+            EmbeddedClusterWarning,
+            stacklevel=3,
+        )
+    with gc_paused():  # 100k small tuples would otherwise set off costly collections
+        items = list(inputs)  # a failing input iterator raises here, before anything is submitted
+        blob = dumps_inputs(items)
+    plan = plan_call(function, client, stop_on_error=False)
+    map_id = plan.call_id
+    _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), inputs=blob)
+    hooks.call_started(client, map_id, function, "spawn_map")
+    hooks.call_total(client, map_id, len(items))
+    if items:
+        future = client.submit(
+            coordinate,
+            map_id,
+            plan.fn_blob,
+            plan.spec,
+            plan.resources,
+            window_size(client),
+            key=coordinator_key(map_id),
+            pure=False,
+        )
+        fire_and_forget(future)
+        if not _rpc(client, "submitted", map_id=map_id, timeout=SUBMIT_TIMEOUT):
+            _rpc(client, "fail", map_id=map_id, epoch=0, error="its coordinator task never reached the scheduler")
+            raise ExecutionError(
+                f"the scheduler at {client.scheduler.address} did not acknowledge spawn_map {map_id} "
+                f"within {SUBMIT_TIMEOUT:g}s"
+            )
+        del future
+    return MapCall(map_id, client, total=len(items))
+
+
+@dataclass(frozen=True)
+class MapProgress:
+    """Inputs, not tasks. `state`: running, done, cancelled or failed (the map itself failed)."""
+
+    done: int
+    failed: int
+    total: int
+    state: str
+    restarts: int = 0  # times the coordinator was rerun after losing its worker
+
+
+class MapCall:
+    """A map started with `.spawn_map()`. Watch it (`.progress()`), collect it (`.get()` or
+    iterate, results in input order), stop it (`.cancel()`), or re-attach from another process
+    with `MapCall.from_id(object_id)`.
+
+    Failed inputs do not stop a spawned map: every input runs. `.get()` then raises the first
+    failure in input order (its original type, remote traceback and input index), unless
+    `return_exceptions=True`, which puts each exception in its slot."""
+
+    def __init__(self, object_id: str, client: Client | None = None, total: int | None = None) -> None:
+        self.object_id = object_id
+        self._client = client
+        self.total = total
+
+    def __repr__(self) -> str:
+        return f"<MapCall {self.object_id} ({self.total} inputs)>"
+
+    @property
+    def client(self) -> Client:
+        if self._client is None or self._client.status in ("closed", "closing"):
+            self._client = get_client()
+        return self._client
+
+    # -- re-attaching ------------------------------------------------------------------------
+
+    @staticmethod
+    def from_id(object_id: str) -> MapCall:
+        """Re-attach to a spawned map from any process connected to the same cluster."""
+        if not isinstance(object_id, str) or not object_id:
+            raise InvalidError(f"MapCall.from_id() takes the map's object_id string, got {object_id!r}")
+        client = get_client()
+        summary = _rpc(client, "progress", map_id=object_id)
+        _raise_if_missing(summary, client)
+        return MapCall(object_id, client, total=summary["total"])
+
+    # -- watching ----------------------------------------------------------------------------
+
+    def _progress(self) -> MapProgress:
+        """How far the map is: done / failed / total inputs and its state."""
+        summary = _rpc(self.client, "progress", map_id=self.object_id)
+        _raise_if_missing(summary, self.client)
+        return MapProgress(summary["done"], summary["failed"], summary["total"], summary["state"], summary["restarts"])
+
+    async def _progress_aio(self) -> MapProgress:
+        return await in_thread(self._progress)
+
+    progress = aio_method(_progress, _progress_aio)
+
+    # -- collecting --------------------------------------------------------------------------
+
+    @user_facing
+    def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[Any]:
+        """Results in input order as they become available; see the class docstring for errors.
+        `timeout`: seconds to wait for the next result before raising TimeoutError."""
+        import time
+
+        client = self.client
+        cursor = 0
+        waited_since = time.monotonic()
+        while True:
+            wait = 1.0 if timeout is None else max(0.0, min(1.0, waited_since + timeout - time.monotonic()))
+            reply = _rpc(client, "results", map_id=self.object_id, cursor=cursor, wait=wait)
+            _raise_if_missing(reply, client)
+            total = reply["total"]
+            for start, count, blob in reply["batches"]:
+                yield from _batch_values(blob, start, return_exceptions)
+                cursor = start + count
+            if reply["batches"]:
+                waited_since = time.monotonic()
+            if cursor >= total:
+                return
+            state = reply["state"]
+            if state == "running":
+                if timeout is not None and time.monotonic() - waited_since >= timeout:
+                    raise TimeoutError(
+                        f"map {self.object_id}: no new result within {timeout}s ({cursor} of {total} read); "
+                        f"it is still running"
+                    )
+                continue
+            if reply["batches"]:
+                continue  # more may be stored past the read limit
+            gap_end = reply.get("next_start", total)
+            yield from self._missing(cursor, gap_end, state, reply.get("error"), return_exceptions)
+            cursor = gap_end
+
+    def _missing(self, start: int, end: int, state: str, error: str | None, return_exceptions: bool) -> Iterator[Any]:
+        """Inputs [start, end) of a map that ended without their results (cancelled, failed)."""
+        why = error or f"the map was {state}"
+        cls = InputCancellation if state == "cancelled" else ExecutionError
+        for index in range(start, end):
+            exc = note_failed_input(cls(f"map {self.object_id}: input {index} has no result: {why}"), index)
+            if not return_exceptions:
+                raise exc
+            yield exc
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter()
+
+    def _get(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
+        """All results in input order (blocks until the map is done)."""
+        return list(self.iter(return_exceptions=return_exceptions, timeout=timeout))
+
+    async def _get_aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
+        return await in_thread(self._get, return_exceptions=return_exceptions, timeout=timeout)
+
+    get = aio_method(_get, _get_aio)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for value in iterate_in_thread(self.iter()):
+            yield value
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _cancel(self) -> None:
+        """Stop the map: nothing new starts and running inputs are stopped. Results stored
+        before the cancel stay readable; the other slots raise InputCancellation."""
+        client = self.client
+        summary = _rpc(client, "cancel", map_id=self.object_id)
+        _raise_if_missing(summary, client)
+        cancel_call(client, self.object_id, [])  # stop inputs already running on the workers
+        hooks.call_ended(client, self.object_id, "cancelled")
+
+    async def _cancel_aio(self) -> None:
+        await in_thread(self._cancel)
+
+    cancel = aio_method(_cancel, _cancel_aio)
+
+
+def _raise_if_missing(summary: dict[str, Any], client: Client) -> None:
+    state = summary.get("state")
+    if state == "unknown":
+        raise NotFoundError(
+            f"no spawned map {summary['map_id']!r} on the cluster at {client.scheduler.address}: "
+            f"it never existed there (or the scheduler restarted)"
+        )
+    if state == "released":
+        raise NotFoundError(f"spawned map {summary['map_id']!r} was released from the scheduler: {summary['error']}")
+
+
+def _batch_values(blob: bytes, start: int, return_exceptions: bool) -> Iterator[Any]:
+    """A stored batch's values in input order; its first failure raised, or each in its slot."""
+    _elapsed, outcomes = loads(blob)
+    values = ok_values(outcomes)
+    if values is not None:
+        yield from values
+        return
+    for offset, (ok, value) in enumerate(outcomes):
+        if ok:
+            yield value
+            continue
+        exc = note_failed_input(value.to_exception(), start + offset)
+        if not return_exceptions:
+            raise exc
+        yield exc

@@ -1,0 +1,112 @@
+"""Waiting for the next finished task without hanging on a scheduler that is gone.
+
+Dask notices a dead scheduler only when its TCP connection breaks: a scheduler killed on this
+machine is noticed at once, but a host that drops off the network (packets just vanish) takes
+the TCP timeout (30 s) plus the reconnect timeout before futures fail. While a map waits, this
+watch asks the scheduler for a sign of life whenever no task has finished for a while, and
+gives up with a clear error when it does not answer in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from typing import Any
+
+from distributed import Client, Future, as_completed
+
+from nbfan.exception import ClusterConnectionError
+
+#: seconds without a finished task before the scheduler is asked for a sign of life
+IDLE_BEFORE_PING = 5.0
+#: seconds the scheduler has to answer; `nbfan.config.scheduler_silence_timeout` when set
+PING_TIMEOUT = 10.0
+_LOST = ("connecting", "closing", "closed", "failed")
+
+
+async def _ping(client: Client, timeout: float) -> None:
+    await asyncio.wait_for(client.scheduler.identity(), timeout)
+
+
+class SchedulerWatch:
+    """`next_done(completed)`: the next finished future, or ClusterConnectionError when the
+    client has lost its scheduler (connection broken, or silent for `ping_timeout` seconds)."""
+
+    def __init__(self, client: Client, idle_before_ping: float = IDLE_BEFORE_PING, ping_timeout: float | None = None):
+        from nbfan.config import config
+
+        self.client = client
+        self.idle_before_ping = idle_before_ping
+        self.ping_timeout = ping_timeout or getattr(config, "scheduler_silence_timeout", PING_TIMEOUT)
+        self._last_sign = time.monotonic()
+        self.gone = False  # set once the scheduler is known lost: nothing left there to cancel
+
+    def lost(self, why: str) -> ClusterConnectionError:
+        self.gone = True
+        try:
+            address = self.client.scheduler.address
+        except Exception:
+            address = "?"
+        return ClusterConnectionError(
+            f"lost the Dask scheduler at {address} during the map ({why}). The scheduler stopped or the network "
+            f"failed; results already returned are right. Check the cluster (`nbfan cluster status`) and run the "
+            f"map again."
+        )
+
+    def check(self) -> None:
+        """Raise if the scheduler is known to be gone, or silent past the ping timeout."""
+        status = self.client.status
+        if status in _LOST:
+            raise self.lost(f"the client is {status}")
+        if time.monotonic() - self._last_sign < self.idle_before_ping:
+            return
+        try:
+            self.client.sync(_ping, self.client, self.ping_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise self.lost(f"it did not answer for {self.ping_timeout:g}s") from None
+        except OSError as exc:
+            raise self.lost(f"{type(exc).__name__}: {exc}") from None
+        self._last_sign = time.monotonic()
+
+    def gather(self, future: Future) -> Any:
+        """`future.result()` of a finished future, without hanging on a scheduler that goes
+        silent mid-transfer: the transfer runs on the client's loop while this thread keeps
+        checking the scheduler (a slow, big transfer from a live scheduler is waited for)."""
+        coro = self.client.gather([future], asynchronous=True)
+        pending = asyncio.run_coroutine_threadsafe(coro, self.client.loop.asyncio_loop)
+        while True:
+            try:
+                return pending.result(timeout=0.2)[0]
+            except concurrent.futures.TimeoutError:
+                try:
+                    self.check()
+                except ClusterConnectionError:
+                    pending.cancel()
+                    raise
+            except OSError as exc:  # CommClosedError: the connection broke mid-transfer
+                raise self.lost(f"{type(exc).__name__}: {exc}") from None
+
+    def mark_alive(self) -> None:
+        """The scheduler just answered (a result arrived): no ping needed for a while."""
+        self._last_sign = time.monotonic()
+
+    def next_done(self, completed: as_completed, timeout: float | None = None) -> Future | None:
+        """The next finished future of `completed`; None when none finished within `timeout`
+        seconds; ClusterConnectionError when the scheduler is lost meanwhile."""
+        condition: Any = getattr(completed, "thread_condition", None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not completed.has_ready():
+            if completed.is_empty():
+                break  # let as_completed raise StopIteration as usual
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            if condition is not None:
+                with condition:
+                    condition.wait(timeout=0.1)
+            else:
+                time.sleep(0.01)
+            if not completed.has_ready():
+                self.check()
+        self.mark_alive()
+        return next(completed)

@@ -1,1 +1,0 @@
-"""The fan-out engine: batching, the in-flight window, ordering, streaming generators."""

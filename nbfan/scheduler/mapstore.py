@@ -1,0 +1,243 @@
+"""Durable state of `spawn_map` calls, kept on the SCHEDULER (a part of nbfan's plugin).
+
+The scheduler outlives callers and workers, so a map's inputs, progress and finished batches
+live here: a coordinator task that dies with its worker is rerun by Dask and resumes from what
+was stored, and any process can re-attach to a map by id to watch or collect it.
+
+Memory: a map costs its pickled inputs until it finishes, plus its pickled results until they
+are collected. Results are dropped `KEEP_AFTER_COLLECT` seconds after a reader read them to the
+end, and at most `MAX_FINISHED` finished maps are kept (the oldest finished ones go first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbfan import compat
+from nbfan.keys import COORDINATOR_PREFIX, coordinator_key
+
+KEEP_AFTER_COLLECT = 600.0  # seconds a collected map's results stay (a second reader may come)
+MAX_FINISHED = 100  # finished maps kept with their results, oldest dropped first
+MAX_TOMBSTONES = 10_000  # ids of dropped maps remembered, to say "released" rather than "unknown"
+READ_BYTES = 16 * 2**20  # results sent per read, at most (one batch more if a batch is bigger)
+
+FINISHED = ("done", "cancelled", "failed")
+
+
+
+@dataclass
+class MapRecord:
+    map_id: str
+    name: str
+    total: int
+    inputs: bytes | None
+    state: str = "running"  # running | done | cancelled | failed
+    error: str | None = None
+    epoch: int = 0  # bumped each time a coordinator (re)starts; stale coordinators are refused
+    done: int = 0
+    failed: int = 0
+    batches: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # start -> (count, outcomes blob)
+    created: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    collected_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "map_id": self.map_id,
+            "name": self.name,
+            "state": self.state,
+            "error": self.error,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "restarts": max(self.epoch - 1, 0),
+        }
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class MapStore:
+    """Every spawn_map's record, on the scheduler (a part of `plugin.NbfanPlugin`); its
+    operations (`OPS`) are the `map.<op>` requests."""
+
+    OPS = ("create", "submitted", "claim", "store", "finish", "fail", "progress", "results", "cancel")
+
+    def __init__(self) -> None:
+        self.records: OrderedDict[str, MapRecord] = OrderedDict()
+        self.released: OrderedDict[str, str] = OrderedDict()  # dropped map id -> why
+        self.scheduler: Any = None
+
+    async def start(self, scheduler: Any) -> None:
+        """Attached to the scheduler by the plugin."""
+        self.scheduler = scheduler
+
+    # -- coordinator lifecycle (a fire-and-forget task the scheduler reruns if its worker dies) --
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if not (isinstance(key, str) and key.startswith(COORDINATOR_PREFIX)):
+            return
+        record = self.records.get(key[len(COORDINATOR_PREFIX) :])
+        if record is None or record.state != "running":
+            return
+        if finish == "erred":
+            text = kwargs.get("exception_text") or "see the scheduler log"
+            self._finish(record, "failed", f"the map's coordinator task failed on the cluster: {text}")
+        elif finish == "forgotten":
+            why = "the map's coordinator task was released by the scheduler before it finished"
+            self._finish(record, "failed", why)
+
+    def _finish(self, record: MapRecord, state: str, error: str | None = None) -> None:
+        record.state = state
+        record.error = error
+        record.inputs = None
+        record.finished_at = time.time()
+        record.notify()
+        self._trim()
+
+    def _trim(self) -> None:
+        now = time.time()
+        finished = [r for r in self.records.values() if r.state in FINISHED]
+        extra = len(finished) - MAX_FINISHED
+        for record in finished:
+            if extra > 0:
+                extra -= 1
+                self._release(record, f"it was among the oldest of more than {MAX_FINISHED} finished maps")
+            elif record.collected_at is not None and now - record.collected_at > KEEP_AFTER_COLLECT:
+                self._release(record, f"its results were collected more than {KEEP_AFTER_COLLECT:g}s ago")
+
+    def _release(self, record: MapRecord, why: str) -> None:
+        del self.records[record.map_id]
+        self.released[record.map_id] = why
+        while len(self.released) > MAX_TOMBSTONES:
+            self.released.popitem(last=False)
+
+    def _get(self, map_id: str) -> MapRecord | dict[str, Any]:
+        record = self.records.get(map_id)
+        if record is not None:
+            return record
+        why = self.released.get(map_id)
+        return {"state": "released" if why else "unknown", "error": why, "map_id": map_id}
+
+    # -- handlers (called through `client.scheduler.nbfan_map_<op>(...)`) ----------------------
+
+    def create(self, map_id: str, name: str, total: int, inputs: bytes) -> dict[str, Any]:
+        if map_id not in self.records:
+            self._trim()
+            record = MapRecord(map_id, name, total, inputs if total else None)
+            self.records[map_id] = record
+            if total == 0:
+                self._finish(record, "done")
+        return self.records[map_id].summary()
+
+    async def submitted(self, map_id: str, timeout: float = 10.0) -> bool:
+        """Wait until the coordinator task is known to the scheduler (or already ran)."""
+        key = coordinator_key(map_id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.records.get(map_id)
+            if record is None or record.epoch > 0 or record.state != "running":
+                return True
+            if "fire-and-forget" in compat.clients_wanting(self.scheduler, key):
+                return True
+            await asyncio.sleep(0.005)
+        return False
+
+    def claim(self, map_id: str) -> dict[str, Any]:
+        """A coordinator starts (or restarts): it gets the inputs and what is already stored."""
+        found = self._get(map_id)
+        if not isinstance(found, MapRecord):
+            return found
+        reply = found.summary()
+        if found.state == "running":
+            found.epoch += 1
+            reply.update(
+                epoch=found.epoch,
+                inputs=found.inputs,
+                stored=sorted((start, count) for start, (count, _) in found.batches.items()),
+            )
+        return reply
+
+    def store(self, map_id: str, epoch: int, start: int, count: int, outcomes: bytes, done: int, failed: int) -> str:
+        """Keep one finished batch. Returns the map's state; `superseded` tells a stale
+        coordinator (a newer one took over) to stop."""
+        record = self.records.get(map_id)
+        if record is None:
+            return "released"
+        if record.state != "running":
+            return record.state
+        if epoch != record.epoch:
+            return "superseded"
+        if start not in record.batches:
+            record.batches[start] = (count, outcomes)
+            record.done += done
+            record.failed += failed
+            if record.done + record.failed >= record.total:  # complete: no need to wait for the coordinator
+                self._finish(record, "done")
+            else:
+                record.notify()
+        return record.state
+
+    def finish(self, map_id: str, epoch: int) -> str:
+        record = self.records.get(map_id)
+        if record is None:
+            return "released"
+        if record.state == "running" and epoch == record.epoch:
+            self._finish(record, "done")
+        return record.state
+
+    def fail(self, map_id: str, epoch: int, error: str) -> str:
+        record = self.records.get(map_id)
+        if record is not None and record.state == "running" and epoch == record.epoch:
+            self._finish(record, "failed", error)
+        return record.state if record is not None else "released"
+
+    def progress(self, map_id: str) -> dict[str, Any]:
+        found = self._get(map_id)
+        return found.summary() if isinstance(found, MapRecord) else found
+
+    async def results(self, map_id: str, cursor: int, wait: float = 1.0) -> dict[str, Any]:
+        """Stored batches from input `cursor` on, contiguous, in input order. Waits up to
+        `wait` seconds for the next one when none is there yet and the map is running."""
+        found = self._get(map_id)
+        if not isinstance(found, MapRecord):
+            return found
+        record = found
+        if cursor not in record.batches and record.state == "running" and wait > 0:
+            try:
+                await asyncio.wait_for(record.changed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+        batches: list[tuple[int, int, bytes]] = []
+        size = 0
+        while cursor in record.batches and size < READ_BYTES:
+            count, blob = record.batches[cursor]
+            batches.append((cursor, count, blob))
+            size += len(blob)
+            cursor += count
+        if cursor >= record.total and record.collected_at is None:  # read to the end
+            record.collected_at = time.time()
+        reply = record.summary()
+        reply["batches"] = batches
+        if not batches and record.state in FINISHED:  # a cancelled/failed map's gap: where do results resume?
+            reply["next_start"] = min((s for s in record.batches if s > cursor), default=record.total)
+        return reply
+
+    def cancel(self, map_id: str) -> dict[str, Any]:
+        """Stop the map: no new batch starts; its coordinator and queued batches are cancelled."""
+        found = self._get(map_id)
+        if not isinstance(found, MapRecord):
+            return found
+        if found.state == "running":
+            self._finish(found, "cancelled", "the map was cancelled")
+            prefix = f"nbfan-{map_id}-"
+            keys = [k for k in self.scheduler.tasks if isinstance(k, str) and k.startswith(prefix)]
+            keys.append(coordinator_key(map_id))
+            compat.cancel_keys(self.scheduler, keys, "fire-and-forget", reason="nbfan map cancelled")
+        return found.summary()

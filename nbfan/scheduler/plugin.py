@@ -1,0 +1,102 @@
+"""nbfan's one scheduler plugin. It holds what must outlive callers and workers, in four parts:
+
+- `telemetry`: every call's counts, from task transitions and call events (tracker.py);
+- `maps`: the durable state of spawn_maps (mapstore.py);
+- `caps`: cluster-wide concurrency caps as worker resources (caps.py);
+- `store`: named Dicts and Queues, and deployed apps (store.py).
+
+It answers one RPC handler, `nbfan`, whose `operation` names a part's operation; requests come through
+`rpc.request` with the protocol version, and a request of another version is refused with a
+message that names both. Installed by `Client.register_plugin` (idempotent by name)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from nbfan import compat
+from nbfan.scheduler.caps import Caps
+from nbfan.scheduler.mapstore import MapStore
+from nbfan.scheduler.store import Store
+from nbfan.scheduler.telemetry import Telemetry
+
+PROTOCOL_VERSION = 1
+PLUGIN_NAME = "nbfan"
+HANDLER = "nbfan"  # the one RPC handler: `client.scheduler.nbfan(operation=..., version=..., ...)`
+
+
+class NbfanPlugin(SchedulerPlugin):
+    """The scheduler side of nbfan: telemetry, spawn_map store, caps, Dicts/Queues/apps."""
+
+    name = PLUGIN_NAME
+    idempotent = True  # register_plugin leaves an installed one (and its state) alone
+
+    def __init__(self) -> None:
+        self.telemetry = Telemetry()
+        self.maps = MapStore()
+        self.caps = Caps()
+        self.store = Store()
+        self.ops: dict[str, Callable[..., Any]] = {
+            "calls": self.telemetry.calls,
+            "cancel": self.telemetry.cancel,
+            "caps.set": self.caps.set_cap,
+            "caps.shares": self.caps.all_shares,
+            "dict": self.store.dict_op,
+            "queue": self.store.queue_op,
+            "apps": self.store.apps_op,
+            **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
+        }
+
+    async def start(self, scheduler: Any) -> None:
+        """Attach the parts to the scheduler and answer requests."""
+        for part in (self.telemetry, self.maps, self.caps, self.store):
+            await part.start(scheduler)
+        compat.add_rpc_handler(scheduler, HANDLER, self.handle)
+
+    async def close(self) -> None:
+        """The scheduler is closing."""
+        await self.caps.close()
+        await self.telemetry.close()
+
+    async def handle(self, comm: Any = None, operation: str = "", version: int | None = None, **arguments: Any) -> Any:
+        """One request: `{"result": ...}`, or `{"error": why}`."""
+        if version != PROTOCOL_VERSION:
+            return {
+                "error": f"this scheduler's nbfan speaks protocol {PROTOCOL_VERSION}, the request protocol "
+                f"{version}: use the same nbfan version on the client and the cluster"
+            }
+        run = self.ops.get(operation)
+        if run is None:
+            return {"error": f"unknown operation {operation!r} (known: {', '.join(sorted(self.ops))})"}
+        if "comm" in inspect.signature(run).parameters:
+            arguments["comm"] = comm
+        result = run(**arguments)
+        if inspect.isawaitable(result):
+            result = await result
+        return {"result": result}
+
+    # -- scheduler events, handed to the parts that need them ----------------------------------
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        """A task changed state: telemetry counts it; the map store watches coordinators."""
+        self.telemetry.transition(key, start, finish, *args, **kwargs)
+        self.maps.transition(key, start, finish, *args, **kwargs)
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        """A worker joined: it may get a share of the caps."""
+        self.caps.add_worker(scheduler, worker)
+
+    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+        """A worker left: its cap units go elsewhere."""
+        self.caps.remove_worker(scheduler, worker, **kwargs)
+
+    def remove_client(self, scheduler: Any, client: str) -> None:
+        """A client left: its calls that nobody else holds end."""
+        self.telemetry.remove_client(scheduler, client)
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        """Workers report failed, skipped and retried inputs as events."""
+        self.telemetry.log_event(topic, msg)

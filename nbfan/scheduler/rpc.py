@@ -1,0 +1,124 @@
+"""The one way any nbfan process (a caller, a worker task, a coordinator, the Lab server) talks
+to nbfan's plugin on the scheduler: `request(client, op, **arguments)`.
+
+The plugin is installed on first use (`Client.register_plugin`, idempotent by name), and again
+when a scheduler that restarted has lost it. Every request carries the protocol version; a
+scheduler whose plugin speaks another version refuses it with a message naming both."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from nbfan.exception import ExecutionError
+from nbfan.scheduler.plugin import HANDLER, PLUGIN_NAME, PROTOCOL_VERSION, NbfanPlugin
+
+__all__ = ["PLUGIN_NAME", "PROTOCOL_VERSION", "cap_shares", "ensure_cap", "ensure_plugin", "request", "store_call"]
+
+_installed: set[tuple[int, str]] = set()  # (id of the client, scheduler address)
+_lock = threading.Lock()
+
+
+def _address(client: Any) -> str:
+    try:
+        return str(client.scheduler.address)
+    except Exception:
+        return "?"
+
+
+def ensure_plugin(client: Any, *, again: bool = False) -> None:
+    """Install nbfan's scheduler plugin through `client` unless this process already did (or
+    `again`: the scheduler answered as if it had none)."""
+    key = (id(client), _address(client))
+    with _lock:
+        if key in _installed and not again:
+            return
+    try:
+        client.register_plugin(NbfanPlugin(), name=PLUGIN_NAME)
+    except Exception as exc:
+        raise ExecutionError(
+            f"the Dask scheduler at {_address(client)} could not load nbfan's scheduler plugin "
+            f"({type(exc).__name__}: {exc}); nbfan needs it for call telemetry, caps, spawn_map, Dicts and Queues"
+        ) from exc
+    with _lock:
+        _installed.add(key)
+
+
+def forget(client: Any) -> None:
+    """Forget that `client` installed the plugin (it is closing)."""
+    with _lock:
+        _installed.discard((id(client), _address(client)))
+
+
+def _answer(client: Any, op: str, reply: Any) -> Any:
+    if isinstance(reply, dict) and "result" in reply:
+        return reply["result"]
+    if isinstance(reply, dict) and reply.get("error"):
+        raise ExecutionError(f"nbfan's plugin on the scheduler at {_address(client)} refused {op!r}: {reply['error']}")
+    return _MISSING
+
+
+_MISSING = object()
+
+
+def request(dask_client: Any, op: str, /, **arguments: Any) -> Any:
+    """Ask nbfan's scheduler plugin to do `op`; its answer. Blocking (any thread but the
+    client's event loop). `arguments` may use any name (`client=` too)."""
+    client = dask_client
+    for attempt in range(2):
+        ensure_plugin(client, again=attempt > 0)
+        try:
+            reply = client.sync(getattr(client.scheduler, HANDLER), operation=op, version=PROTOCOL_VERSION, **arguments)
+        except ValueError as exc:  # "No handler found": the scheduler lost the plugin (it restarted)
+            if "handler" not in str(exc).lower():
+                raise
+            continue
+        answer = _answer(client, op, reply)
+        if answer is not _MISSING:
+            return answer
+    raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
+
+
+async def request_async(dask_client: Any, op: str, /, **arguments: Any) -> Any:
+    """`request` from a coroutine on the client's own event loop (an asynchronous client, or
+    the scheduler-side bridge of an `.aio` call); the plugin must be installed already."""
+    client = dask_client
+    reply = await getattr(client.scheduler, HANDLER)(operation=op, version=PROTOCOL_VERSION, **arguments)
+    answer = _answer(client, op, reply)
+    if answer is _MISSING:
+        raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
+    return answer
+
+
+# -- the client side of the parts' requests -----------------------------------------------------
+
+
+def store_call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
+    """One request to the scheduler's store of Dicts, Queues and apps (`op`: "dict", "queue" or
+    "apps"); its reply dict, or ExecutionError with the store's complaint."""
+    reply = request(client, op, **kwargs)
+    if not reply.get("ok") and "error" in reply:
+        raise ExecutionError(f"nbfan store on {_address(client)}: {reply['error']}")
+    return reply
+
+
+_registered: set[tuple[Any, ...]] = set()
+_registered_lock = threading.Lock()
+
+
+def ensure_cap(client: Any, scheduler_id: str, name: str, limit: int, requires: Mapping[str, float]) -> None:
+    """Make sure the cluster enforces `limit` for resource `name` (one round trip per process
+    per scheduler and cap; later calls are free)."""
+    key = (scheduler_id, name, int(limit), tuple(sorted(requires.items())))
+    with _registered_lock:
+        if key in _registered:
+            return
+    request(client, "caps.set", name=name, limit=int(limit), requires=dict(requires))
+    with _registered_lock:
+        _registered.add(key)
+
+
+def cap_shares(client: Any) -> dict[str, dict[str, int]]:
+    """Every cap's current shares by worker address (for `nbfan cluster status` and tests)."""
+    return request(client, "caps.shares")

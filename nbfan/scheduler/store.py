@@ -1,0 +1,196 @@
+"""Named state kept on the Dask scheduler: the contents of `nbfan.Dict`s and `nbfan.Queue`s and
+the apps `nbfan deploy` registered.
+
+Why the scheduler: every client and every worker already talks to it, it outlives the processes
+that wrote to it, and it runs its handlers one at a time on one event loop, so each operation
+(a read-modify-write such as `put(skip_if_exists=True)` or `pop`) is atomic under any number of
+concurrent writers. Values travel as cloudpickle blobs the scheduler never unpickles.
+
+A part of nbfan's scheduler plugin (plugin.py); state lives as long as the scheduler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+DICT_OP = "dict"
+QUEUE_OP = "queue"
+APPS_OP = "apps"
+
+
+class Store:
+    """Scheduler-side state of Dicts, Queues and deployed apps (a part of `plugin.NbfanPlugin`:
+    the `dict`, `queue` and `apps` requests). Every operation returns a dict."""
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.dicts: dict[str, dict[bytes, tuple[bytes, bytes]]] = {}  # name -> key blob -> (key, value)
+        self.queues: dict[str, dict[Any, deque[bytes]]] = {}  # name -> partition -> items
+        self.conditions: dict[str, asyncio.Condition] = {}
+        self.apps: dict[str, dict[str, Any]] = {}  # app name -> {"functions": {name: blob}, ...}
+
+    async def start(self, scheduler: Any) -> None:
+        """Attached to the scheduler by the plugin."""
+        self.scheduler = scheduler
+
+    # -- Dict -------------------------------------------------------------------------------
+
+    def dict_op(self, name: str, action: str, key: bytes | None = None, value: bytes | None = None,
+                items: list[tuple[bytes, bytes]] | None = None, skip_if_exists: bool = False) -> dict[str, Any]:
+        """The `dict` request: one action on the Dict `name` (list/create/delete act on names)."""
+        if action == "list":
+            return {"ok": True, "names": sorted(self.dicts)}
+        if action == "create":
+            created = name not in self.dicts
+            self.dicts.setdefault(name, {})
+            return {"ok": True, "created": created}
+        if action == "delete":
+            return {"ok": True, "found": self.dicts.pop(name, None) is not None}
+        store = self.dicts.get(name)
+        if store is None:
+            return {"ok": False, "missing": True}
+        act = _DICT_ACTIONS.get(action)
+        if act is None:
+            return {"ok": False, "error": f"unknown dict action {action!r}"}
+        return {"ok": True, **act(store, key, value, items or [], skip_if_exists)}
+
+    # -- Queue ------------------------------------------------------------------------------
+
+    def _condition(self, name: str) -> asyncio.Condition:
+        cond = self.conditions.get(name)
+        if cond is None:
+            cond = self.conditions[name] = asyncio.Condition()
+        return cond
+
+    async def queue_op(  # noqa: PLR0911  (a branch per action)
+        self, comm: Any = None, name: str = "", action: str = "", partition: Any = None,
+        values: list[bytes] | None = None, n: int = 1, block: bool = True, timeout: float | None = None,
+        total: bool = False,
+    ) -> dict[str, Any]:
+        """The `queue` request: one action on the Queue `name` (`get` may wait, here on the
+        scheduler, for an item to arrive)."""
+        if action in ("list", "create", "delete"):
+            return await self._queue_names(name, action)
+        parts = self.queues.get(name)
+        if parts is None:
+            return {"ok": False, "missing": True}
+        if action == "put":
+            parts.setdefault(partition, deque()).extend(values or ())
+            cond = self._condition(name)
+            async with cond:
+                cond.notify_all()
+            return {"ok": True}
+        if action == "get":
+            return await self._get(name, parts, partition, n, block, timeout, comm)
+        if action == "len":
+            size = sum(len(q) for q in parts.values()) if total else len(parts.get(partition, ()))
+            return {"ok": True, "len": size}
+        if action == "clear":
+            if total:
+                parts.clear()
+            else:
+                parts.pop(partition, None)
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown queue action {action!r}"}
+
+    async def _queue_names(self, name: str, action: str) -> dict[str, Any]:
+        if action == "list":
+            return {"ok": True, "names": sorted(self.queues)}
+        if action == "create":
+            created = name not in self.queues
+            self.queues.setdefault(name, {})
+            return {"ok": True, "created": created}
+        found = self.queues.pop(name, None) is not None
+        cond = self.conditions.pop(name, None)
+        if cond is not None:
+            async with cond:
+                cond.notify_all()  # blocked getters wake up and see the queue is gone
+        return {"ok": True, "found": found}
+
+    async def _get(self, name: str, parts: dict[Any, deque[bytes]], partition: Any, n: int, block: bool,
+                   timeout: float | None, comm: Any = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cond = self._condition(name)
+        while True:
+            if self.queues.get(name) is not parts:
+                return {"ok": False, "missing": True}
+            if comm is not None and comm.closed():  # the getter gave up (Ctrl-C): take nothing
+                return {"ok": True, "values": []}
+            items = parts.get(partition)
+            if items:
+                return {"ok": True, "values": [items.popleft() for _ in range(min(n, len(items)))]}
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if not block or (remaining is not None and remaining <= 0):
+                return {"ok": True, "values": []}
+            async with cond:
+                try:
+                    # wake at least every 5 s to notice a getter that went away
+                    await asyncio.wait_for(cond.wait(), 5.0 if remaining is None else min(remaining, 5.0))
+                except asyncio.TimeoutError:
+                    pass
+
+    # -- deployed apps --------------------------------------------------------------------
+
+    def apps_op(self, action: str, name: str | None = None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        if action == "deploy":
+            replaced = name in self.apps
+            self.apps[name] = {**(record or {}), "deployed": time.time()}  # type: ignore[index]
+            return {"ok": True, "replaced": replaced}
+        if action == "list":
+            return {"ok": True, "apps": {
+                n: {k: v for k, v in rec.items() if k != "functions"} | {"functions": sorted(rec["functions"])}
+                for n, rec in self.apps.items()
+            }}
+        if action == "get":
+            return {"ok": True, "app": self.apps.get(name)}  # type: ignore[arg-type]
+        if action == "stop":
+            return {"ok": True, "found": self.apps.pop(name, None) is not None}  # type: ignore[arg-type]
+        return {"ok": False, "error": f"unknown apps action {action!r}"}
+
+
+# -- one Dict's actions: (entries, key, value, items, skip_if_exists) -> reply fields ------------
+
+Entries = dict[bytes, tuple[bytes, bytes]]
+
+
+def _dict_get(store: Entries, key: Any, *_: Any) -> dict[str, Any]:
+    hit = store.get(key)
+    return {"found": hit is not None, "value": hit[1] if hit else None}
+
+
+def _dict_put(store: Entries, key: Any, value: Any, _items: Any, skip_if_exists: bool) -> dict[str, Any]:
+    if skip_if_exists and key in store:
+        return {"written": False}
+    store[key] = (key, value)
+    return {"written": True}
+
+
+def _dict_pop(store: Entries, key: Any, *_: Any) -> dict[str, Any]:
+    hit = store.pop(key, None)
+    return {"found": hit is not None, "value": hit[1] if hit else None}
+
+
+def _dict_update(store: Entries, _key: Any, _value: Any, items: list[tuple[bytes, bytes]], *_: Any) -> dict[str, Any]:
+    for k, v in items:
+        store[k] = (k, v)
+    return {}
+
+
+def _dict_clear(store: Entries, *_: Any) -> dict[str, Any]:
+    store.clear()
+    return {}
+
+
+_DICT_ACTIONS: dict[str, Any] = {
+    "get": _dict_get,
+    "put": _dict_put,
+    "pop": _dict_pop,
+    "update": _dict_update,
+    "contains": lambda store, key, *_: {"found": key in store},
+    "len": lambda store, *_: {"len": len(store)},
+    "items": lambda store, *_: {"items": list(store.values())},
+    "clear": _dict_clear,
+}

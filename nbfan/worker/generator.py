@@ -1,0 +1,73 @@
+"""The task body of generator functions: every yield of every input of the batch is pushed to
+a Dask `Queue` in chunks (every 50 ms or 512 items), so a stream costs one scheduler round trip
+per chunk, not per item. Events are ("y", input index, value), ("e", input index, None) when an
+input's generator ends and ("f", input index, Failure) when it raised."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import cloudpickle
+from distributed import Queue
+
+from nbfan.exception import SerializationError
+from nbfan.worker.payload import Failure, loads
+from nbfan.worker.task import TaskSpec, iterate_generator, load_function, prepare_worker
+
+FLUSH_SECONDS = 0.05
+FLUSH_ITEMS = 512
+
+
+def _dump_events(events: list[tuple[str, int, Any]]) -> bytes:
+    try:
+        return cloudpickle.dumps(events, protocol=5)
+    except Exception:
+        safe: list[tuple[str, int, Any]] = []
+        for kind, index, payload in events:
+            try:
+                cloudpickle.dumps(payload, protocol=5)
+                safe.append((kind, index, payload))
+            except Exception as exc:
+                err = SerializationError(
+                    f"input {index} yielded a {type(payload).__qualname__}, which could not be serialized to send it "
+                    f"back ({type(exc).__name__}: {exc}). Yield picklable values."
+                )
+                safe.append(("f", index, Failure.capture(err)))
+        return cloudpickle.dumps(safe, protocol=5)
+
+
+def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name: str, first_index: int) -> int:
+    """Task body for generator functions: stream every yield of every input of the batch."""
+    from distributed import get_client
+
+    prepare_worker(spec)
+    fn = load_function(fn_blob)
+    queue = Queue(queue_name, client=get_client())
+    pending: list[tuple[str, int, Any]] = []
+    last_flush = time.monotonic()
+    produced = 0
+
+    def flush() -> None:
+        nonlocal pending, last_flush
+        if pending:
+            queue.put(_dump_events(pending))
+            pending = []
+        last_flush = time.monotonic()
+
+    for offset, (args, kwargs) in enumerate(loads(inputs_blob)):
+        index = first_index + offset
+        try:
+            for value in iterate_generator(fn, args, kwargs):
+                pending.append(("y", index, value))
+                produced += 1
+                if len(pending) >= FLUSH_ITEMS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    flush()
+            pending.append(("e", index, None))
+        except Exception as exc:
+            pending.append(("f", index, Failure.capture(exc)))
+            if spec.stop_on_error:
+                flush()
+                break
+    flush()
+    return produced

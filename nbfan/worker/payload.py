@@ -1,0 +1,191 @@
+"""What travels between caller and worker: functions, inputs and outcomes as opaque blobs.
+
+Everything is one cloudpickle blob per task (a batch of inputs in, a batch of outcomes out):
+Dask ships bytes as a single frame, where it would walk a list element by element.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import sysconfig
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from nbfan.exception import InvalidError, RemoteError, SerializationError
+from nbfan.worker.tracebacks import RemoteFrame, capture_frames, format_remote, pickle_function, remote_traceback_object
+
+Args = tuple[tuple[Any, ...], dict[str, Any]]
+
+INSTALLED_ROOTS = tuple(
+    os.path.realpath(p)
+    for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+)
+
+
+@functools.lru_cache(maxsize=256)
+def ship_module_by_value(module_name: str) -> bool:
+    """User modules (a notebook, a script, a test file) travel by value: workers may not be
+    able to import them. Installed packages and the stdlib travel by reference."""
+    if module_name in ("__main__", "builtins") or module_name.split(".", maxsplit=1)[0] == "nbfan":
+        return False
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if module is None or not path:
+        return False
+    real = os.path.realpath(path)
+    if any(real.startswith(root + os.sep) for root in INSTALLED_ROOTS):
+        return False
+    cloudpickle.register_pickle_by_value(module)
+    return True
+
+
+def dumps_function(fn: Callable[..., Any]) -> bytes:
+    """Serialize a user function (with the globals it uses) or say why it cannot travel."""
+    module = getattr(fn, "__module__", None)
+    if module:
+        ship_module_by_value(module)
+    try:
+        return pickle_function(fn)
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise SerializationError(
+            f"function {name!r} could not be serialized to send it to the cluster ({type(exc).__name__}: {exc}). "
+            f"Globals it uses must be picklable: create unpicklable objects (locks, open files, clients) "
+            f"inside the function instead."
+        ) from exc
+
+
+def _describe_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Name the first argument that does not pickle."""
+    for i, value in enumerate(args):
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            return f"argument {i} ({type(value).__name__}: {exc})"
+    for key, value in kwargs.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            return f"argument {key!r} ({type(value).__name__}: {exc})"
+    return None
+
+
+def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
+    """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
+    refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory)."""
+    try:
+        blob = cloudpickle.dumps(list(inputs), protocol=5)
+    except Exception as exc:
+        for offset, (args, kwargs) in enumerate(inputs):
+            what = _describe_arg(args, kwargs)
+            if what:
+                where = f"input {first_index + offset}: " if len(inputs) > 1 or first_index else ""
+                raise SerializationError(
+                    f"{where}{what} could not be serialized to send it to the cluster. "
+                    f"Pass picklable values (numbers, strings, arrays, dataclasses...) or build the object inside "
+                    f"the function."
+                ) from exc
+        raise SerializationError(f"inputs could not be serialized: {type(exc).__name__}: {exc}") from exc
+    from nbfan.config import config
+
+    if len(blob) > config.max_input_bytes:
+        where = f"input {first_index}" if len(inputs) == 1 else f"inputs {first_index}..{first_index + len(inputs) - 1}"
+        raise InvalidError(
+            f"{where}: the arguments are {len(blob) / 2**20:.0f} MiB pickled, over nbfan.config.max_input_bytes "
+            f"({config.max_input_bytes / 2**20:.0f} MiB). Arguments travel through the scheduler with every call: "
+            f"put large data in a nbfan.Volume (or storage every worker reads) and pass its path, or raise "
+            f"nbfan.config.max_input_bytes if you mean to ship it."
+        )
+    return blob
+
+
+loads = cloudpickle.loads
+
+
+def _rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
+    """Rebuild an exception of its original type even when its __init__ takes other
+    arguments than `args` (a common reason exceptions fail to unpickle)."""
+    try:
+        exc = cls(*args)
+    except Exception:
+        exc = cls.__new__(cls)
+        exc.args = args
+    if state:
+        try:
+            exc.__dict__.update(state)
+        except Exception:
+            pass
+    return exc
+
+
+@dataclass
+class Failure:
+    """An input's exception as it travels back: its type, args and attributes, or only its
+    text (`exc_type` None) when those could not be pickled, and the user's remote frames."""
+
+    exc_type: type | None
+    exc_args: tuple
+    exc_state: dict
+    type_name: str
+    message: str
+    traceback: str
+    frames: tuple[RemoteFrame, ...] = ()
+
+    @classmethod
+    def capture(cls, exc: BaseException) -> Failure:
+        frames = tuple(capture_frames(exc.__traceback__))
+        state = {k: v for k, v in getattr(exc, "__dict__", {}).items() if k not in ("__notes__", "remote_traceback")}
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return cls(type(exc), tuple(exc.args), state, name, str(exc), format_remote(list(frames), exc), frames)
+
+    def as_text_only(self) -> Failure:
+        return Failure(None, (), {}, self.type_name, self.message, self.traceback, self.frames)
+
+    def to_exception(self) -> BaseException:
+        """The exception to raise here: its original type and attributes, its traceback made of
+        the remote user frames (shown with their source lines like local ones), and the
+        remote traceback's text as `.remote_traceback`."""
+        if self.exc_type is not None:
+            exc = _rebuild_exception(self.exc_type, self.exc_args, self.exc_state)
+        else:
+            exc = RemoteError(self.type_name, self.message, self.traceback)
+        try:
+            exc.remote_traceback = self.traceback  # type: ignore[attr-defined]
+        except Exception:
+            pass
+        try:
+            return exc.with_traceback(remote_traceback_object(list(self.frames)))
+        except Exception:  # a frame that cannot be rebuilt must never hide the error itself
+            return exc
+
+
+def dumps_outcomes(outcomes: list[tuple[bool, Any]], elapsed: float = 0.0) -> bytes:
+    """Serialize a batch's outcomes, (True, value) or (False, Failure), with the seconds the
+    batch took to compute. A value or exception that cannot be pickled is replaced by a
+    Failure that says so, so one bad item never loses the rest of the batch."""
+    try:
+        return cloudpickle.dumps((elapsed, outcomes), protocol=5)
+    except Exception:
+        pass
+    safe: list[tuple[bool, Any]] = []
+    for ok, value in outcomes:
+        try:
+            cloudpickle.dumps(value, protocol=5)
+            safe.append((ok, value))
+        except Exception as exc:
+            if ok:
+                err = SerializationError(
+                    f"the function returned a {type(value).__module__}.{type(value).__qualname__}, which could not be "
+                    f"serialized to send it back ({type(exc).__name__}: {exc}). Return picklable values."
+                )
+                safe.append((False, Failure.capture(err)))
+            else:  # keep the type name, message and traceback as text: a RemoteError
+                safe.append((False, value.as_text_only()))
+    return cloudpickle.dumps((elapsed, safe), protocol=5)
+
+

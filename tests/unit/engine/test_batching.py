@@ -1,0 +1,32 @@
+"""Batch sizes learnt from measured compute time: fast inputs grow to full batches in a few
+steps, slow or large inputs go one per task."""
+
+from __future__ import annotations
+
+from nbfan.engine.batching import BatchSizer
+
+
+def test_fast_inputs_grow_sixteenfold_per_observation_up_to_the_cap() -> None:
+    sizer = BatchSizer()
+    sizes = [sizer.next_size()]
+    for _ in range(6):
+        sizer.observe(sizer.next_size(), 1e-6 * sizer.next_size(), 10 * sizer.next_size())
+        sizes.append(sizer.next_size())
+    assert sizes[:4] == [1, 16, 256, 4096] and sizes[-1] == sizer.max_batch
+
+
+def test_slow_or_large_inputs_stay_one_per_task() -> None:
+    slow = BatchSizer()
+    slow.observe(1, 0.5, 100)
+    assert slow.next_size() == 1
+    large = BatchSizer()
+    large.observe(4, 0.0001, 4 * 16 * 2**20)  # 16 MiB each
+    assert large.next_size() == 1
+
+
+def test_a_slow_batch_after_fast_ones_shrinks_at_once() -> None:
+    sizer = BatchSizer()
+    for _ in range(4):
+        sizer.observe(sizer.next_size(), 1e-6 * sizer.next_size(), 0)
+    sizer.observe(100, 10.0, 0)  # 0.1 s per input now
+    assert sizer.next_size() == 1

@@ -1,0 +1,108 @@
+"""Each internal of distributed that nbfan.compat relies on is still there, with the shape it
+was checked against: an upgrade that breaks one fails here, naming it, instead of deep inside a
+map. Checked on a real in-process scheduler and worker where an instance is needed."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+from distributed import Client, Scheduler, Worker
+from distributed.client import Client as ClientClass
+from distributed.deploy.cluster import Cluster
+from distributed.scheduler import WorkerState
+
+from nbfan import compat
+
+
+def params(fn: Any) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def test_scheduler_methods_nbfan_calls_keep_their_signatures() -> None:
+    assert params(Scheduler.stimulus_cancel)[:6] == ["self", "keys", "client", "force", "reason", "msg"]
+    assert len(params(Scheduler.bulk_schedule_unrunnable_after_adding_worker)) == 2  # (self, worker state)
+    assert {"msg", "workers", "on_error"} <= set(params(Scheduler.broadcast))
+    assert {"recommendations", "stimulus_id"} <= set(params(Scheduler.transitions))
+    assert {"resources", "used_resources", "processing"} <= set(WorkerState.__slots__)
+
+
+def test_client_internals_nbfan_uses_are_there() -> None:
+    assert callable(ClientClass._send_to_scheduler)
+    assert params(ClientClass._send_to_scheduler)[:2] == ["self", "msg"]
+    assert "self._adaptive" in inspect.getsource(Cluster)  # set by Cluster.adapt()
+
+
+@pytest.fixture
+def scheduler_and_worker() -> Any:
+    async def start() -> tuple[Scheduler, Worker]:
+        scheduler = await Scheduler(dashboard_address=":0", port=0)
+        worker = await Worker(scheduler.address, nthreads=1, resources={"X": 1})
+        return scheduler, worker
+
+    loop = asyncio.new_event_loop()
+    scheduler, worker = loop.run_until_complete(start())
+    yield loop, scheduler, worker
+    loop.run_until_complete(worker.close())
+    loop.run_until_complete(scheduler.close())
+    loop.close()
+
+
+def test_scheduler_handlers_streams_and_callbacks_are_dicts(scheduler_and_worker: Any) -> None:
+    loop, scheduler, _worker = scheduler_and_worker
+    compat.add_rpc_handler(scheduler, "nbfan_test", lambda comm=None: "pong")
+    compat.add_stream_handler(scheduler, "nbfan-test", lambda **msg: None)
+    assert scheduler.handlers["nbfan_test"]() == "pong" and "nbfan-test" in scheduler.stream_handlers
+    seen: list[int] = []
+
+    async def tick() -> None:
+        compat.add_periodic_callback(scheduler, "nbfan-test-tick", lambda: seen.append(1), 10)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        compat.remove_periodic_callback(scheduler, "nbfan-test-tick")
+
+    loop.run_until_complete(tick())
+    assert seen and "nbfan-test-tick" not in scheduler.periodic_callbacks
+
+
+def test_worker_resources_set_on_both_sides_keep_what_tasks_hold(scheduler_and_worker: Any) -> None:
+    loop, scheduler, worker = scheduler_and_worker
+    address = worker.address
+    ws = scheduler.workers[address]
+    ws.used_resources["X"] = 1  # as if a task held it
+    compat.set_worker_resource(scheduler, address, "X", 3)
+    assert ws.resources["X"] == 3 and ws.used_resources["X"] == 1 and scheduler.resources["X"][address] == 3
+    compat.set_worker_resource_on_worker("X", 3, dask_worker=worker)
+    assert worker.state.total_resources["X"] == 3 and worker.state.available_resources["X"] == 3
+    compat.schedule_waiting_tasks(scheduler, [address])  # nothing waits: a no-op that must not fail
+    compat.move_queued_tasks(scheduler, address, [], "X")  # no target: a no-op that must not fail
+
+    def mark(value: int, dask_worker: Any = None) -> None:
+        dask_worker.nbfan_mark = value
+
+    assert loop.run_until_complete(compat.run_on_worker(scheduler, address, mark, 7))
+    assert worker.nbfan_mark == 7
+
+
+def test_cancel_keys_and_who_wants_on_a_real_task() -> None:
+    from distributed import Event, LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        event = Event(client=client)
+        future = client.submit(lambda e: e.wait(), event, key="nbfan-compat-test")
+
+        async def inspect_and_cancel(dask_scheduler: Any = None) -> list[str]:
+            while not compat.clients_wanting(dask_scheduler, "nbfan-compat-test"):  # the graph is on its way
+                await asyncio.sleep(0.01)
+            wanting = sorted(compat.clients_wanting(dask_scheduler, "nbfan-compat-test"))
+            compat.cancel_keys(dask_scheduler, ["nbfan-compat-test", "no-such-key"], wanting[0], reason="test")
+            return wanting
+
+        assert client.run_on_scheduler(inspect_and_cancel) == [client.id]
+        with pytest.raises(Exception, match="cancel"):
+            future.result(timeout=10)
+        event.set()
