@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOCK=requirements/test.txt
-CORE_TESTS=(tests/test_remote.py tests/test_map.py tests/test_spawn_map.py tests/test_magics.py)
+CORE_TESTS=(tests/integration/test_remote.py tests/integration/test_map.py tests/integration/test_spawn_map.py tests/integration/test_magics.py)
 
 find_python() {  # the newest installed CPython X.Y: pyenv's, else one on PATH
   local want=$1 root

@@ -32,22 +32,31 @@ export async function requestAPI<T>(
     throw new ServerConnection.NetworkError(error as TypeError);
   }
   const text = await response.text();
-  let data: any = text;
+  let data: unknown = text;
   if (text.length > 0) {
     try {
-      data = JSON.parse(text);
+      data = JSON.parse(text) as unknown;
     } catch {
       // not JSON: keep the text for the error message
     }
   }
   if (!response.ok) {
-    const message =
-      (data && typeof data === 'object' && (data.message || data.reason)) ||
-      (typeof data === 'string' && data) ||
-      response.statusText;
-    throw new NbfanAPIError(response.status, String(message));
+    throw new NbfanAPIError(response.status, errorMessage(data) || response.statusText);
   }
   return data as T;
+}
+
+/** The error text of a failed reply: its JSON `message` (or `reason`), or its plain text. */
+function errorMessage(data: unknown): string {
+  if (data && typeof data === 'object') {
+    const body = data as { message?: unknown; reason?: unknown };
+    const message = body.message || body.reason;
+    if (!message) {
+      return '';
+    }
+    return typeof message === 'string' ? message : JSON.stringify(message);
+  }
+  return typeof data === 'string' ? data : '';
 }
 
 /** The websocket URL of the live stream, with the token when Lab appends one. */

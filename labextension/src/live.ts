@@ -1,9 +1,11 @@
 /**
- * The panel's live view of the server: a websocket that receives pushed snapshots, reconnecting
- * by itself (with backoff) after a server restart, and REST polling of GET /calls while the
- * socket is down, so the panel never goes stale.
+ * The panel's live view of the server: a websocket that receives pushed snapshots, reopened by a
+ * Poll (with exponential backoff) after a server restart, and REST polling of GET /calls (another
+ * Poll, backing off while the server does not answer) while the socket is down, so the panel never
+ * goes stale. Both polls stand by while the browser tab is hidden.
  */
 import { ServerConnection } from '@jupyterlab/services';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { requestAPI, streamURL } from './handler';
@@ -18,8 +20,14 @@ import {
 /** live: the socket pushes; polling: the socket is down but REST answers; offline: neither. */
 export type LinkState = 'connecting' | 'live' | 'polling' | 'offline';
 
+/** REST polling period while the socket is down (and the server answers). */
 const POLL_MS = 1000;
+/** The cluster changes slowly: REST polls fetch it at most this often. */
 const CLUSTER_POLL_MS = 5000;
+/** How soon a socket that closed is reopened; failed attempts back off from there. */
+const RECONNECT_MS = 250;
+/** Growth factor of both polls' waits after failures, and their cap. */
+const BACKOFF = 2;
 const MAX_BACKOFF_MS = 5000;
 
 const ORDER: { [state: string]: number } = { running: 0 };
@@ -42,7 +50,26 @@ export function sortCalls(calls: ICallSnapshot[]): ICallSnapshot[] {
 export class LiveModel {
   constructor(
     private readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()
-  ) {}
+  ) {
+    this._stream = new Poll<void, Error>({
+      auto: false,
+      factory: () => this._openStream(),
+      frequency: { interval: RECONNECT_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS },
+      name: 'nbfan:stream',
+      standby: 'when-hidden'
+    });
+    this._rest = new Poll<void, Error>({
+      auto: false,
+      factory: () => this._fetch(),
+      frequency: { interval: POLL_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS },
+      name: 'nbfan:rest',
+      standby: 'when-hidden'
+    });
+    // The constructor raises `max` to at least Poll's default (30 s); the setter keeps ours, so a
+    // restarted server is seen again within MAX_BACKOFF_MS.
+    this._stream.frequency = { interval: RECONNECT_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS };
+    this._rest.frequency = { interval: POLL_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS };
+  }
 
   /** Emitted whenever anything shown changes. */
   get changed(): ISignal<this, void> {
@@ -75,9 +102,10 @@ export class LiveModel {
     return this._disposed;
   }
 
+  /** Open the socket, and poll REST until it is open (the first answer comes from either). */
   start(): void {
-    this._connect();
-    void this._poll();
+    void this._stream.start();
+    void this._rest.start();
   }
 
   dispose(): void {
@@ -85,11 +113,12 @@ export class LiveModel {
       return;
     }
     this._disposed = true;
-    window.clearTimeout(this._reconnectTimer);
-    window.clearTimeout(this._pollTimer);
+    this._stream.dispose();
+    this._rest.dispose();
     if (this._socket) {
       this._socket.onclose = null;
       this._socket.close();
+      this._socket = null;
     }
     Signal.clearData(this);
   }
@@ -101,47 +130,55 @@ export class LiveModel {
       { method: 'POST' },
       this.settings
     );
-    void this._poll();
+    this._refresh();
     return reply.cancelled;
   }
 
-  private _connect(): void {
+  /** Fetch now: through the REST poll while the socket is down (which also resets its backoff),
+   * or once beside a live socket. */
+  private _refresh(): void {
     if (this._disposed) {
       return;
     }
-    const WS = this.settings.WebSocket;
-    let socket: WebSocket;
-    try {
-      socket = new WS(streamURL(this.settings));
-    } catch (error) {
-      this._scheduleReconnect();
-      return;
+    if (this._link === 'live') {
+      this._fetch().catch(() => undefined);
+    } else {
+      void this._rest.refresh();
     }
-    this._socket = socket;
-    this._setLink(this._link === 'live' ? 'live' : 'connecting');
-    socket.onopen = () => {
-      this._backoff = 250;
-      this._error = null;
-      this._setLink('live');
-    };
-    socket.onmessage = event => this._onMessage(event.data);
-    socket.onclose = () => {
-      this._socket = null;
-      if (this._link === 'live' || this._link === 'connecting') {
-        this._setLink(this._polledOk ? 'polling' : 'offline');
-      }
-      this._scheduleReconnect();
-      this._schedulePoll(0);
-    };
   }
 
-  private _scheduleReconnect(): void {
-    if (this._disposed) {
-      return;
-    }
-    window.clearTimeout(this._reconnectTimer);
-    this._reconnectTimer = window.setTimeout(() => this._connect(), this._backoff);
-    this._backoff = Math.min(this._backoff * 2, MAX_BACKOFF_MS);
+  /**
+   * The stream poll's factory, one life of the socket: rejects when the socket cannot be opened
+   * (the poll backs off before the next attempt), resolves when an open socket closes (the poll
+   * reopens it after RECONNECT_MS). While the socket is down the REST poll runs.
+   */
+  private _openStream(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const WS = this.settings.WebSocket;
+      const socket = new WS(streamURL(this.settings));
+      let opened = false;
+      this._socket = socket;
+      this._setLink(this._link === 'live' ? 'live' : 'connecting');
+      socket.onopen = () => {
+        opened = true;
+        this._error = null;
+        this._setLink('live');
+        void this._rest.stop();
+      };
+      socket.onmessage = (event: MessageEvent) => this._onMessage(event.data);
+      socket.onclose = (event: CloseEvent) => {
+        this._socket = null;
+        if (this._link === 'live' || this._link === 'connecting') {
+          this._setLink(this._polledOk ? 'polling' : 'offline');
+        }
+        void this._rest.start();
+        if (opened) {
+          resolve();
+        } else {
+          reject(new Error(`the stream socket did not open (code ${event.code})`));
+        }
+      };
+    });
   }
 
   private _onMessage(data: unknown): void {
@@ -172,19 +209,8 @@ export class LiveModel {
     }
   }
 
-  private _schedulePoll(delay: number): void {
-    if (this._disposed) {
-      return;
-    }
-    window.clearTimeout(this._pollTimer);
-    this._pollTimer = window.setTimeout(() => void this._poll(), delay);
-  }
-
-  /** One REST refresh; repeats itself only while the socket is down. */
-  private async _poll(): Promise<void> {
-    if (this._disposed) {
-      return;
-    }
+  /** One REST refresh (the REST poll's factory): rejects when the server does not answer. */
+  private async _fetch(): Promise<void> {
     try {
       const now = Date.now();
       const needCluster = !this._cluster || now - this._clusterPolledAt > CLUSTER_POLL_MS;
@@ -194,6 +220,9 @@ export class LiveModel {
           ? requestAPI<IClusterSnapshot>('cluster', {}, this.settings)
           : Promise.resolve(this._cluster)
       ]);
+      if (this._disposed) {
+        return;
+      }
       if (needCluster) {
         this._clusterPolledAt = now;
       }
@@ -205,15 +234,16 @@ export class LiveModel {
         this._setLink('polling');
       }
     } catch (error) {
+      if (this._disposed) {
+        return;
+      }
       this._polledOk = false;
       this._error = error instanceof Error ? error.message : String(error);
       if (this._link !== 'live') {
         this._setLink('offline');
         this._changed.emit();
       }
-    }
-    if (this._link !== 'live') {
-      this._schedulePoll(POLL_MS);
+      throw error;
     }
   }
 
@@ -223,11 +253,10 @@ export class LiveModel {
   private _error: string | null = null;
   private _offset = 0;
   private _socket: WebSocket | null = null;
-  private _backoff = 250;
   private _polledOk = false;
   private _clusterPolledAt = 0;
-  private _reconnectTimer = 0;
-  private _pollTimer = 0;
   private _disposed = false;
   private _changed = new Signal<this, void>(this);
+  private readonly _stream: Poll<void, Error>;
+  private readonly _rest: Poll<void, Error>;
 }

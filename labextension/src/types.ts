@@ -1,26 +1,21 @@
 /**
- * The telemetry snapshot schema, version 1: a mirror of nbfan/telemetry/schema.py
+ * The telemetry snapshot schema, version 1: a mirror of nbfan/scheduler/schema.py
  * (see the telemetry contract). The panel only reads these shapes.
  */
 
 export const SCHEMA_VERSION = 1;
 
 export type CallKind =
-  | 'remote'
-  | 'spawn'
-  | 'remote_gen'
-  | 'map'
-  | 'starmap'
-  | 'for_each'
-  | 'spawn_map'
-  | 'magic';
+  'remote' | 'spawn' | 'remote_gen' | 'map' | 'starmap' | 'for_each' | 'spawn_map' | 'magic';
 
 export type CallState = 'running' | 'done' | 'failed' | 'cancelled';
+
+export type CallerKind = 'kernel' | 'script' | 'process';
 
 export interface ICaller {
   /** What to show: notebook file name, script name, or "python (pid N)". */
   label: string;
-  kind: 'kernel' | 'script' | 'process';
+  kind: CallerKind;
   host: string;
   pid: number;
   notebook: string | null;
@@ -75,8 +70,7 @@ export interface IClusterSnapshot {
 
 /** What the stream websocket pushes. */
 export type StreamMessage =
-  | ({ type: 'calls' } & ICallsSnapshot)
-  | ({ type: 'cluster' } & IClusterSnapshot);
+  ({ type: 'calls' } & ICallsSnapshot) | ({ type: 'cluster' } & IClusterSnapshot);
 
 export interface ICancelReply {
   cancelled: boolean;

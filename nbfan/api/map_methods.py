@@ -42,19 +42,12 @@ async def _map_aio(
     sync_iterables = as_sync_iterables(iterables)
     await in_thread(get_client)
     inputs = map_inputs(sync_iterables, check_kwargs(kwargs, "map"), "map")
-    results = run_map(
-        self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.map"
-    )
-    async for value in iterate_in_thread(results):
+    async for value in _results_in_thread(self, inputs, order_outputs, return_exceptions, "map"):
         yield value
 
 
 def _starmap(
-    self: Function[Any, Any],
-    iterable: Any,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    order_outputs: bool = True,
+    self: Function[Any, Any], iterable: Any, *, kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
     return_exceptions: bool = False,
 ) -> Iterator[Any]:
     """Like map, but each input is a tuple of positional arguments: f.starmap([(1, 2), (3, 4)])."""
@@ -66,21 +59,25 @@ def _starmap(
 
 
 async def _starmap_aio(
-    self: Function[Any, Any],
-    iterable: Any,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    order_outputs: bool = True,
+    self: Function[Any, Any], iterable: Any, *, kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
     return_exceptions: bool = False,
 ) -> AsyncIterator[Any]:
     (sync_iterable,) = as_sync_iterables((iterable,))
     await in_thread(get_client)
     inputs = starmap_inputs(sync_iterable, check_kwargs(kwargs, "starmap"))
-    results = run_map(
-        self, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions, label=f"{self.name}.starmap"
-    )
-    async for value in iterate_in_thread(results):
+    async for value in _results_in_thread(self, inputs, order_outputs, return_exceptions, "starmap"):
         yield value
+
+
+def _results_in_thread(
+    function: Function[Any, Any], inputs: Any, order_outputs: bool, return_exceptions: bool, method: str
+) -> AsyncIterator[Any]:
+    """A map's results for an `async for`: the map loop runs in a thread of its own."""
+    results = run_map(
+        function, inputs, order_outputs=order_outputs, return_exceptions=return_exceptions,
+        label=f"{function.name}.{method}",
+    )
+    return iterate_in_thread(results)
 
 
 def _for_each(

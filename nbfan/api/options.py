@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nbfan.engine.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory
+from nbfan.engine.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory, positive_number
 from nbfan.exception import InvalidError
 from nbfan.worker.retries import Retries
 
@@ -26,11 +26,7 @@ def _parse_retries(retries: Any) -> Retries | None:
 
 
 def _parse_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidError(f"invalid timeout={timeout!r}: give seconds as a number greater than 0, e.g. timeout=600")
-    return float(timeout)
+    return positive_number("timeout", timeout, "give seconds as a number greater than 0, e.g. timeout=600")
 
 
 def _parse_limit(name: str, value: Any) -> int | None:

@@ -97,19 +97,38 @@ def _usable(directory: Path) -> bool:
 def generate_certificates(directory: Path, hosts: Iterable[str] = ()) -> dict[str, str]:
     """Make a new CA and a certificate it signs (for scheduler, workers and clients alike),
     valid for localhost, this host's name and `hosts`. Returns the ca_file/cert/key paths."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
     until = now + datetime.timedelta(days=VALID_DAYS)
-
     ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _ca_certificate(ca_key, now, until)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cluster_certificate(key, ca_key, ca_cert.subject, hosts, now, until)
+
+    def private(k: Any) -> bytes:
+        return k.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    _write_private(directory / CA_KEY_FILE, private(ca_key))
+    _write_private(directory / KEY_FILE, private(key))
+    _write_public(directory / CA_FILE, ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_public(directory / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
+    return _paths(directory)
+
+
+def _ca_certificate(ca_key: Any, now: datetime.datetime, until: datetime.datetime) -> Any:
+    """The cluster's self-signed CA: it signs the one certificate every member presents."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nbfan cluster CA")])
-    ca_cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(ca_name)
         .issuer_name(ca_name)
@@ -130,8 +149,16 @@ def generate_certificates(directory: Path, hosts: Iterable[str] = ()) -> dict[st
         .sign(ca_key, hashes.SHA256())
     )
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
+
+def _cluster_certificate(
+    key: Any, ca_key: Any, ca_name: Any, hosts: Iterable[str], now: datetime.datetime, until: datetime.datetime
+) -> Any:
+    """The certificate the scheduler, workers and clients present (server and client auth)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nbfan-cluster")]))
         .issuer_name(ca_name)
@@ -145,22 +172,9 @@ def generate_certificates(directory: Path, hosts: Iterable[str] = ()) -> dict[st
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-
-    def private(k: Any) -> bytes:
-        return k.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-
-    _write_private(directory / CA_KEY_FILE, private(ca_key))
-    _write_private(directory / KEY_FILE, private(key))
-    _write_public(directory / CA_FILE, ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_public(directory / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
-    return _paths(directory)
 
 
 def ensure_certificates(home: Path | None = None, hosts: Iterable[str] = ()) -> dict[str, str]:

@@ -19,20 +19,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def user_facing(fn: F) -> F:
     """Mark a function users call: an nbfan error or a remote failure it raises reaches them
-    without nbfan's own frames (see fanout/tracebacks.py). Works on plain functions,
+    without nbfan's own frames (see worker/tracebacks.py). Works on plain functions,
     coroutine functions and (async) generator functions."""
     if inspect.isasyncgenfunction(fn):
-
-        @functools.wraps(fn)
-        async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                async for item in fn(*args, **kwargs):
-                    yield item
-            except BaseException as exc:
-                hide_nbfan_frames(exc)
-                raise
-
-        return agen_wrapper  # type: ignore[return-value]
+        return functools.wraps(fn)(lambda *args, **kwargs: user_async_iterator(fn(*args, **kwargs)))  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(fn):
+        return functools.wraps(fn)(lambda *args, **kwargs: user_iterator(fn(*args, **kwargs)))  # type: ignore[return-value]
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -44,17 +36,6 @@ def user_facing(fn: F) -> F:
                 raise
 
         return coro_wrapper  # type: ignore[return-value]
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return (yield from fn(*args, **kwargs))
-            except BaseException as exc:
-                hide_nbfan_frames(exc)
-                raise
-
-        return gen_wrapper  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -74,6 +55,17 @@ def user_iterator(iterator: Iterator[T]) -> Iterator[T]:
     except BaseException as exc:
         hide_nbfan_frames(exc)
         raise
+
+
+async def user_async_iterator(iterator: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`user_iterator` for async iterators."""
+    try:
+        async for item in iterator:
+            yield item
+    except BaseException as exc:
+        hide_nbfan_frames(exc)
+        raise
+
 
 
 class _BoundAio:

@@ -44,32 +44,18 @@ class CallPlan:
     resources: dict[str, float] | None
 
     def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
-        blob = dumps_inputs(inputs, start)
-        future = self.client.submit(
-            run_batch,
-            self.fn_blob,
-            blob,
-            self.spec,
-            key=task_key(self.call_id, start, len(inputs)),
-            resources=self.resources,
-            pure=False,
-            retries=0,
-        )
-        return Batch(future, start, len(inputs), len(blob), inputs)
+        """One task running inputs [start, start + len(inputs)) of a plain function."""
+        return self._submit(run_batch, inputs, start)
 
     def submit_generator(self, inputs: Sequence[Args], start: int, queue_name: str) -> Batch:
+        """One task streaming the yields of a generator function's inputs to `queue_name`."""
+        return self._submit(run_generator, inputs, start, queue_name, start)
+
+    def _submit(self, task: Any, inputs: Sequence[Args], start: int, *extra: Any) -> Batch:
         blob = dumps_inputs(inputs, start)
         future = self.client.submit(
-            run_generator,
-            self.fn_blob,
-            blob,
-            self.spec,
-            queue_name,
-            start,
-            key=task_key(self.call_id, start, len(inputs)),
-            resources=self.resources,
-            pure=False,
-            retries=0,
+            task, self.fn_blob, blob, self.spec, *extra,
+            key=task_key(self.call_id, start, len(inputs)), resources=self.resources, pure=False, retries=0,
         )
         return Batch(future, start, len(inputs), len(blob), inputs)
 

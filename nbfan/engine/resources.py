@@ -85,13 +85,18 @@ def parse_gpu(spec: GpuSpec) -> tuple[GpuRequest, ...]:
     return (_parse_one_gpu(spec, spec),)
 
 
+def positive_number(name: str, value: Any, hint: str) -> float | None:
+    """`value` as a float when it is a number > 0 (None stays None); else InvalidError with `hint`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise InvalidError(f"invalid {name}={value!r}: {hint}")
+    return float(value)
+
+
 def parse_cpu(cpu: Any) -> float | None:
     """`cpu=` is a number of cores (float, > 0)."""
-    if cpu is None:
-        return None
-    if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
-        raise InvalidError(f"invalid cpu={cpu!r}: give a number of cores greater than 0, e.g. cpu=2 or cpu=0.5")
-    return float(cpu)
+    return positive_number("cpu", cpu, "give a number of cores greater than 0, e.g. cpu=2 or cpu=0.5")
 
 
 def parse_memory(memory: Any) -> int | None:

@@ -7,20 +7,16 @@ item goes to exactly one getter however many compete. Values are cloudpickled. P
 
 from __future__ import annotations
 
-import contextlib
 import queue as _queue
-import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import cloudpickle
 
-from nbfan.cluster import current_client
 from nbfan.engine.aio import aio_method, in_thread
-from nbfan.exception import InvalidError, NotFoundError
+from nbfan.exception import InvalidError
 from nbfan.objects.dict import with_thread_aio
-from nbfan.objects.names import check_name
-from nbfan.scheduler.rpc import store_call
+from nbfan.objects.named import NamedObject, StoreKind
 from nbfan.scheduler.store import QUEUE_OP
 
 
@@ -36,73 +32,27 @@ def _check_timeout(timeout: float | None) -> float | None:
     return timeout
 
 
-class Queue:
+_KIND = StoreKind("Queue", QUEUE_OP, {"action": "len"})
+
+
+class Queue(NamedObject):
     """A distributed FIFO: `Queue.from_name("jobs", create_if_missing=True)` or
     `with Queue.ephemeral() as q:`. `get` raises `queue.Empty` when nothing arrives in time."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<nbfan.Queue {self.name!r}>"
-
-    def __reduce__(self) -> Any:
-        return (Queue, (self.name,))
-
-    @staticmethod
-    def from_name(name: str, *, create_if_missing: bool = False, environment_name: str | None = None,
-                  client: Any = None) -> Queue:
-        """The named Queue of the cluster; NotFoundError (listing existing ones) when it does
-        not exist and `create_if_missing` is False."""
-        check_name(name, "Queue")
-        c = client or current_client()
-        if create_if_missing:
-            store_call(c, QUEUE_OP, name=name, action="create")
-        elif store_call(c, QUEUE_OP, name=name, action="len").get("missing"):
-            names = store_call(c, QUEUE_OP, name="", action="list")["names"]
-            raise NotFoundError(
-                f"no Queue named {name!r} on the cluster (existing: {', '.join(names) or 'none'}); "
-                f"use Queue.from_name({name!r}, create_if_missing=True) to create it"
-            )
-        return Queue(name)
-
-    @staticmethod
-    @contextlib.contextmanager
-    def ephemeral(client: Any = None) -> Iterator[Queue]:
-        """A Queue that exists for the `with` block only."""
-        c = client or current_client()
-        name = f"ephemeral-{uuid.uuid4().hex[:16]}"
-        store_call(c, QUEUE_OP, name=name, action="create")
-        try:
-            yield Queue(name)
-        finally:
-            store_call(c, QUEUE_OP, name=name, action="delete")
-
-    @staticmethod
-    def delete(name: str, *, client: Any = None) -> None:
-        """Remove a named Queue and its items (blocked getters raise NotFoundError)."""
-        check_name(name, "Queue")
-        if not store_call(client or current_client(), QUEUE_OP, name=name, action="delete")["found"]:
-            raise NotFoundError(f"no Queue named {name!r} on the cluster")
-
-    def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
-        reply = store_call(current_client(), QUEUE_OP, name=self.name, action=action, **kwargs)
-        if reply.get("missing"):
-            raise NotFoundError(
-                f"Queue {self.name!r} no longer exists on the cluster (deleted, or the scheduler restarted)"
-            )
-        return reply
+    kind = _KIND
 
     def _put(self, v: Any, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
              partition_ttl: int | None = None) -> None:
         """Add one item (the queue is unbounded: `block`/`timeout` are accepted for Modal's signature)."""
         self._put_many([v], partition=partition)
+    put = with_thread_aio(_put)
 
     def _put_many(self, vs: Iterable[Any], block: bool = True, timeout: float | None = None, *,
                   partition: str | None = None, partition_ttl: int | None = None) -> None:
         """Add many items in order, in one step."""
         blobs = [cloudpickle.dumps(v, protocol=5) for v in vs]
         self._call("put", values=blobs, partition=_check_partition(partition))
+    put_many = with_thread_aio(_put_many)
 
     def _get_values(self, n: int, block: bool, timeout: float | None, partition: str | None) -> list[Any]:
         reply = self._call(
@@ -119,6 +69,7 @@ class Queue:
                 f"Queue {self.name!r} is empty" + (f" after waiting {timeout:g}s" if block and timeout else "")
             )
         return values[0]
+    get = with_thread_aio(_get)
 
     def _get_many(self, n_values: int, block: bool = True, timeout: float | None = None, *,
                   partition: str | None = None) -> list[Any]:
@@ -127,14 +78,17 @@ class Queue:
         if isinstance(n_values, bool) or not isinstance(n_values, int) or n_values < 1:
             raise InvalidError(f"get_many(n_values={n_values!r}): give an int >= 1")
         return self._get_values(n_values, block, timeout, partition)
+    get_many = with_thread_aio(_get_many)
 
     def _len(self, *, partition: str | None = None, total: bool = False) -> int:
         """Items waiting (in `partition`, or in all partitions with `total=True`)."""
         return int(self._call("len", partition=_check_partition(partition), total=total)["len"])
+    len = with_thread_aio(_len)
 
     def _clear(self, *, partition: str | None = None, all: bool = False) -> None:
         """Drop the items of `partition` (or of every partition with `all=True`)."""
         self._call("clear", partition=_check_partition(partition), total=all)
+    clear = with_thread_aio(_clear)
 
     def _iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[Any]:
         """Take items until none arrives within `item_poll_timeout` seconds."""
@@ -150,13 +104,6 @@ class Queue:
             if not values:
                 return
             yield values[0]
-
-    put = with_thread_aio(_put)
-    put_many = with_thread_aio(_put_many)
-    get = with_thread_aio(_get)
-    get_many = with_thread_aio(_get_many)
-    len = with_thread_aio(_len)
-    clear = with_thread_aio(_clear)
     iterate = aio_method(_iterate, _iterate_aio)
 
     def __len__(self) -> int:

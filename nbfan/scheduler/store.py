@@ -41,14 +41,8 @@ class Store:
     def dict_op(self, name: str, action: str, key: bytes | None = None, value: bytes | None = None,
                 items: list[tuple[bytes, bytes]] | None = None, skip_if_exists: bool = False) -> dict[str, Any]:
         """The `dict` request: one action on the Dict `name` (list/create/delete act on names)."""
-        if action == "list":
-            return {"ok": True, "names": sorted(self.dicts)}
-        if action == "create":
-            created = name not in self.dicts
-            self.dicts.setdefault(name, {})
-            return {"ok": True, "created": created}
-        if action == "delete":
-            return {"ok": True, "found": self.dicts.pop(name, None) is not None}
+        if action in ("list", "create", "delete"):
+            return _name_action(self.dicts, name, action, dict)
         store = self.dicts.get(name)
         if store is None:
             return {"ok": False, "missing": True}
@@ -97,18 +91,14 @@ class Store:
         return {"ok": False, "error": f"unknown queue action {action!r}"}
 
     async def _queue_names(self, name: str, action: str) -> dict[str, Any]:
-        if action == "list":
-            return {"ok": True, "names": sorted(self.queues)}
-        if action == "create":
-            created = name not in self.queues
-            self.queues.setdefault(name, {})
-            return {"ok": True, "created": created}
-        found = self.queues.pop(name, None) is not None
+        reply = _name_action(self.queues, name, action, dict)
+        if action != "delete":
+            return reply
         cond = self.conditions.pop(name, None)
         if cond is not None:
             async with cond:
                 cond.notify_all()  # blocked getters wake up and see the queue is gone
-        return {"ok": True, "found": found}
+        return reply
 
     async def _get(self, name: str, parts: dict[Any, deque[bytes]], partition: Any, n: int, block: bool,
                    timeout: float | None, comm: Any = None) -> dict[str, Any]:
@@ -149,6 +139,17 @@ class Store:
         if action == "stop":
             return {"ok": True, "found": self.apps.pop(name, None) is not None}  # type: ignore[arg-type]
         return {"ok": False, "error": f"unknown apps action {action!r}"}
+
+
+def _name_action(objects: dict[str, Any], name: str, action: str, empty: Any) -> dict[str, Any]:
+    """list, create or delete a named object of one kind."""
+    if action == "list":
+        return {"ok": True, "names": sorted(objects)}
+    if action == "create":
+        created = name not in objects
+        objects.setdefault(name, empty())
+        return {"ok": True, "created": created}
+    return {"ok": True, "found": objects.pop(name, None) is not None}
 
 
 # -- one Dict's actions: (entries, key, value, items, skip_if_exists) -> reply fields ------------

@@ -18,11 +18,12 @@ from typing import Any
 import dask
 import pytest
 from distributed import Client
+from waiting import wait_until
 
 import nbfan
 from nbfan.cluster.local import start_local_cluster
 from nbfan.exception import ClusterConnectionError, ExecutionError
-from tests.reliability.helpers import child_env, kill_group, nbfan_cli, wait_until
+from tests.reliability.helpers import child_env, kill_group, nbfan_cli
 
 app = nbfan.App("fault-drills")
 WORKERS = 3

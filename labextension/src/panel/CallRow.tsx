@@ -39,7 +39,7 @@ function counts(call: ICallSnapshot): string {
 export function CallRow(props: ICallRowProps): JSX.Element {
   const { call, now } = props;
   const running = call.state === 'running';
-  const elapsed = (running ? now : call.ended ?? now) - call.started;
+  const elapsed = (running ? now : (call.ended ?? now)) - call.started;
   const remaining = call.total === null ? null : call.total - call.done - call.failed;
   const eta = running && remaining !== null && call.rate > 0 ? remaining / call.rate : null;
   const caller = call.caller;
@@ -63,7 +63,10 @@ export function CallRow(props: ICallRowProps): JSX.Element {
       }}
     >
       <div className="jp-nbfan-call-head">
-        <span className="jp-nbfan-call-fn" title={call.app ? `${call.app}.${call.function}` : call.function}>
+        <span
+          className="jp-nbfan-call-fn"
+          title={call.app ? `${call.app}.${call.function}` : call.function}
+        >
           {call.function}
         </span>
         <span className="jp-nbfan-call-kind">{call.kind}</span>
@@ -71,7 +74,9 @@ export function CallRow(props: ICallRowProps): JSX.Element {
           <span className="jp-nbfan-call-cancel" onClick={e => e.stopPropagation()}>
             <ToolbarButtonComponent
               icon={stopIcon}
-              tooltip={props.cancelling ? 'Cancelling…' : 'Cancel: start none of its remaining inputs'}
+              tooltip={
+                props.cancelling ? 'Cancelling…' : 'Cancel: start none of its remaining inputs'
+              }
               enabled={!props.cancelling}
               onClick={() => props.onCancel(call.call_id)}
               dataset={{ action: 'cancel' }}

@@ -35,7 +35,9 @@ function GpuRow(props: { gpu: IGpu }): JSX.Element {
         label="mem"
         value={used ?? 0}
         max={total ?? 1}
-        text={used === null || total === null ? 'n/a' : `${formatBytes(used)} / ${formatBytes(total)}`}
+        text={
+          used === null || total === null ? 'n/a' : `${formatBytes(used)} / ${formatBytes(total)}`
+        }
       />
     </div>
   );

@@ -9,8 +9,8 @@ export function EmptyState(): JSX.Element {
   return (
     <div className="jp-nbfan-empty">
       <p>
-        No fan-out calls yet. Every <code>.map</code>, <code>.spawn</code> and{' '}
-        <code>.remote</code> of every kernel on this cluster shows up here, live.
+        No fan-out calls yet. Every <code>.map</code>, <code>.spawn</code> and <code>.remote</code>{' '}
+        of every kernel on this cluster shows up here, live.
       </p>
       <p>Try it in a notebook:</p>
       <pre className="jp-nbfan-example">{EXAMPLE}</pre>

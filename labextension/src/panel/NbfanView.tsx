@@ -2,6 +2,7 @@ import * as React from 'react';
 
 import { LiveModel, LinkState } from '../live';
 import { CallRow } from './CallRow';
+import { RenderClock } from './clock';
 import { ClusterCard } from './ClusterCard';
 import { EmptyState } from './EmptyState';
 
@@ -12,25 +13,22 @@ const LINK_TEXT: { [link in LinkState]: string } = {
   offline: 'offline'
 };
 
-/** Re-render on every model change, and once a second so elapsed times tick. */
-function useModel(model: LiveModel): number {
-  const [version, setVersion] = React.useState(0);
+/** Re-render whenever the clock says so: on model changes and each second, while visible. */
+function useClock(clock: RenderClock): void {
+  const [, setVersion] = React.useState(0);
   React.useEffect(() => {
     const bump = () => setVersion(v => v + 1);
-    model.changed.connect(bump);
-    const timer = window.setInterval(bump, 1000);
+    clock.ticked.connect(bump);
     return () => {
-      model.changed.disconnect(bump);
-      window.clearInterval(timer);
+      clock.ticked.disconnect(bump);
     };
-  }, [model]);
-  return version;
+  }, [clock]);
 }
 
 /** The whole panel body: link status, the cluster card and the calls, running first. */
-export function NbfanView(props: { model: LiveModel }): JSX.Element {
+export function NbfanView(props: { model: LiveModel; clock: RenderClock }): JSX.Element {
   const { model } = props;
-  useModel(model);
+  useClock(props.clock);
   const [expanded, setExpanded] = React.useState<Set<string>>(new Set());
   const [cancelling, setCancelling] = React.useState<Set<string>>(new Set());
   const [cancelError, setCancelError] = React.useState<string | null>(null);
@@ -38,7 +36,9 @@ export function NbfanView(props: { model: LiveModel }): JSX.Element {
   const toggle = (id: string) =>
     setExpanded(old => {
       const next = new Set(old);
-      next.has(id) ? next.delete(id) : next.add(id);
+      if (!next.delete(id)) {
+        next.add(id);
+      }
       return next;
     });
   const cancel = (id: string) => {
@@ -46,7 +46,11 @@ export function NbfanView(props: { model: LiveModel }): JSX.Element {
     setCancelError(null);
     model
       .cancel(id)
-      .catch(error => setCancelError(`Could not cancel: ${error.message ?? error}`))
+      .catch((error: unknown) =>
+        setCancelError(
+          `Could not cancel: ${error instanceof Error ? error.message : String(error)}`
+        )
+      )
       .finally(() =>
         setCancelling(old => {
           const next = new Set(old);
@@ -63,7 +67,10 @@ export function NbfanView(props: { model: LiveModel }): JSX.Element {
     <div className="jp-nbfan-view" data-link={model.link}>
       <div className="jp-nbfan-section-title">
         <span>Cluster</span>
-        <span className={`jp-nbfan-link-state jp-nbfan-link-${model.link}`} title={model.error ?? ''}>
+        <span
+          className={`jp-nbfan-link-state jp-nbfan-link-${model.link}`}
+          title={model.error ?? ''}
+        >
           {LINK_TEXT[model.link]}
         </span>
       </div>

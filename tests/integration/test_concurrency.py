@@ -19,7 +19,7 @@ import nbfan
 from nbfan.scheduler.caps import allocate, cap_resource, function_identity, worker_capacity
 from nbfan.scheduler.rpc import cap_shares
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- the split of a cap over workers (pure) -----------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_py
-from tests.test_kernel import KernelSession, kernel_env
+from tests.integration.test_kernel import KernelSession, kernel_env
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

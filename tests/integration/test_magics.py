@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_kernel import KernelSession, kernel_env
+from tests.integration.test_kernel import KernelSession, kernel_env
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,43 @@
+// ESLint flat config for the panel's TypeScript sources (`jlpm lint`).
+import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
+import prettier from 'eslint-config-prettier';
+import reactHooks from 'eslint-plugin-react-hooks';
+import tseslint from 'typescript-eslint';
+
+export default defineConfig(
+  { ignores: ['lib/**', 'node_modules/**', '.yarn/**'] },
+  js.configs.recommended,
+  tseslint.configs.recommendedTypeChecked,
+  {
+    files: ['src/**/*.{ts,tsx}'],
+    languageOptions: {
+      parserOptions: {
+        projectService: true,
+        tsconfigRootDir: import.meta.dirname
+      }
+    },
+    plugins: { 'react-hooks': reactHooks },
+    rules: {
+      ...reactHooks.configs.recommended.rules,
+      '@typescript-eslint/naming-convention': [
+        'error',
+        {
+          selector: 'interface',
+          format: ['PascalCase'],
+          custom: { regex: '^I[A-Z]', match: true }
+        }
+      ],
+      curly: ['error', 'all'],
+      eqeqeq: ['error', 'smart'],
+      'prefer-arrow-callback': 'error'
+    }
+  },
+  {
+    // The config file itself is plain JavaScript, outside the TypeScript project.
+    files: ['**/*.{js,mjs,cjs}'],
+    ...tseslint.configs.disableTypeChecked
+  },
+  // Last: turn off every stylistic rule that prettier owns.
+  prettier
+);
