@@ -28,7 +28,6 @@ export default defineConfig(
           custom: { regex: '^I[A-Z]', match: true }
         }
       ],
-      curly: ['error', 'all'],
       eqeqeq: ['error', 'smart'],
       'prefer-arrow-callback': 'error'
     }
@@ -38,6 +37,11 @@ export default defineConfig(
     files: ['**/*.{js,mjs,cjs}'],
     ...tseslint.configs.disableTypeChecked
   },
-  // Last: turn off every stylistic rule that prettier owns.
-  prettier
+  // Turns off the stylistic rules that prettier owns (curly, re-enabled below with "all", is safe
+  // with prettier: it is only its "multi-line" options that fight it).
+  prettier,
+  {
+    files: ['src/**/*.{ts,tsx}'],
+    rules: { curly: ['error', 'all'] }
+  }
 );

@@ -58,6 +58,20 @@ def cancel_keys(scheduler: Any, keys: Iterable[Any], client: str, reason: str, m
         scheduler.stimulus_cancel(wanted, client, force=True, reason=reason, msg=msg)
 
 
+def hold_on_scheduler(scheduler: Any, keys: list[Any], holder: str) -> None:
+    """Make the pseudo-client `holder` hold tasks (it is created on first use), as
+    `fire_and_forget` and published datasets do (distributed 2026.8.0:
+    `Scheduler.client_desires_keys(keys, client)`)."""
+    scheduler.client_desires_keys(keys=list(keys), client=holder)
+
+
+def release_keys(scheduler: Any, keys: list[Any], holder: str) -> None:
+    """A holder (a pseudo-client such as "nbfan-retained") lets go of tasks; Dask forgets them when
+    nobody else holds them (distributed 2026.8.0: `Scheduler.client_releases_keys(keys, client,
+    stimulus_id)`)."""
+    scheduler.client_releases_keys(keys=list(keys), client=holder, stimulus_id=f"nbfan-release-{time.time()}")
+
+
 def clients_wanting(scheduler: Any, key: Any) -> set[str]:
     """The ids of the clients that hold a task (distributed 2026.8.0: `TaskState.who_wants`,
     a set of ClientState; published datasets and fire_and_forget count as clients)."""
@@ -136,6 +150,18 @@ def set_worker_resource_on_worker(name: str, amount: float, dask_worker: Any = N
     state.total_resources[name] = amount
     if state.running:  # an unpause of a running worker only re-checks its ready/constrained tasks
         dask_worker.handle_stimulus(UnpauseEvent(stimulus_id=f"nbfan-{time.time()}"))
+
+
+def holds_worker_slot() -> bool:
+    """Whether this thread is one of the worker's task threads (it can `secede`), not a thread a
+    task started itself (distributed 2026.8.0: `threadpoolexecutor.thread_state.executor` and
+    the executor's `_threads`)."""
+    import threading
+
+    from distributed.threadpoolexecutor import thread_state
+
+    executor = getattr(thread_state, "executor", None)
+    return executor is not None and threading.current_thread() in getattr(executor, "_threads", ())
 
 
 def current_task_key() -> Any:

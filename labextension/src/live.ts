@@ -26,8 +26,12 @@ const POLL_MS = 1000;
 const CLUSTER_POLL_MS = 5000;
 /** How soon a socket that closed is reopened; failed attempts back off from there. */
 const RECONNECT_MS = 250;
-/** Growth factor of both polls' waits after failures, and their cap. */
-const BACKOFF = 2;
+/**
+ * After a failure each poll waits a random time between its interval and BACKOFF times its last
+ * wait (Poll's decorrelated-jitter exponential backoff; 3 is Poll's default), at most
+ * MAX_BACKOFF_MS, so a restarted server is seen again within a few seconds.
+ */
+const BACKOFF = 3;
 const MAX_BACKOFF_MS = 5000;
 
 const ORDER: { [state: string]: number } = { running: 0 };
@@ -65,8 +69,7 @@ export class LiveModel {
       name: 'nbfan:rest',
       standby: 'when-hidden'
     });
-    // The constructor raises `max` to at least Poll's default (30 s); the setter keeps ours, so a
-    // restarted server is seen again within MAX_BACKOFF_MS.
+    // The constructor raises `max` to at least Poll's default (30 s); the setter keeps ours.
     this._stream.frequency = { interval: RECONNECT_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS };
     this._rest.frequency = { interval: POLL_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS };
   }
@@ -171,8 +174,9 @@ export class LiveModel {
         if (this._link === 'live' || this._link === 'connecting') {
           this._setLink(this._polledOk ? 'polling' : 'offline');
         }
-        void this._rest.start();
         if (opened) {
+          // REST takes over until the socket is back (while it never opened, REST still runs).
+          void this._rest.start();
           resolve();
         } else {
           reject(new Error(`the stream socket did not open (code ${event.code})`));

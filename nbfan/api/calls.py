@@ -9,10 +9,13 @@ from distributed import Future, as_completed
 
 from nbfan import compat
 from nbfan.cluster import get_client
+from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine.aio import aio_method, in_thread, user_facing, wait_future
 from nbfan.engine.plan import batch_outcomes, cancel_call
 from nbfan.exception import NotFoundError
 from nbfan.keys import parse_task_key, task_key
+from nbfan.scheduler.rpc import request
+from nbfan.scheduler.telemetry import STREAM_OP
 
 R = TypeVar("R")
 
@@ -35,6 +38,7 @@ class FunctionCall(Generic[R]):
             raise NotFoundError(f"{future.key!r} is not an nbfan call")
         self._future = future
         self.object_id: str = parsed[0]
+        self._read = False
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.object_id} {self._future.status}>"
@@ -43,12 +47,21 @@ class FunctionCall(Generic[R]):
         """The call's result; raises its remote exception, or the builtin TimeoutError when it
         has not finished within `timeout` seconds (the call keeps running)."""
         try:
-            outcomes = batch_outcomes(self._future, 0, 1, timeout=timeout)
+            with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
+                outcomes = batch_outcomes(self._future, 0, 1, timeout=timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"call {self.object_id} has not finished after {timeout}s; it is still running"
             ) from None
+        self._mark_read()
         return unwrap_outcome(outcomes)
+
+    def _mark_read(self) -> None:
+        """Tell the cluster the result was read: it is kept a while longer for other readers
+        (`FunctionCall.from_id`), then dropped (see scheduler/retention.py)."""
+        if not self._read and self._future.client.status == "running":
+            self._read = True
+            compat.send_to_scheduler(self._future.client, {"op": STREAM_OP, "event": "read", "call_id": self.object_id})
 
     async def _get_aio(self, timeout: float | None = None) -> R:
         import asyncio
@@ -81,8 +94,12 @@ class FunctionCall(Generic[R]):
         """Re-attach to a call from any process connected to the same cluster."""
         client = get_client()
         key = task_key(object_id, 0, 1)
-        known = client.run_on_scheduler(_scheduler_has_task, key=key)
-        if not known:
+        kept = request(client, "retention.lookup", call_id=object_id, key=key)
+        if kept["state"] == "dropped":
+            raise NotFoundError(
+                f"call {object_id!r} finished, and its result is no longer on the cluster: {kept['why']}"
+            )
+        if kept["state"] == "unknown":
             raise NotFoundError(
                 f"no call {object_id!r} on the cluster at {client.scheduler.address}: it never existed there, "
                 f"or it finished and its result was released"
@@ -148,6 +165,9 @@ def after_spawn(call: FunctionCall[Any]) -> None:
     forget a task nobody holds): its future is held here until it finishes. In a script session,
     remember it (to cancel it when the script ends) or, detached, let it outlive this process."""
     future = call._future
+    # re-attachable by id, whoever spawned it: the cluster holds the result (scheduler/retention.py)
+    hold = {"op": STREAM_OP, "event": "hold", "call_id": call.object_id, "key": future.key}
+    compat.send_to_scheduler(future.client, hold)
     with _running_lock:
         _running_spawns.add(future)
     future.add_done_callback(_forget)
@@ -164,7 +184,3 @@ def keep_detached(call: FunctionCall[Any]) -> None:
     `client.unpublish_dataset("nbfan-call-<id>")`)."""
     future = call._future
     future.client.publish_dataset(future, name=f"nbfan-call-{call.object_id}")
-
-
-def _scheduler_has_task(dask_scheduler: Any, key: str) -> bool:
-    return key in dask_scheduler.tasks

@@ -10,6 +10,7 @@ from nbfan.api import map_methods as methods
 from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
 from nbfan.api.options import FunctionOptions, parse_options
 from nbfan.cluster import get_client
+from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine import hooks
 from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator, wait_future
 from nbfan.engine.plan import batch_outcomes, plan_call
@@ -129,7 +130,9 @@ class Function(Generic[P, R]):
         """Run once on the cluster and return its result (or raise its exception)."""
         call = self._submit_one(args, kwargs, "remote")
         try:
-            return unwrap_outcome(batch_outcomes(call._future, 0, 1))
+            with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
+                outcomes = batch_outcomes(call._future, 0, 1)
+            return unwrap_outcome(outcomes)
         except BaseException:
             if not call.done():
                 call._cancel()

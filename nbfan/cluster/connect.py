@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -161,6 +162,15 @@ def _install_telemetry(conn: Connection) -> None:
         hook(conn.client)
 
 
+_worker_clients: set[int] = set()  # ids of worker clients the hooks already ran for
+
+
+def _install_telemetry_once(client: Client) -> None:
+    if id(client) not in _worker_clients:
+        _worker_clients.add(id(client))
+        _install_telemetry(Connection(client, "worker", owns_client=False))
+
+
 def connect(target: ClusterTarget = None) -> Client:
     """Use `target` (a scheduler address, a Dask Cluster or Client) for every call from now on.
 
@@ -188,9 +198,28 @@ def connect(target: ClusterTarget = None) -> Client:
     return conn.client
 
 
+def in_worker_task() -> bool:
+    """Whether this code runs inside a Dask task on a worker (a function calling another)."""
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
 def current_connection() -> Connection:
-    """The connection in use, resolving the default on first use."""
+    """The connection in use. Inside a task on a worker: that worker's own client, so calls made
+    inside functions run on the cluster the task runs on (never a new one). Elsewhere: this
+    process's connection, resolving the default on first use."""
     global _current
+    if in_worker_task():
+        from distributed import get_client as worker_client
+
+        client = worker_client()
+        _install_telemetry_once(client)
+        return Connection(client, "worker", owns_client=False)
     with _lock:
         if _current is None or _current.client.status in ("closed", "closing"):
             _current = _resolve()
@@ -199,8 +228,18 @@ def current_connection() -> Connection:
 
 
 def get_client() -> Client:
-    """The Dask client every nbfan call goes through."""
+    """The Dask client every nbfan call goes through (see `current_connection`)."""
     return current_connection().client
+
+
+@atexit.register
+def _disconnect_at_exit() -> None:
+    """A script that spawns work and exits at once: closing the client flushes its stream to
+    the scheduler (the tasks and their holders arrive) before the process goes."""
+    try:
+        disconnect()
+    except Exception:  # never fail an interpreter's exit
+        pass
 
 
 def disconnect() -> None:
@@ -213,13 +252,5 @@ def disconnect() -> None:
 
 
 def current_client() -> Any:
-    """The Dask client to use here: the worker's own client inside a task, else nbfan's."""
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except ValueError:
-        return get_client()
-    from distributed import get_client as worker_client
-
-    return worker_client()
+    """The Dask client to use here (the worker's own client inside a task, else nbfan's)."""
+    return get_client()

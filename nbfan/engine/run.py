@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nbfan.cluster import get_client
+from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine import hooks
 from nbfan.engine.inputs import check_first_input
 from nbfan.engine.map_loop import Finished, IteratorSource, MapLoop, Yielded, note_failed_input, window_size
@@ -71,11 +72,12 @@ def _deliver(loop: MapLoop, progress: Progress, *, return_exceptions: bool, note
     plan = loop.plan
     state = "failed"
     try:
-        for event in loop.events():
-            if isinstance(event, Yielded):
-                yield event.value
-                continue
-            yield from _values(event, progress, return_exceptions, note_inputs)
+        with waiting_for_the_cluster():  # inside a task: leave the worker slot to the children
+            for event in loop.events():
+                if isinstance(event, Yielded):
+                    yield event.value
+                    continue
+                yield from _values(event, progress, return_exceptions, note_inputs)
         state = "done"
     except (GeneratorExit, KeyboardInterrupt):
         state = "cancelled"

@@ -21,6 +21,7 @@ from typing import Any
 from distributed import Client, fire_and_forget
 
 from nbfan.cluster import current_connection, get_client
+from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine import hooks
 from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_facing
 from nbfan.engine.coordinator import coordinate
@@ -157,6 +158,10 @@ class MapCall:
     def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[Any]:
         """Results in input order as they become available; see the class docstring for errors.
         `timeout`: seconds to wait for the next result before raising TimeoutError."""
+        with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
+            yield from self._results(return_exceptions, timeout)
+
+    def _results(self, return_exceptions: bool, timeout: float | None) -> Iterator[Any]:
         import time
 
         client = self.client

@@ -7,12 +7,14 @@ item goes to exactly one getter however many compete. Values are cloudpickled. P
 
 from __future__ import annotations
 
+import contextlib
 import queue as _queue
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import cloudpickle
 
+from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine.aio import aio_method, in_thread
 from nbfan.exception import InvalidError
 from nbfan.objects.dict import with_thread_aio
@@ -55,9 +57,9 @@ class Queue(NamedObject):
     put_many = with_thread_aio(_put_many)
 
     def _get_values(self, n: int, block: bool, timeout: float | None, partition: str | None) -> list[Any]:
-        reply = self._call(
-            "get", n=n, block=block, timeout=_check_timeout(timeout), partition=_check_partition(partition)
-        )
+        timeout, partition = _check_timeout(timeout), _check_partition(partition)
+        with waiting_for_the_cluster() if block else contextlib.nullcontext():  # a getter waiting in a task
+            reply = self._call("get", n=n, block=block, timeout=timeout, partition=partition)
         return [cloudpickle.loads(b) for b in reply["values"]]
 
     def _get(self, block: bool = True, timeout: float | None = None, *, partition: str | None = None) -> Any:

@@ -20,8 +20,9 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from nbfan import compat
 from nbfan.scheduler.caps import Caps
 from nbfan.scheduler.mapstore import MapStore
+from nbfan.scheduler.retention import Retention
 from nbfan.scheduler.store import Store
-from nbfan.scheduler.telemetry import Telemetry
+from nbfan.scheduler.telemetry import STREAM_OP, Telemetry
 
 PROTOCOL_VERSION = 1
 PLUGIN_NAME = "nbfan"
@@ -39,6 +40,8 @@ class NbfanPlugin(SchedulerPlugin):
         self.maps = MapStore()
         self.caps = Caps()
         self.store = Store()
+        self.retention = Retention()
+        self.scheduler_ref: Any = None
         self.ops: dict[str, Callable[..., Any]] = {
             "calls": self.telemetry.calls,
             "cancel": self.telemetry.cancel,
@@ -47,19 +50,36 @@ class NbfanPlugin(SchedulerPlugin):
             "dict": self.store.dict_op,
             "queue": self.store.queue_op,
             "apps": self.store.apps_op,
+            "retention.lookup": self.retention.lookup,
+            "retention.configure": self.retention.configure,
             **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
         }
 
     async def start(self, scheduler: Any) -> None:
         """Attach the parts to the scheduler and answer requests."""
-        for part in (self.telemetry, self.maps, self.caps, self.store):
+        self.scheduler_ref = scheduler
+        for part in (self.telemetry, self.maps, self.caps, self.store, self.retention):
             await part.start(scheduler)
         compat.add_rpc_handler(scheduler, HANDLER, self.handle)
+        compat.add_stream_handler(scheduler, STREAM_OP, self.handle_event)
+        compat.add_periodic_callback(scheduler, "nbfan-retention", self.retention.sweep, 1000)
 
     async def close(self) -> None:
         """The scheduler is closing."""
         await self.caps.close()
         await self.telemetry.close()
+        if self.scheduler_ref is not None:
+            compat.remove_periodic_callback(self.scheduler_ref, "nbfan-retention")
+
+    def handle_event(self, event: str = "", call_id: str = "", **msg: Any) -> None:
+        """A call event on a caller's stream: `hold` (a call was spawned) and `read` (its result
+        was read) go to retention, the others (start, total, end) to telemetry."""
+        if event == "read":
+            self.retention.read(call_id)
+        elif event == "hold":
+            self.retention.hold(call_id, msg.get("key"))
+        else:
+            self.telemetry.handle_call_event(event=event, call_id=call_id, **msg)
 
     async def handle(self, comm: Any = None, operation: str = "", version: int | None = None, **arguments: Any) -> Any:
         """One request: `{"result": ...}`, or `{"error": why}`."""
@@ -84,6 +104,7 @@ class NbfanPlugin(SchedulerPlugin):
         """A task changed state: telemetry counts it; the map store watches coordinators."""
         self.telemetry.transition(key, start, finish, *args, **kwargs)
         self.maps.transition(key, start, finish, *args, **kwargs)
+        self.retention.transition(key, start, finish, *args, **kwargs)
 
     def add_worker(self, scheduler: Any, worker: str) -> None:
         """A worker joined: it may get a share of the caps."""

@@ -42,7 +42,6 @@ class Telemetry:
     async def start(self, scheduler: Any) -> None:
         """Listen to callers' call events and sample rates while calls run."""
         self.scheduler = scheduler
-        compat.add_stream_handler(scheduler, STREAM_OP, self.handle_call_event)
         compat.add_periodic_callback(scheduler, SAMPLER, self._sample, SAMPLE_INTERVAL_MS)
 
     async def close(self) -> None:

@@ -206,3 +206,11 @@ def test_a_notebook_function_failing_remotely_shows_its_cell_and_source_lines(ke
     assert "<dynamic-code>" not in text
     if sys.version_info >= (3, 11):  # 3.10 cannot drop nbfan's local frames (see fanout/tracebacks.py)
         assert "nbfan/" not in text
+
+
+def test_a_remote_cell_maps_a_function_defined_in_the_notebook(kernel, local_cluster):
+    kernel.ok("import nbfan\ncell_app = nbfan.App('cell-composition')\n@cell_app.function\ndef cube(v):\n    return v ** 3\n")
+    ex = kernel.ok("%%remote\nfrom nbfan.cluster import get_client\ncubes = list(cube.map(range(5)))\naddress = get_client().scheduler.address")
+    assert ex.error() is None
+    kernel.ok("assert cubes == [0, 1, 8, 27, 64], cubes")
+    kernel.ok(f"assert address == {local_cluster.scheduler_address!r}, address")  # the cell's own cluster

@@ -21,3 +21,12 @@ def test_ruff_finds_nothing() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_panels_typescript_passes_eslint_and_prettier() -> None:
+    labextension = REPO / "labextension"
+    assert (labextension / "node_modules").is_dir(), "the panel's packages come with `make install` (jlpm install)"
+    jlpm = shutil.which("jlpm", path=str(Path(sys.executable).parent)) or shutil.which("jlpm")
+    assert jlpm, "jlpm comes with jupyterlab (a dependency)"
+    result = subprocess.run([jlpm, "lint"], cwd=labextension, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,130 @@
+"""How long a spawned call's result stays on the cluster, whoever spawned it (a caller, a task
+on a worker, a coordinator): until it has been read and `keep_for` seconds have passed, or the
+cluster stops. Unread results are kept too, up to `max_unread` results and `max_bytes` bytes;
+past that the oldest unread ones are dropped first, and a late `FunctionCall.from_id` says so.
+
+How: `.spawn()` sends a `hold` event on the spawner's own stream, in order after the task
+itself (so it cannot be missed even when the spawner exits at once); this part of nbfan's
+plugin (plugin.py) then holds the task's key for the pseudo-client `nbfan-retained`, and lets
+go of it when the policy says so; Dask then forgets the result like any other."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from nbfan import compat
+from nbfan.keys import parse_task_key
+
+HOLDER = "nbfan-retained"
+KEEP_FOR = 600.0  # seconds a result stays after it was read
+MAX_UNREAD = 10_000  # unread results kept at most (the oldest go first)
+MAX_BYTES = 4 * 2**30  # bytes of unread results kept at most (as Dask measures them)
+MAX_TOMBSTONES = 20_000
+
+
+@dataclass
+class Held:
+    """One spawned call's result the cluster keeps for re-attaching."""
+
+    key: Any
+    since: float
+    nbytes: int = 0
+    read_at: float | None = None
+
+
+class Retention:
+    """The results of spawned calls, kept by call id (a part of `plugin.NbfanPlugin`)."""
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.held: OrderedDict[str, Held] = OrderedDict()  # call id -> held result, oldest first
+        self.dropped: OrderedDict[str, str] = OrderedDict()  # call id -> why its result is gone
+        self.keep_for = KEEP_FOR
+        self.max_unread = MAX_UNREAD
+        self.max_bytes = MAX_BYTES
+
+    async def start(self, scheduler: Any) -> None:
+        """Attached to the scheduler by the plugin."""
+        self.scheduler = scheduler
+
+    def hold(self, call_id: str, key: Any) -> None:
+        """A spawned call's task arrived: hold its key until the policy lets go of it."""
+        if call_id in self.held or key not in self.scheduler.tasks:
+            return
+        compat.hold_on_scheduler(self.scheduler, [key], HOLDER)
+        self.held[call_id] = Held(key, time.time())
+        self._enforce_caps()
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        """A held call's task finished: note its result's size (for the byte cap)."""
+        if finish != "memory":
+            return
+        parsed = parse_task_key(key)
+        held = self.held.get(parsed[0]) if parsed is not None else None
+        if held is not None and held.key == key:
+            ts = self.scheduler.tasks.get(key)
+            held.nbytes = max(int(getattr(ts, "nbytes", 0) or 0), 0) if ts is not None else 0
+            self._enforce_caps()
+
+    def read(self, call_id: str) -> None:
+        """Someone read the result: it goes `keep_for` seconds from now."""
+        held = self.held.get(call_id)
+        if held is not None and held.read_at is None:
+            held.read_at = time.time()
+
+    async def lookup(self, call_id: str, key: Any = None, wait: float = 2.0) -> dict[str, Any]:
+        """The `retention.lookup` request: whether a call's result can still be re-attached. A
+        call spawned inside a task may reach the scheduler a moment after its id reached the
+        asker (another connection): an unknown one is waited for, `wait` seconds at most."""
+        deadline = time.monotonic() + wait
+        while True:
+            if call_id in self.held:
+                return {"state": "held"}
+            if call_id in self.dropped:
+                return {"state": "dropped", "why": self.dropped[call_id]}
+            if key is not None and key in self.scheduler.tasks:
+                return {"state": "running"}
+            if time.monotonic() >= deadline:
+                return {"state": "unknown"}
+            await asyncio.sleep(0.01)
+
+    def configure(self, keep_for: float | None = None, max_unread: int | None = None,
+                  max_bytes: int | None = None) -> dict[str, Any]:
+        """The `retention.configure` request: change the policy (None keeps a setting)."""
+        self.keep_for = self.keep_for if keep_for is None else float(keep_for)
+        self.max_unread = self.max_unread if max_unread is None else int(max_unread)
+        self.max_bytes = self.max_bytes if max_bytes is None else int(max_bytes)
+        self._enforce_caps()
+        return {"keep_for": self.keep_for, "max_unread": self.max_unread, "max_bytes": self.max_bytes}
+
+    def sweep(self) -> None:
+        """Let go of results read more than `keep_for` seconds ago (called periodically)."""
+        now = time.time()
+        expired = [cid for cid, h in self.held.items() if h.read_at is not None and now - h.read_at >= self.keep_for]
+        for call_id in expired:
+            self._drop(call_id, f"its result was read and kept {self.keep_for:g}s after that")
+
+    def _enforce_caps(self) -> None:
+        unread = [(cid, h) for cid, h in self.held.items() if h.read_at is None]
+        count, size = len(unread), sum(h.nbytes for _, h in unread)
+        for call_id, held in unread:  # oldest first
+            if count <= self.max_unread and size <= self.max_bytes:
+                break
+            self._drop(
+                call_id,
+                f"it was the oldest unread result when more than {self.max_unread} results or "
+                f"{self.max_bytes / 2**20:.0f} MiB were kept unread on the cluster",
+            )
+            count, size = count - 1, size - held.nbytes
+
+    def _drop(self, call_id: str, why: str) -> None:
+        held = self.held.pop(call_id, None)
+        if held is not None:
+            compat.release_keys(self.scheduler, [held.key], HOLDER)
+        self.dropped[call_id] = why
+        while len(self.dropped) > MAX_TOMBSTONES:
+            self.dropped.popitem(last=False)
