@@ -23,6 +23,8 @@ export interface ICaller {
 
 export interface ICallSnapshot {
   call_id: string;
+  /** The call this one was made inside (a function calling another). */
+  parent: string | null;
   function: string;
   app: string | null;
   kind: CallKind;

@@ -67,14 +67,36 @@ def cancel(client: Any, call_id: str) -> bool:
             MapCall(call_id, client).cancel()
         except Exception:
             pass
-    if reply.get("tasks") or reply.get("cancelled"):
+    descendants = list(reply.get("descendants") or [])
+    if reply.get("tasks") or reply.get("cancelled") or descendants:
         from nbfan.worker.task import cancel_running
 
-        try:
-            client.run(cancel_running, call_id, wait=False)
+        try:  # the calls made inside it stop too
+            client.run(cancel_running, call_id, *descendants, wait=False)
         except Exception:  # workers gone: nothing left running
             pass
     return bool(reply.get("cancelled"))
+
+
+def as_tree(calls: list[Any]) -> list[dict[str, Any]]:
+    """Calls in the snapshot's order, each followed by the calls made inside it, at any depth
+    (`depth` says how deep): a parent's progress counts its own inputs, its children theirs."""
+    ids = {c["call_id"] for c in calls}
+    children: dict[str, list[Any]] = {}
+    for call in calls:
+        if call.get("parent") in ids:
+            children.setdefault(call["parent"], []).append(call)
+    ordered: list[dict[str, Any]] = []
+
+    def add(call: Any, depth: int) -> None:
+        ordered.append({**call, "depth": depth})
+        for child in children.get(call["call_id"], []):
+            add(child, depth + 1)
+
+    for call in calls:
+        if call.get("parent") not in ids:
+            add(call, 0)
+    return ordered
 
 
 def _dashboard(info: dict[str, Any], address: str) -> str | None:

@@ -7,6 +7,8 @@ import argparse
 import time
 from typing import Any
 
+from nbfan.api.telemetry import as_tree
+
 STATE_STYLE = {"running": "cyan", "done": "green", "failed": "red", "cancelled": "yellow"}
 
 
@@ -30,11 +32,11 @@ def calls_table(snapshot: dict[str, Any], limit: int = 50, *, compact: bool = Fa
     for name in columns:
         table.add_column(name, no_wrap=True, min_width=20 if name == "call" else None,
                          max_width=30 if name == "caller" else None)
-    for call in snapshot["calls"][:limit]:
+    for call in as_tree(snapshot["calls"])[:limit]:
         total = call.get("total")
         finished = call.get("done", 0) + call.get("failed", 0)
         cells = {
-            "call": call["call_id"],
+            "call": "  " * call["depth"] + ("└ " if call["depth"] else "") + call["call_id"],
             "function": f"{call['app']}.{call['function']}" if call.get("app") else call["function"],
             "kind": call.get("kind", ""),
             "caller": (call.get("caller") or {}).get("label", ""),

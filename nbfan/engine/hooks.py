@@ -14,6 +14,7 @@ from nbfan.config import config
 from nbfan.engine.target import CallTarget
 from nbfan.scheduler.rpc import ensure_plugin
 from nbfan.scheduler.telemetry import STREAM_OP
+from nbfan.worker.task import current_lineage
 
 logger = logging.getLogger("nbfan.telemetry")
 
@@ -73,7 +74,9 @@ def call_started(client: Any, call_id: str, function: CallTarget, kind: str) -> 
         name, app = function.name, function.app_name
     except Exception:
         name, app = getattr(function, "__name__", "?"), None
+    lineage = current_lineage()
     _send(client, {"event": "start", "call_id": call_id, "function": name, "app": app, "kind": kind,
+                   "parent": lineage[-1] if lineage else None,
                    "caller": this_caller(), "time": time.time()})
 
 

@@ -15,10 +15,11 @@ from nbfan.engine.placement import plan_resources
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
 from nbfan.keys import new_call_id, task_key
+from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.generator import run_generator
 from nbfan.worker.payload import Args, dumps_function, dumps_inputs, loads
-from nbfan.worker.task import TaskSpec, cancel_running, run_batch
+from nbfan.worker.task import TaskSpec, cancel_running, current_lineage, run_batch
 
 
 @dataclass
@@ -69,6 +70,7 @@ def plan_call(
         opts.image.check_on_cluster(client)  # packages the image names, missing on workers: a clear error
     spec = TaskSpec(
         call_id=call_id or new_call_id(),
+        parents=current_lineage(),  # inside a task: the calls this one is made inside
         timeout=opts.timeout,
         retries=opts.retries,
         stop_on_error=stop_on_error,
@@ -131,8 +133,12 @@ def cancel_call(client: Client, call_id: str, futures: Sequence[Future]) -> None
     if client.status != "running":  # scheduler lost: it dropped our tasks; waiting on it would hang
         return
     if futures:
-        client.cancel(list(futures))
+        client.cancel(list(futures), force=True)  # for every holder: the cluster keeps spawned results (retention)
+    try:  # the calls made inside this one go with it (the scheduler knows them: telemetry)
+        children = request(client, "cancel_children", call_id=call_id)
+    except Exception:  # no plugin, or the cluster is gone: this call alone
+        children = []
     try:
-        client.run(cancel_running, call_id, wait=False, callback_timeout=10)  # bounded: never hang here
+        client.run(cancel_running, call_id, *children, wait=False, callback_timeout=10)  # bounded: never hang
     except Exception:  # the cluster may be gone; nothing left to stop then
         pass

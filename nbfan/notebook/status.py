@@ -107,7 +107,7 @@ def _call_row(call: dict[str, Any]) -> dict[str, Any]:
         elapsed = f"{max(0.0, (call.get('ended') or time.time()) - started):.1f}s"
     caller = call.get("caller") or {}
     return {
-        "call": str(call.get("call_id", ""))[:12],
+        "call": "  " * call.get("depth", 0) + ("└ " if call.get("depth") else "") + str(call.get("call_id", ""))[:12],
         "function": call.get("function", "?"),
         "kind": call.get("kind", ""),
         "caller": caller.get("label", "") if isinstance(caller, dict) else str(caller),
@@ -124,7 +124,7 @@ def running_calls(client: Any) -> list[dict[str, Any]] | None:
     """Running calls, then the few most recently finished; None when the cluster has no
     nbfan telemetry (the view then shows the cluster alone)."""
     try:
-        from nbfan.api.telemetry import calls_snapshot
+        from nbfan.api.telemetry import as_tree, calls_snapshot
     except ImportError:
         return None
     try:
@@ -134,7 +134,7 @@ def running_calls(client: Any) -> list[dict[str, Any]] | None:
     running = [c for c in calls if c.get("state") == "running"]
     finished = [c for c in calls if c.get("state") != "running"]
     finished.sort(key=lambda c: c.get("ended") or 0, reverse=True)
-    return running + finished[:RECENT_FINISHED]
+    return as_tree(running + finished[:RECENT_FINISHED])  # children under their parent
 
 
 def _gpu_texts(info: dict[str, Any]) -> dict[str, str]:

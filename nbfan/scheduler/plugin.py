@@ -45,6 +45,7 @@ class NbfanPlugin(SchedulerPlugin):
         self.ops: dict[str, Callable[..., Any]] = {
             "calls": self.telemetry.calls,
             "cancel": self.telemetry.cancel,
+            "cancel_children": self.cancel_children,
             "caps.set": self.caps.set_cap,
             "caps.shares": self.caps.all_shares,
             "dict": self.store.dict_op,
@@ -70,6 +71,14 @@ class NbfanPlugin(SchedulerPlugin):
         await self.telemetry.close()
         if self.scheduler_ref is not None:
             compat.remove_periodic_callback(self.scheduler_ref, "nbfan-retention")
+
+    def cancel_children(self, call_id: str = "", client: str | None = None) -> list[str]:
+        """The `cancel_children` request (a call is being cancelled by its caller): the calls made
+        inside it are cancelled, and neither its result nor theirs is held any longer."""
+        descendants = self.telemetry.cancel_children(call_id, client)
+        for cancelled in (call_id, *descendants):
+            self.retention.forget(cancelled, "the call was cancelled")
+        return descendants
 
     def handle_event(self, event: str = "", call_id: str = "", **msg: Any) -> None:
         """A call event on a caller's stream: `hold` (a call was spawned) and `read` (its result

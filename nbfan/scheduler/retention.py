@@ -121,6 +121,11 @@ class Retention:
             )
             count, size = count - 1, size - held.nbytes
 
+    def forget(self, call_id: str, why: str) -> None:
+        """Stop holding a call's result (it was cancelled)."""
+        if call_id in self.held:
+            self._drop(call_id, why)
+
     def _drop(self, call_id: str, why: str) -> None:
         held = self.held.pop(call_id, None)
         if held is not None:

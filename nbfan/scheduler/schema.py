@@ -38,6 +38,7 @@ class CallSnapshot(TypedDict):
     """One call (a .remote, a .map...) as the cluster sees it."""
 
     call_id: str
+    parent: str | None  # the call this one was made inside (a function calling another)
     function: str
     app: str | None
     kind: CallKind

@@ -87,6 +87,7 @@ class Telemetry:
                     caller=msg.get("caller") or unknown_caller(),
                     started=msg.get("time"),
                     owner=client,
+                    parent=msg.get("parent"),
                 )
             elif event == "total":
                 self.tracker.call_total(call_id, int(msg["total"]))
@@ -132,17 +133,31 @@ class Telemetry:
         return self.tracker.snapshot()
 
     def cancel(self, call_id: str = "", client: str | None = None) -> dict[str, Any]:
-        """Cancel every task of the call still on the scheduler (by key prefix) and mark it
-        cancelled. Stopping inputs already running on workers is the caller's part
-        (`cancel_running` on every worker)."""
+        """Cancel every task of the call still on the scheduler (by key prefix), and of the calls
+        made inside it, and mark them cancelled. Stopping inputs already running on workers is
+        the caller's part (`cancel_running` on every worker, for `descendants` too)."""
         rec = self.tracker.get(call_id)
-        known = rec is not None
+        cancelled = self.tracker.cancel(call_id)  # first: the tasks forgotten next must not end it otherwise
+        tasks = self._cancel_tasks(call_id, client)
+        descendants = self.cancel_children(call_id, client)
+        kind = rec.kind if rec else None
+        known = rec is not None or bool(tasks)
+        return {"known": known, "cancelled": cancelled, "tasks": tasks, "kind": kind, "descendants": descendants}
+
+    def cancel_children(self, call_id: str = "", client: str | None = None) -> list[str]:
+        """The `cancel_children` request: cancel the calls made inside `call_id`, at any depth
+        (after the cancel no new input of theirs starts); their ids."""
+        descendants = self.tracker.descendants(call_id)
+        for child in descendants:
+            self.tracker.cancel(child)
+            self._cancel_tasks(child, client)
+        return descendants
+
+    def _cancel_tasks(self, call_id: str, client: str | None) -> int:
         prefix = f"{_PREFIX}{call_id}-"
         keys = [k for k in self.scheduler.tasks if isinstance(k, str) and k.startswith(prefix)]
-        cancelled = self.tracker.cancel(call_id)
         if keys:
             owner = client if client in self.scheduler.clients else next(iter(self.scheduler.clients), None)
             if owner is not None:
                 compat.cancel_keys(self.scheduler, keys, owner, "nbfan-cancel", f"nbfan call {call_id} was cancelled")
-        kind = rec.kind if rec else None
-        return {"known": known or bool(keys), "cancelled": cancelled, "tasks": len(keys), "kind": kind}
+        return len(keys)

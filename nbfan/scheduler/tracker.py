@@ -49,6 +49,7 @@ class CallRecord:
         "kind",
         "lost",
         "owner",
+        "parent",
         "pending",
         "per_worker",
         "retried",
@@ -84,6 +85,7 @@ class CallRecord:
         self.lost = 0  # inputs whose task was forgotten unfinished (cancelled by its caller)
         self.sticky = False  # cancelled from outside (the panel, `nbfan calls`): final
         self.pending: dict[int, tuple[int, int]] = {}  # worker reports ahead of their batch's end
+        self.parent: str | None = None  # the call this one was made inside (function composition)
 
     @property
     def done(self) -> int:
@@ -106,6 +108,7 @@ class CallRecord:
     def snapshot(self, now: float) -> CallSnapshot:
         return {
             "call_id": self.call_id,
+            "parent": self.parent,
             "function": self.function,
             "app": self.app,
             "kind": self.kind,  # type: ignore[typeddict-item]
@@ -200,13 +203,14 @@ class CallTracker:
     # -- what callers and workers tell us -----------------------------------------------
 
     def call_started(self, call_id: str, *, function: str, app: str | None, kind: str, caller: Caller,
-                     started: float | None, owner: str | None) -> None:
+                     started: float | None, owner: str | None, parent: str | None = None) -> None:
         rec = self._get_or_create(call_id)
         if not rec.has_meta:  # the first start wins (a spawn_map's coordinator re-announces it)
             self._cached = None
             rec.has_meta = True
             rec.function, rec.app, rec.kind, rec.caller = function, app, kind, caller
             rec.owner = owner
+            rec.parent = parent
             if started is not None:
                 rec.started = min(rec.started, started)
         self.version += 1
@@ -253,6 +257,17 @@ class CallTracker:
         if rec.ended is not None and rec.state == "done" and rec.failed:
             rec.state = "failed"
         self.version += 1
+
+    def descendants(self, call_id: str) -> list[str]:
+        """The calls made inside `call_id`, at any depth (children before their children)."""
+        records = [*self.running.values(), *self.finished.values()]
+        found: list[str] = []
+        frontier = [call_id]
+        while frontier:
+            children = [r.call_id for r in records if r.parent in frontier and r.call_id not in found]
+            found += children
+            frontier = children
+        return found
 
     def cancel(self, call_id: str) -> bool:
         """Mark a call cancelled; False when it had already ended (or is unknown)."""

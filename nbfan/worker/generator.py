@@ -13,7 +13,7 @@ from distributed import Queue
 
 from nbfan.exception import SerializationError
 from nbfan.worker.payload import Failure, loads
-from nbfan.worker.task import TaskSpec, iterate_generator, load_function, prepare_worker
+from nbfan.worker.task import TaskSpec, call_context, iterate_generator, load_function
 
 FLUSH_SECONDS = 0.05
 FLUSH_ITEMS = 512
@@ -41,33 +41,41 @@ def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name
     """Task body for generator functions: stream every yield of every input of the batch."""
     from distributed import get_client
 
-    prepare_worker(spec)
-    fn = load_function(fn_blob)
-    queue = Queue(queue_name, client=get_client())
-    pending: list[tuple[str, int, Any]] = []
-    last_flush = time.monotonic()
-    produced = 0
+    with call_context(spec):
+        fn = load_function(fn_blob)
+        stream = _Stream(Queue(queue_name, client=get_client()))
+        for offset, (args, kwargs) in enumerate(loads(inputs_blob)):
+            index = first_index + offset
+            try:
+                for value in iterate_generator(fn, args, kwargs):
+                    stream.add(("y", index, value))
+                stream.add(("e", index, None))
+            except Exception as exc:
+                stream.add(("f", index, Failure.capture(exc)))
+                if spec.stop_on_error:
+                    break
+        stream.flush()
+    return stream.produced
 
-    def flush() -> None:
-        nonlocal pending, last_flush
-        if pending:
-            queue.put(_dump_events(pending))
-            pending = []
-        last_flush = time.monotonic()
 
-    for offset, (args, kwargs) in enumerate(loads(inputs_blob)):
-        index = first_index + offset
-        try:
-            for value in iterate_generator(fn, args, kwargs):
-                pending.append(("y", index, value))
-                produced += 1
-                if len(pending) >= FLUSH_ITEMS or time.monotonic() - last_flush >= FLUSH_SECONDS:
-                    flush()
-            pending.append(("e", index, None))
-        except Exception as exc:
-            pending.append(("f", index, Failure.capture(exc)))
-            if spec.stop_on_error:
-                flush()
-                break
-    flush()
-    return produced
+class _Stream:
+    """Events pushed to the queue in chunks: every FLUSH_SECONDS or FLUSH_ITEMS events, and at
+    once when an input fails."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.pending: list[tuple[str, int, Any]] = []
+        self.last_flush = time.monotonic()
+        self.produced = 0
+
+    def add(self, event: tuple[str, int, Any]) -> None:
+        self.pending.append(event)
+        self.produced += event[0] == "y"
+        if event[0] == "f" or len(self.pending) >= FLUSH_ITEMS or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.queue.put(_dump_events(self.pending))
+            self.pending = []
+        self.last_flush = time.monotonic()

@@ -24,7 +24,7 @@ from nbfan.exception import FunctionTimeoutError, InputCancellation
 from nbfan.worker import telemetry as _telemetry
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.outcomes import Outcomes
-from nbfan.worker.payload import Failure, dumps_outcomes, loads
+from nbfan.worker.payload import Args, Failure, dumps_outcomes, loads
 from nbfan.worker.retries import Retries
 from nbfan.worker.tracebacks import unpickle_function
 
@@ -41,6 +41,7 @@ class TaskSpec:
     timeout: float | None = None
     retries: Retries | None = None
     stop_on_error: bool = True
+    parents: tuple[str, ...] = ()  # the calls this call was made inside, outermost first
     env: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, str] = field(default_factory=dict)  # mount path -> volume folder
 
@@ -74,19 +75,27 @@ class _Running:
 
 
 def is_cancelled(call_id: str) -> bool:
+    """Whether the call was cancelled on this worker."""
     return call_id in _cancelled
 
 
-async def cancel_running(call_id: str) -> int:
-    """Run on each worker (`client.run`) when a call is cancelled: inputs of the call not yet
+def call_cancelled(spec: TaskSpec) -> bool:
+    """Whether the call, or a call it was made inside, was cancelled: a cancelled parent's
+    children start no new input."""
+    return spec.call_id in _cancelled or any(parent in _cancelled for parent in spec.parents)
+
+
+async def cancel_running(*call_ids: str) -> int:
+    """Run on each worker (`client.run`) when calls are cancelled: inputs of the calls not yet
     started are skipped, and running ones are stopped at their next Python bytecode (code
     blocked inside a C call stops when that call returns). Returns how many threads were hit.
     A coroutine, so `client.run(..., wait=False)` can fire it without waiting."""
     with _running_lock:
-        _cancelled[call_id] = None
+        for call_id in call_ids:
+            _cancelled[call_id] = None
         while len(_cancelled) > 10_000:
             _cancelled.popitem(last=False)
-        threads = list(_running.get(call_id, ()))
+        threads = [t for call_id in call_ids for t in _running.get(call_id, ())]
     for thread in threads:
         _async_raise(thread, InputCancellation)
     return len(threads)
@@ -163,7 +172,7 @@ def run_input(
                 result = asyncio.run(result)
             return True, result
         except Exception as exc:
-            if isinstance(exc, InputCancellation) or is_cancelled(spec.call_id):
+            if isinstance(exc, InputCancellation) or call_cancelled(spec):
                 return False, Failure.capture(InputCancellation("the call was cancelled"))
             if spec.retries is None or attempt >= spec.retries.max_retries:
                 return False, Failure.capture(exc)
@@ -185,16 +194,32 @@ def _apply_env(env: dict[str, str]) -> None:
 
 #: The call id of the input running in this thread (`nbfan.current_function_call_id()`).
 CURRENT_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("nbfan_call_id", default=None)
+#: The calls the running input was made inside, outermost first, then its own call.
+CURRENT_LINEAGE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("nbfan_lineage", default=())
 
 
-def prepare_worker(spec: TaskSpec) -> None:
-    """Before a task's inputs run: secrets' environment, volume mounts, the current call id."""
+def current_lineage() -> tuple[str, ...]:
+    """Inside an input running on a worker: its call and the calls that one was made inside
+    (calls made from here are their children); () elsewhere."""
+    return CURRENT_LINEAGE.get()
+
+
+@contextlib.contextmanager
+def call_context(spec: TaskSpec) -> Iterator[None]:
+    """While a task's inputs run: the call's secrets' environment and volume mounts are in
+    place, and the current call and lineage are set (reset when the task ends)."""
     _apply_env(spec.env)
     if spec.volumes:
         from nbfan.worker.mounts import mount_volumes
 
         mount_volumes(spec.volumes)
-    CURRENT_CALL_ID.set(spec.call_id)
+    call_token = CURRENT_CALL_ID.set(spec.call_id)
+    lineage_token = CURRENT_LINEAGE.set((*spec.parents, spec.call_id))
+    try:
+        yield
+    finally:
+        CURRENT_LINEAGE.reset(lineage_token)
+        CURRENT_CALL_ID.reset(call_token)
 
 
 def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
@@ -202,21 +227,32 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
 
     With `stop_on_error`, the inputs after a failure are not run (they are cancelled)."""
     started = time.perf_counter()
-    prepare_worker(spec)
-    fn = load_function(fn_blob)
+    with call_context(spec):
+        fn = load_function(fn_blob)
+        with gc_paused():
+            inputs = loads(inputs_blob)
+        values, failures, n_failed, n_skipped = _run_inputs(fn, inputs, spec)
+    _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
+    elapsed = time.perf_counter() - started
+    with gc_paused():
+        return dumps_outcomes(Outcomes(values, failures), elapsed)
+
+
+def _run_inputs(
+    fn: Callable[..., Any], inputs: list[Args], spec: TaskSpec
+) -> tuple[list[Any], dict[int, Failure], int, int]:
+    """(values, failures by position, inputs failed, inputs skipped) of a batch's inputs."""
     values: list[Any] = []  # input order; a failed input's slot holds None and its Failure is in `failures`
     failures: dict[int, Failure] = {}
     failed = False
     n_failed = n_skipped = 0
-    with gc_paused():
-        inputs = loads(inputs_blob)
     # Without a timeout, register this thread once for the whole batch (not per input: that
     # lock round trip cost more than a trivial input); cancellation still finds it.
     registered = spec.timeout is None
     try:
         with _Running(spec.call_id) if registered else contextlib.nullcontext():
             for args, kwargs in inputs:
-                if (failed and spec.stop_on_error) or is_cancelled(spec.call_id):
+                if (failed and spec.stop_on_error) or call_cancelled(spec):
                     skipped = InputCancellation(
                         "not run: the call was cancelled or an earlier input of the batch failed"
                     )
@@ -241,10 +277,7 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
         while len(values) < len(inputs):
             failures[len(values)] = cancelled
             values.append(None)
-    _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
-    elapsed = time.perf_counter() - started
-    with gc_paused():
-        return dumps_outcomes(Outcomes(values, failures), elapsed)
+    return values, failures, n_failed, n_skipped
 
 
 def iterate_generator(fn: Callable[..., Iterator[Any]], args: tuple, kwargs: dict) -> Iterator[Any]:

@@ -124,3 +124,62 @@ def test_retention_drops_read_results_after_keep_for_and_the_oldest_unread_past_
         assert nbfan.FunctionCall.from_id(unread[2].object_id).get(timeout=60) == 4
     finally:
         request(client, "retention.configure", **defaults)
+
+
+@app.function
+def maps_inside(n: int) -> int:
+    return sum(square.map(range(n)))
+
+
+def test_a_call_made_inside_another_records_its_parent_and_shows_under_it(client) -> None:
+    from nbfan.api.telemetry import as_tree, calls_snapshot
+
+    call = maps_inside.spawn(5)
+    assert call.get(timeout=60) == 30
+    calls = calls_snapshot(client)["calls"]
+    children = [c for c in calls if c.get("parent") == call.object_id]
+    assert [(c["function"], c["kind"], c["done"]) for c in children] == [("square", "map", 5)]
+    tree = as_tree(calls)
+    at = next(i for i, c in enumerate(tree) if c["call_id"] == call.object_id)
+    assert tree[at + 1]["call_id"] == children[0]["call_id"] and tree[at + 1]["depth"] == tree[at]["depth"] + 1
+
+
+@app.function
+def slow_child(i: int, folder: str) -> int:
+    import time
+    from pathlib import Path
+
+    Path(folder, f"started-{i}").touch()
+    time.sleep(0.2)
+    return i
+
+
+@app.function
+def parent_of_slow_children(folder: str) -> int:
+    return sum(slow_child.map(range(200), kwargs={"folder": folder}))
+
+
+def test_cancelling_the_parent_cancels_its_children(client, tmp_path) -> None:
+    from waiting import wait_until
+
+    from nbfan.api.telemetry import calls_snapshot
+
+    call = parent_of_slow_children.spawn(str(tmp_path))
+    wait_until(lambda: len(list(tmp_path.glob("started-*"))) >= 2, what="the children to start")
+    call.cancel()
+
+    def child() -> dict:
+        found = [c for c in calls_snapshot(client)["calls"] if c.get("parent") == call.object_id]
+        return found[0] if found else {}
+
+    wait_until(lambda: child().get("state") == "cancelled", what="the child call to be cancelled")
+    prefix = f"nbfan-{child()['call_id']}-"
+
+    def child_tasks(dask_scheduler=None) -> int:
+        return sum(1 for k in dask_scheduler.tasks if str(k).startswith(prefix))
+
+    wait_until(lambda: client.run_on_scheduler(child_tasks) == 0, what="the child's tasks to leave the scheduler")
+    started = len(list(tmp_path.glob("started-*")))
+    assert started < 200
+    assert square.remote(2) == 4  # the cluster is free again
+    assert len(list(tmp_path.glob("started-*"))) == started  # no new child input started after the cancel

@@ -180,7 +180,8 @@ def test_plugin_installed_once(client: Client, local_cluster: Any) -> None:
     names = again.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
     assert names.count(PLUGIN_NAME) == 1
     after = query.calls_snapshot(again)["calls"]
-    assert {c["call_id"] for c in before} <= {c["call_id"] for c in after}
+    # the most recent calls are still there (older ones may leave the bounded finished history)
+    assert {c["call_id"] for c in before[:20]} <= {c["call_id"] for c in after}
 
 
 def test_finished_history_is_bounded() -> None:
