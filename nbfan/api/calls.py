@@ -9,13 +9,13 @@ from distributed import Future, as_completed
 
 from nbfan import compat
 from nbfan.cluster import get_client
-from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine.aio import aio_method, in_thread, user_facing, wait_future
 from nbfan.engine.plan import batch_outcomes, cancel_call
 from nbfan.exception import NotFoundError
 from nbfan.keys import parse_task_key, task_key
 from nbfan.scheduler.rpc import request
 from nbfan.scheduler.telemetry import STREAM_OP
+from nbfan.worker.waiting import waiting_for_the_cluster
 
 R = TypeVar("R")
 

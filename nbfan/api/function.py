@@ -10,12 +10,12 @@ from nbfan.api import map_methods as methods
 from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
 from nbfan.api.options import FunctionOptions, parse_options
 from nbfan.cluster import get_client
-from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine import hooks
 from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator, wait_future
 from nbfan.engine.plan import batch_outcomes, plan_call
 from nbfan.engine.run import stream_one
 from nbfan.exception import InvalidError
+from nbfan.worker.waiting import waiting_for_the_cluster
 
 if TYPE_CHECKING:
     from nbfan.api.app import App

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from nbfan.cluster import get_client
-from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine import hooks
 from nbfan.engine.inputs import check_first_input
 from nbfan.engine.map_loop import Finished, IteratorSource, MapLoop, Yielded, note_failed_input, window_size
@@ -17,6 +16,7 @@ from nbfan.engine.progress import Progress
 from nbfan.engine.target import CallTarget
 from nbfan.worker.outcomes import ok_values
 from nbfan.worker.payload import Args
+from nbfan.worker.waiting import waiting_for_the_cluster
 
 
 def run_map(

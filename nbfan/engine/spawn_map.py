@@ -21,7 +21,6 @@ from typing import Any
 from distributed import Client, fire_and_forget
 
 from nbfan.cluster import current_connection, get_client
-from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine import hooks
 from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_facing
 from nbfan.engine.coordinator import coordinate
@@ -34,6 +33,7 @@ from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.outcomes import ok_values
 from nbfan.worker.payload import Args, dumps_inputs, loads
+from nbfan.worker.waiting import waiting_for_the_cluster
 
 SUBMIT_TIMEOUT = 30.0  # seconds to wait for the scheduler to acknowledge the coordinator task
 

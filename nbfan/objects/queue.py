@@ -14,12 +14,12 @@ from typing import Any
 
 import cloudpickle
 
-from nbfan.cluster.waiting import waiting_for_the_cluster
 from nbfan.engine.aio import aio_method, in_thread
 from nbfan.exception import InvalidError
 from nbfan.objects.dict import with_thread_aio
 from nbfan.objects.named import NamedObject, StoreKind
 from nbfan.scheduler.store import QUEUE_OP
+from nbfan.worker.waiting import waiting_for_the_cluster
 
 
 def _check_partition(partition: Any) -> Any:

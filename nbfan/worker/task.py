@@ -117,6 +117,28 @@ def load_function(blob: bytes) -> Callable[..., Any]:
     return fn
 
 
+@contextlib.contextmanager
+def cancellation_deferred() -> Iterator[None]:
+    """While nbfan itself waits inside an input (for calls made inside it), a cancel of the
+    input's call is not raised into the thread at an arbitrary bytecode; it is raised when the
+    wait ends (the calls waited for are cancelled too, so it ends soon)."""
+    thread = threading.current_thread()
+    with _running_lock:
+        calls = [call_id for call_id, threads in _running.items() if thread in threads]
+        for call_id in calls:
+            _running[call_id].discard(thread)
+    if calls and thread.ident is not None:  # one raised just before: withdrawn, raised below instead
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), None)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            for call_id in calls:
+                _running.setdefault(call_id, set()).add(thread)
+    if any(call_id in _cancelled for call_id in current_lineage()):
+        raise InputCancellation("the call was cancelled")
+
+
 def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> None:
     """Ask a runaway thread to stop: the exception is raised there at its next bytecode."""
     if thread.ident is not None:

@@ -5,6 +5,10 @@ A function that calls other functions (`g.remote()`, `g.map()`, `FunctionCall.ge
 whose every slot runs such a parent would have no slot left for the children: a deadlock. So
 while it waits, the task leaves the worker's thread pool (Dask's `secede`) and comes back
 after (`rejoin`), as `distributed.worker_client` does. Outside a task this does nothing.
+
+While it waits, a cancel of its call does not raise into the thread (the exception could land
+inside Dask's secede/rejoin): the calls it waits for are cancelled with it, so the wait ends
+by itself, and the cancel is raised once it has (see `task.cancellation_deferred`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 from collections.abc import Iterator
 
 from nbfan import compat
+from nbfan.worker.task import cancellation_deferred
 
 _state = threading.local()  # depth of nested waits in this thread; only the outermost secedes
 
@@ -22,19 +27,23 @@ _state = threading.local()  # depth of nested waits in this thread; only the out
 def waiting_for_the_cluster() -> Iterator[None]:
     """Leave the worker slot (if this thread holds one) while the block waits."""
     depth = getattr(_state, "depth", 0)
-    seceded = False
-    if depth == 0:
-        seceded = _secede()
-    _state.depth = depth + 1
-    thread = threading.get_ident()
-    try:
+    if depth > 0:  # an outer wait of this thread already left the slot
         yield
-    finally:
-        _state.depth = depth
-        if seceded and threading.get_ident() == thread:  # a generator closed elsewhere must not rejoin here
-            from distributed import rejoin
+        return
+    thread = threading.get_ident()
+    _state.depth = 1
+    try:
+        with cancellation_deferred():
+            seceded = _secede()
+            try:
+                yield
+            finally:
+                if seceded and threading.get_ident() == thread:  # a generator closed elsewhere must not rejoin here
+                    from distributed import rejoin
 
-            rejoin()
+                    rejoin()
+    finally:
+        _state.depth = 0
 
 
 def _secede() -> bool:
