@@ -211,6 +211,9 @@ class CallTracker:
             rec.function, rec.app, rec.kind, rec.caller = function, app, kind, caller
             rec.owner = owner
             rec.parent = parent
+            parent_rec = self.get(parent) if parent else None
+            if parent_rec is not None:  # a call made inside a function: it was started by who started that
+                rec.caller = parent_rec.caller
             if started is not None:
                 rec.started = min(rec.started, started)
         self.version += 1

@@ -46,6 +46,17 @@ try:
 except BaseException as exc:
     print("MAP ENDED:", type(exc).__name__, exc)"""
 
+NESTED_CELL = """@app.function()
+def leaf(x):
+    time.sleep(0.05)
+    return x
+
+@app.function()
+def branch(n):
+    return sum(leaf.map(range(n)))
+
+print("NESTED", list(branch.map([20, 20])))"""
+
 # Records, in the page, when each call's row first appears and first shows 100%, and every
 # done count seen while it runs (a MutationObserver: no polling delay in the measurement).
 OBSERVER = """() => {
@@ -101,7 +112,7 @@ def number(label: str, text: str) -> float:
 @pytest.fixture(scope="module")
 def notebook_page(lab: Lab, page: Any) -> Iterator[Any]:
     """ui-test.ipynb open in the nbfan kernel, with the nbfan panel open beside it."""
-    lab.api("PUT", "api/contents/ui-test.ipynb", notebook([MAP_CELL, LONG_CELL], kernel_name()))
+    lab.api("PUT", "api/contents/ui-test.ipynb", notebook([MAP_CELL, LONG_CELL, NESTED_CELL], kernel_name()))
     page.goto(lab.page_url("lab/tree/ui-test.ipynb"), timeout=90_000)
     wait_kernel_idle(page)
     open_panel(page)
@@ -147,6 +158,28 @@ def test_a_map_shows_up_live_and_reaches_300(notebook_page: Any) -> None:
     call.click()
     counts = [int(t) for t in call.locator(".jp-nbfan-worker-count").all_inner_texts()]
     assert len(counts) == 2 and sum(counts) == 300, counts
+
+
+def test_calls_made_inside_a_function_show_under_it(notebook_page: Any, artifacts: Path) -> None:
+    page = notebook_page
+    run_cell(page, 2, "branch.map([20, 20])")
+    output = wait_cell_done(page, 2, timeout=120)
+    assert "NESTED [190, 190]" in output, output
+    page.locator('li.jp-nbfan-call[data-function="branch"][data-state="done"]').wait_for(timeout=20_000)
+    page.locator('li.jp-nbfan-call[data-function="leaf"][data-depth="1"][data-state="done"]').nth(1).wait_for(
+        timeout=20_000
+    )
+    rows = page.locator("li.jp-nbfan-call").evaluate_all(
+        "els => els.map(e => [e.dataset.function, e.dataset.callId, e.dataset.parent, e.dataset.depth])"
+    )
+    parents = [r for r in rows if r[0] == "branch"]
+    children = [r for r in rows if r[0] == "leaf"]
+    branch_ids = {r[1] for r in parents}
+    assert len(children) == 2 and all(r[2] in branch_ids and r[3] == "1" for r in children), rows
+    for child in children:  # each child row comes right under the branch call it was made inside
+        at = rows.index(child)
+        assert rows[at - 1][1] == child[2] or rows[at - 1][2] == child[2], rows
+    page.screenshot(path=str(artifacts / "panel-child-calls-light.png"))
 
 
 def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, artifacts: Path) -> None:

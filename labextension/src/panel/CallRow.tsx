@@ -8,6 +8,8 @@ import { WorkerDistribution } from './WorkerDistribution';
 
 export interface ICallRowProps {
   call: ICallSnapshot;
+  /** How deep the call sits under the calls it was made inside (0: a top-level call). */
+  depth: number;
   /** Now, on the server's clock (epoch seconds). */
   now: number;
   expanded: boolean;
@@ -45,8 +47,11 @@ export function CallRow(props: ICallRowProps): JSX.Element {
   const caller = call.caller;
   return (
     <li
-      className={`jp-nbfan-call jp-nbfan-state-${call.state}`}
+      className={`jp-nbfan-call jp-nbfan-state-${call.state}${props.depth > 0 ? ' jp-nbfan-child-call' : ''}`}
+      style={props.depth > 0 ? { marginLeft: `${props.depth * 14}px` } : undefined}
       data-call-id={call.call_id}
+      data-parent={call.parent ?? ''}
+      data-depth={props.depth}
       data-function={call.function}
       data-state={call.state}
       data-done={call.done}

@@ -5,6 +5,7 @@ import { CallRow } from './CallRow';
 import { RenderClock } from './clock';
 import { ClusterCard } from './ClusterCard';
 import { EmptyState } from './EmptyState';
+import { asTree } from './tree';
 
 const LINK_TEXT: { [link in LinkState]: string } = {
   connecting: 'connecting…',
@@ -87,10 +88,11 @@ export function NbfanView(props: { model: LiveModel; clock: RenderClock }): JSX.
         <EmptyState />
       ) : (
         <ul className="jp-nbfan-calls">
-          {calls.map(call => (
+          {asTree(calls).map(({ call, depth }) => (
             <CallRow
               key={call.call_id}
               call={call}
+              depth={depth}
               now={now}
               expanded={expanded.has(call.call_id)}
               cancelling={cancelling.has(call.call_id)}
