@@ -24,6 +24,7 @@ from nbfan.api.modal_names import (
     is_local,
 )
 from nbfan.api.options import Retries
+from nbfan.api.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
 from nbfan.cluster import connect, disconnect
 from nbfan.cluster.gpus import current_gpus
 from nbfan.config import config
@@ -46,6 +47,7 @@ __all__ = [
     "Queue",
     "Secret",
     "Volume",
+    "asgi_app",
     "batched",
     "concurrent",
     "current_function_call_id",
@@ -53,9 +55,13 @@ __all__ = [
     "enable_output",
     "enter",
     "exit",
+    "fastapi_endpoint",
     "is_local",
     "method",
     "parameter",
+    "web_endpoint",
+    "web_server",
+    "wsgi_app",
 ]
 __all__ += [
     # the rest of the API: apps, functions, calls, options and the cluster connection

@@ -125,9 +125,6 @@ class Cls:
         self.methods = [n for n in dir(user_cls) if getattr(getattr(user_cls, n, None), "_nbfan_method", False)]
         if not self.methods:
             raise InvalidError(f"@app.cls class {user_cls.__name__} has no @modal.method() methods to call")
-        for name in self.methods:
-            if inspect.isgeneratorfunction(getattr(user_cls, name)):
-                raise InvalidError(f"{user_cls.__name__}.{name} is a generator: generator methods are not supported")
         self.__name__ = user_cls.__name__
         self.__doc__ = user_cls.__doc__
 
@@ -160,7 +157,10 @@ class ClsObject:
         self._functions: dict[str, Function[Any, Any]] = {}
         for name in cls.methods:
             call = _MethodCall(cls.user_cls, params, name)
-            self._functions[name] = Function(call, cls.options, cls.app, name=call.__qualname__)
+            function: Function[Any, Any] = Function(call, cls.options, cls.app, name=call.__qualname__)
+            # a generator method streams its yields (.remote_gen, flat .map), as in Modal
+            function.is_generator = inspect.isgeneratorfunction(getattr(cls.user_cls, name))
+            self._functions[name] = function
 
     def __getattr__(self, name: str) -> Any:
         functions = self.__dict__.get("_functions", {})

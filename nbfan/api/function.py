@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from nbfan.api import map_methods as methods
 from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
 from nbfan.api.options import FunctionOptions, parse_options
+from nbfan.api.web import endpoint_kind, refusal
 from nbfan.cluster import get_client
 from nbfan.engine import hooks
 from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator, wait_future
@@ -106,6 +107,9 @@ class Function(Generic[P, R]):
 
     def _submit_one(self, args: tuple, kwargs: dict, kind: str) -> FunctionCall[R]:
         self._require_plain(kind, "remote_gen")
+        endpoint = endpoint_kind(self.raw_f)
+        if endpoint is not None:  # before anything is submitted
+            raise refusal(endpoint, self.name)
         client = get_client()
         plan = plan_call(self, client)
         # announce before submitting: the events then travel ahead of the task in the same

@@ -64,11 +64,19 @@ async def _first_of(coro: Any) -> Any:
 class _Batched:
     """A `@batched` function called with one input: runs it on a batch of one and unwraps."""
 
+    _nbfan_method = True  # on an `@app.cls` class, a batched method is one of its methods
+
     def __init__(self, fn: Callable[..., Any], max_batch_size: int, wait_ms: int) -> None:
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.wait_ms = wait_ms
         functools.update_wrapper(self, fn)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """On an instance, a batched method: bound like a plain method."""
+        if instance is None:
+            return self
+        return _Batched(functools.partial(self.fn, instance), self.max_batch_size, self.wait_ms)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         result = self.fn(*[[a] for a in args], **{k: [v] for k, v in kwargs.items()})

@@ -186,3 +186,66 @@ def test_schedules_warn_and_decorators_validate():
 
     assert double(3) == 6  # one input in, one output out
     assert modal.current_function_call_id() is None and modal.is_local()
+
+
+def test_a_web_endpoint_is_accepted_and_refuses_to_be_called_before_anything_runs(client) -> None:
+    web_app = modal.App("test-web-endpoints")
+
+    @web_app.function()
+    @modal.asgi_app()
+    def serve():
+        return object()
+
+    @web_app.function()
+    @modal.fastapi_endpoint(method="POST")
+    def hook(payload: dict) -> dict:
+        return payload
+
+    @modal.web_server(8000)
+    def server():
+        pass
+
+    assert web_app.registered_functions.keys() == {"serve", "hook"}
+    for call in (lambda: serve.remote(), lambda: hook.remote({}), lambda: hook.spawn({}), lambda: hook.local({}), server):
+        with pytest.raises(InvalidError, match="nbfan does not serve web endpoints"):
+            call()
+
+
+@app.cls()
+class Tokenizer:
+    prefix: str = modal.parameter(default="t")
+
+    @modal.enter()
+    def load(self) -> None:
+        self.loaded = True
+
+    @modal.method()
+    def tokens(self, text: str):
+        for word in text.split():
+            yield f"{self.prefix}:{word}"
+
+    @modal.method()
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_generator_methods_of_a_class_stream_their_yields(client) -> None:
+    model = Tokenizer(prefix="w")
+    assert list(model.tokens.remote_gen("a b c")) == ["w:a", "w:b", "w:c"]
+    assert sorted(model.tokens.map(["x y", "z"])) == ["w:x", "w:y", "w:z"]  # a flat map
+    assert model.count.remote("a b") == 2
+    with pytest.raises(InvalidError, match="generator function"):
+        model.tokens.remote("a")
+
+
+@app.cls()
+class Embedder:
+    @modal.batched(max_batch_size=8, wait_ms=10)
+    def embed(self, texts: list[str]) -> list[int]:
+        return [len(t) for t in texts]
+
+
+def test_a_batched_method_of_a_class_is_a_method(client) -> None:
+    model = Embedder()
+    assert model.embed.remote("abc") == 3
+    assert list(model.embed.map(["a", "bb", "ccc"])) == [1, 2, 3]
