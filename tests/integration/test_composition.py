@@ -183,3 +183,61 @@ def test_cancelling_the_parent_cancels_its_children(client, tmp_path) -> None:
     assert started < 200
     assert square.remote(2) == 4  # the cluster is free again
     assert len(list(tmp_path.glob("started-*"))) == started  # no new child input started after the cancel
+
+
+COMPOSITION_SCRIPT = """
+import nbfan
+from nbfan.cluster import current_connection, get_client
+
+app = nbfan.App("composition-script")
+
+@app.function
+def inner(x):
+    return x * x
+
+@app.function
+def outer(n):
+    return sum(inner.map(range(n))), get_client().scheduler.address
+
+@app.function
+def scatter(n):
+    return [inner.spawn(i).object_id for i in range(n)]
+
+if __name__ == "__main__":
+    results = list(outer.map([10] * 4))
+    assert [r[0] for r in results] == [285] * 4, results
+    assert {r[1] for r in results} == {get_client().scheduler.address}, results
+    ids = scatter.remote(3)
+    assert [nbfan.FunctionCall.from_id(i).get(timeout=60) for i in ids] == [0, 1, 4]
+    print("OK", current_connection().source)
+"""
+
+
+def _run_script(tmp_path, env: dict[str, str]) -> str:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "composition_script.py"
+    script.write_text(COMPOSITION_SCRIPT)
+    full = {**os.environ, "NBFAN_PROGRESS": "0", **env}
+    full.pop("NBFAN_SCHEDULER", None)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=full, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_composition_on_the_embedded_default_cluster(tmp_path) -> None:
+    assert "OK embedded" in _run_script(tmp_path, {"NBFAN_HOME": str(tmp_path / "home")})
+
+
+def test_composition_on_a_cli_started_cluster(tmp_path) -> None:
+    from clitools import run_nbfan
+
+    home = {"NBFAN_HOME": str(tmp_path / "home")}
+    up = run_nbfan("cluster", "up", "--workers", "2", scheduler=None, env=home)
+    assert up.returncode == 0, up.stderr
+    try:
+        assert "OK local" in _run_script(tmp_path, home)
+    finally:
+        run_nbfan("cluster", "down", scheduler=None, env=home)
