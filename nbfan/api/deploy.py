@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from nbfan.cluster import current_client
+from nbfan.cluster import get_client
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.scheduler.rpc import store_call
 from nbfan.scheduler.store import APPS_OP
@@ -45,18 +45,18 @@ def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, A
             ) from exc
     record = {"functions": blobs, "source": source, "host": os.uname().nodename, "pid": os.getpid(),
               "time": time.time()}
-    reply = store_call(client or current_client(), APPS_OP, action="deploy", name=app.name, record=record)
+    reply = store_call(client or get_client(), APPS_OP, action="deploy", name=app.name, record=record)
     return {"app": app.name, "functions": sorted(blobs), "replaced": reply["replaced"]}
 
 
 def list_apps(client: Any = None) -> dict[str, dict[str, Any]]:
     """{app name: {"functions": [...], "source": ..., "deployed": epoch seconds, ...}}."""
-    return store_call(client or current_client(), APPS_OP, action="list")["apps"]
+    return store_call(client or get_client(), APPS_OP, action="list")["apps"]
 
 
 def stop_app(name: str, client: Any = None) -> None:
     """Remove a deployed app."""
-    if not store_call(client or current_client(), APPS_OP, action="stop", name=name)["found"]:
+    if not store_call(client or get_client(), APPS_OP, action="stop", name=name)["found"]:
         raise NotFoundError(f"no deployed app named {name!r}; deployed: {_describe(list_apps(client))}")
 
 
@@ -68,7 +68,7 @@ def _describe(apps: dict[str, dict[str, Any]]) -> str:
 
 def lookup(app_name: str, function_name: str, client: Any = None) -> Function[Any, Any]:
     """The deployed function, unpickled here; NotFoundError listing what is deployed."""
-    c = client or current_client()
+    c = client or get_client()
     record = store_call(c, APPS_OP, action="get", name=app_name)["app"]
     if record is None or function_name not in record["functions"]:
         what = f"app {app_name!r}" if record is None else f"function {function_name!r} in app {app_name!r}"

@@ -249,8 +249,3 @@ def disconnect() -> None:
         conn, _current = _current, None
     if conn is not None:
         _close(conn)
-
-
-def current_client() -> Any:
-    """The Dask client to use here (the worker's own client inside a task, else nbfan's)."""
-    return get_client()

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from nbfan.engine import hooks
-from nbfan.engine.map_loop import Finished, MapLoop, RangeSource, StopMap, failed_blob, pending_ranges
+from nbfan.engine.map_loop import Finished, MapLoop, RangeSource, StopMap, pending_ranges
 from nbfan.engine.plan import CallPlan
+from nbfan.exception import ExecutionError, InputCancellation
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.outcomes import count_failed
-from nbfan.worker.payload import loads
+from nbfan.worker.payload import Failure, dumps_outcomes, loads
 from nbfan.worker.task import TaskSpec
 
 logger = logging.getLogger("nbfan")
@@ -106,8 +107,15 @@ def _store(rpc: Rpc, map_id: str, epoch: int, finished: Finished, failed: int) -
         blob = finished.blob
     else:  # the task died: each of its inputs failed with what killed it
         assert finished.failures is not None
-        blob = failed_blob(finished.failures[0][1], batch.count)
+        blob = _failed_blob(finished.failures[0][1], batch.count)
     return rpc(
         "store", map_id=map_id, epoch=epoch, start=batch.start, count=batch.count,
         outcomes=blob, done=batch.count - failed, failed=failed,
     )
+
+
+def _failed_blob(exc: BaseException, count: int) -> bytes:
+    """The outcomes blob of a batch whose task died: each input failed with `exc`."""
+    if isinstance(exc, InputCancellation):
+        exc = ExecutionError(f"{exc}: its task was cancelled on the cluster")
+    return dumps_outcomes([(False, Failure.capture(exc))] * count)

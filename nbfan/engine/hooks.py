@@ -21,11 +21,6 @@ logger = logging.getLogger("nbfan.telemetry")
 _MARK = "_nbfan_telemetry"  # attribute on a Dask client: True once the plugin is known installed
 
 
-def is_installed(client: Any) -> bool:
-    """Whether this client has made sure the scheduler runs the plugin."""
-    return bool(getattr(client, _MARK, False))
-
-
 def install(client: Any, force: bool = False) -> bool:
     """Install the scheduler plugin unless the scheduler already has it (one round trip per
     client). False when telemetry is off (unless `force`: the views install it to read it)

@@ -28,9 +28,8 @@ from nbfan.engine.batching import BatchSizer
 from nbfan.engine.plan import Batch, CallPlan, cancel_call, describe_task_error
 from nbfan.engine.stream import iter_queue_events
 from nbfan.engine.watchdog import SchedulerWatch
-from nbfan.exception import ExecutionError, InputCancellation
 from nbfan.worker.gcpause import gc_paused
-from nbfan.worker.payload import Args, Failure, loads
+from nbfan.worker.payload import Args, loads
 
 
 def window_size(client: Client) -> int:
@@ -346,12 +345,3 @@ def _task_error(future: Future) -> BaseException | None:
     if future.status == "cancelled":
         return FutureCancelledError(future.key, reason="cancelled")
     return None
-
-
-def failed_blob(exc: BaseException, count: int) -> bytes:
-    """The outcomes blob of a batch whose task died: each input failed with `exc`."""
-    from nbfan.worker.payload import dumps_outcomes
-
-    if isinstance(exc, InputCancellation):
-        exc = ExecutionError(f"{exc}: its task was cancelled on the cluster")
-    return dumps_outcomes([(False, Failure.capture(exc))] * count)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
-from nbfan.cluster import current_client
+from nbfan.cluster import get_client
 from nbfan.exception import NotFoundError
 from nbfan.objects.names import check_name
 from nbfan.scheduler.rpc import store_call
@@ -26,7 +26,7 @@ class StoreKind:
     def open(self, name: str, create_if_missing: bool, client: Any = None) -> str:
         """`name`, checked and existing (created when asked); NotFoundError listing the others."""
         check_name(name, self.kind)
-        c = client or current_client()
+        c = client or get_client()
         if create_if_missing:
             store_call(c, self.op, name=name, action="create")
         elif store_call(c, self.op, name=name, **self.probe).get("missing"):
@@ -40,7 +40,7 @@ class StoreKind:
     @contextlib.contextmanager
     def ephemeral(self, client: Any = None) -> Iterator[str]:
         """A fresh name that exists for the `with` block only."""
-        c = client or current_client()
+        c = client or get_client()
         name = f"ephemeral-{uuid.uuid4().hex[:16]}"
         store_call(c, self.op, name=name, action="create")
         try:
@@ -51,12 +51,12 @@ class StoreKind:
     def delete(self, name: str, client: Any = None) -> None:
         """Remove the name and its contents; NotFoundError when there is none."""
         check_name(name, self.kind)
-        if not store_call(client or current_client(), self.op, name=name, action="delete")["found"]:
+        if not store_call(client or get_client(), self.op, name=name, action="delete")["found"]:
             raise NotFoundError(f"no {self.kind} named {name!r} on the cluster")
 
     def call(self, name: str, action: str, **kwargs: Any) -> dict[str, Any]:
         """One action on the named object; NotFoundError once it no longer exists."""
-        reply = store_call(current_client(), self.op, name=name, action=action, **kwargs)
+        reply = store_call(get_client(), self.op, name=name, action=action, **kwargs)
         if reply.get("missing"):
             raise NotFoundError(
                 f"{self.kind} {name!r} no longer exists on the cluster (deleted, or the scheduler restarted)"

@@ -41,7 +41,7 @@ class NbfanPlugin(SchedulerPlugin):
         self.caps = Caps()
         self.store = Store()
         self.retention = Retention()
-        self.scheduler_ref: Any = None
+        self.scheduler: Any = None
         self.ops: dict[str, Callable[..., Any]] = {
             "calls": self.telemetry.calls,
             "cancel": self.telemetry.cancel,
@@ -58,7 +58,7 @@ class NbfanPlugin(SchedulerPlugin):
 
     async def start(self, scheduler: Any) -> None:
         """Attach the parts to the scheduler and answer requests."""
-        self.scheduler_ref = scheduler
+        self.scheduler = scheduler
         for part in (self.telemetry, self.maps, self.caps, self.store, self.retention):
             await part.start(scheduler)
         compat.add_rpc_handler(scheduler, HANDLER, self.handle)
@@ -69,8 +69,8 @@ class NbfanPlugin(SchedulerPlugin):
         """The scheduler is closing."""
         await self.caps.close()
         await self.telemetry.close()
-        if self.scheduler_ref is not None:
-            compat.remove_periodic_callback(self.scheduler_ref, "nbfan-retention")
+        if self.scheduler is not None:
+            compat.remove_periodic_callback(self.scheduler, "nbfan-retention")
 
     def cancel_children(self, call_id: str = "", client: str | None = None) -> list[str]:
         """The `cancel_children` request (a call is being cancelled by its caller): the calls made

@@ -80,17 +80,6 @@ def request(dask_client: Any, op: str, /, **arguments: Any) -> Any:
     raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
 
 
-async def request_async(dask_client: Any, op: str, /, **arguments: Any) -> Any:
-    """`request` from a coroutine on the client's own event loop (an asynchronous client, or
-    the scheduler-side bridge of an `.aio` call); the plugin must be installed already."""
-    client = dask_client
-    reply = await getattr(client.scheduler, HANDLER)(operation=op, version=PROTOCOL_VERSION, **arguments)
-    answer = _answer(client, op, reply)
-    if answer is _MISSING:
-        raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
-    return answer
-
-
 # -- the client side of the parts' requests -----------------------------------------------------
 
 

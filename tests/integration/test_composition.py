@@ -213,22 +213,16 @@ if __name__ == "__main__":
 """
 
 
-def _run_script(tmp_path, env: dict[str, str]) -> str:
-    import os
-    import subprocess
-    import sys
+def _run_script(env: dict[str, str]) -> str:
+    from conftest import run_py
 
-    script = tmp_path / "composition_script.py"
-    script.write_text(COMPOSITION_SCRIPT)
-    full = {**os.environ, "NBFAN_PROGRESS": "0", **env}
-    full.pop("NBFAN_SCHEDULER", None)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=full, timeout=240)
+    result = run_py(COMPOSITION_SCRIPT, env={"NBFAN_PROGRESS": "0", **env}, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
 def test_composition_on_the_embedded_default_cluster(tmp_path) -> None:
-    assert "OK embedded" in _run_script(tmp_path, {"NBFAN_HOME": str(tmp_path / "home")})
+    assert "OK embedded" in _run_script({"NBFAN_HOME": str(tmp_path / "home")})
 
 
 def test_composition_on_a_cli_started_cluster(tmp_path) -> None:
@@ -238,6 +232,6 @@ def test_composition_on_a_cli_started_cluster(tmp_path) -> None:
     up = run_nbfan("cluster", "up", "--workers", "2", scheduler=None, env=home)
     assert up.returncode == 0, up.stderr
     try:
-        assert "OK local" in _run_script(tmp_path, home)
+        assert "OK local" in _run_script(home)
     finally:
         run_nbfan("cluster", "down", scheduler=None, env=home)
