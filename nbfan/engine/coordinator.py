@@ -106,8 +106,8 @@ def _store(rpc: Rpc, map_id: str, epoch: int, finished: Finished, failed: int) -
     if finished.blob is not None:
         blob = finished.blob
     else:  # the task died: each of its inputs failed with what killed it
-        assert finished.failures is not None
-        blob = _failed_blob(finished.failures[0][1], batch.count)
+        assert finished.known is not None
+        blob = _failed_blob(finished.known[0][1], batch.count)
     return rpc(
         "store", map_id=map_id, epoch=epoch, start=batch.start, count=batch.count,
         outcomes=blob, done=batch.count - failed, failed=failed,

@@ -123,20 +123,22 @@ def pending_ranges(stored: list[tuple[int, int]], total: int) -> list[tuple[int,
 
 @dataclass
 class Finished:
-    """A batch whose task ended. `blob` is its raw result (None when the task itself died);
-    `outcomes` are its inputs' (ok, value or Failure/exception) pairs in input order."""
+    """A batch whose task ended. `outcomes` are its inputs' (ok, value or Failure/exception)
+    pairs in input order: decoded from `blob`, the task's result, or `known` without one (a task
+    that died: each input failed; a generator input's end, whose values were already Yielded)."""
 
     batch: Batch
     elapsed: float = 0.0
     blob: bytes | None = None
-    failures: Sequence[tuple[bool, Any]] | None = None
+    known: Sequence[tuple[bool, Any]] | None = None
+    stream_end: bool = False  # a generator input ended: its outcome carries no value
     _outcomes: Sequence[tuple[bool, Any]] | None = field(default=None, repr=False)
 
     @property
     def outcomes(self) -> Sequence[tuple[bool, Any]]:
         if self._outcomes is None:
-            if self.failures is not None:
-                self._outcomes = self.failures
+            if self.known is not None:
+                self._outcomes = self.known
             else:
                 assert self.blob is not None
                 with gc_paused():  # a batch's results are many small objects
@@ -273,7 +275,7 @@ class MapLoop:
         if error is not None:
             failure = describe_task_error(error, batch.start, batch.count)
             future.release()
-            return Finished(batch, failures=[(False, failure)] * batch.count)
+            return Finished(batch, known=[(False, failure)] * batch.count)
         blob = self.watch.gather(future)
         self.watch.mark_alive()
         future.release()
@@ -312,7 +314,7 @@ class MapLoop:
                     batch = by_index.pop(index)
                     self.in_flight.pop(batch.future.key, None)
                     batch.future.release()
-                    yield Finished(batch, failures=[(kind == "e", payload)])
+                    yield Finished(batch, known=[(kind == "e", payload)], stream_end=True)
                     break  # refill the window
         except OSError as exc:  # the stream's queue lives on the scheduler
             if self.plan.client.status == "running":

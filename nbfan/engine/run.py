@@ -93,7 +93,7 @@ def _values(finished: Finished, progress: Progress, return_exceptions: bool, not
     batch = finished.batch
     counts = progress.counts
     counts.running -= batch.count
-    if finished.failures is None:
+    if finished.known is None:
         values = ok_values(finished.outcomes)
         if values is not None:  # every input succeeded: the common case, no per-input work
             counts.done += batch.count
@@ -103,7 +103,7 @@ def _values(finished: Finished, progress: Progress, return_exceptions: bool, not
     for offset, (ok, value) in enumerate(finished.outcomes):
         if ok:
             counts.done += 1
-            if finished.failures is None:  # a generator input's end carries no value
+            if not finished.stream_end:  # a generator input's end carries no value
                 yield value
             continue
         counts.failed += 1

@@ -12,6 +12,7 @@ message that names both. Installed by `Client.register_plugin` (idempotent by na
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from nbfan.scheduler.mapstore import MapStore
 from nbfan.scheduler.retention import Retention
 from nbfan.scheduler.store import Store
 from nbfan.scheduler.telemetry import STREAM_OP, Telemetry
+
+logger = logging.getLogger("nbfan")
 
 PROTOCOL_VERSION = 1
 PLUGIN_NAME = "nbfan"
@@ -83,11 +86,14 @@ class NbfanPlugin(SchedulerPlugin):
     def handle_event(self, event: str = "", call_id: str = "", **msg: Any) -> None:
         """A call event on a caller's stream: `hold` (a call was spawned) and `read` (its result
         was read) go to retention, the others (start, total, end) to telemetry."""
-        if event == "read":
-            self.retention.read(call_id)
-        elif event == "hold":
-            self.retention.hold(call_id, msg.get("key"))
-        else:
+        try:  # an error here would close the caller's stream to the scheduler: log it instead
+            if event == "read":
+                self.retention.read(call_id)
+            elif event == "hold":
+                self.retention.hold(call_id, msg.get("key"))
+        except Exception:
+            logger.exception("nbfan: could not handle the %r event of call %s", event, call_id)
+        if event not in ("read", "hold"):
             self.telemetry.handle_call_event(event=event, call_id=call_id, **msg)
 
     async def handle(self, comm: Any = None, operation: str = "", version: int | None = None, **arguments: Any) -> Any:

@@ -42,6 +42,9 @@ class Retention:
     def __init__(self) -> None:
         self.scheduler: Any = None
         self.held: OrderedDict[str, Held] = OrderedDict()  # call id -> held result, oldest first
+        self.reads: OrderedDict[str, float] = OrderedDict()  # held and read: call id -> when, in read order
+        self.unread_count = 0  # counted as they change: the caps cost nothing per spawn
+        self.unread_bytes = 0
         self.dropped: OrderedDict[str, str] = OrderedDict()  # call id -> why its result is gone
         self.keep_for = KEEP_FOR
         self.max_unread = MAX_UNREAD
@@ -57,6 +60,7 @@ class Retention:
             return
         compat.hold_on_scheduler(self.scheduler, [key], HOLDER)
         self.held[call_id] = Held(key, time.time())
+        self.unread_count += 1
         self._enforce_caps()
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
@@ -65,9 +69,11 @@ class Retention:
             return
         parsed = parse_task_key(key)
         held = self.held.get(parsed[0]) if parsed is not None else None
-        if held is not None and held.key == key:
+        if held is not None and held.key == key and held.read_at is None:
             ts = self.scheduler.tasks.get(key)
-            held.nbytes = max(int(getattr(ts, "nbytes", 0) or 0), 0) if ts is not None else 0
+            nbytes = max(int(getattr(ts, "nbytes", 0) or 0), 0) if ts is not None else 0
+            self.unread_bytes += nbytes - held.nbytes
+            held.nbytes = nbytes
             self._enforce_caps()
 
     def read(self, call_id: str) -> None:
@@ -75,6 +81,9 @@ class Retention:
         held = self.held.get(call_id)
         if held is not None and held.read_at is None:
             held.read_at = time.time()
+            self.reads[call_id] = held.read_at
+            self.unread_count -= 1
+            self.unread_bytes -= held.nbytes
 
     async def lookup(self, call_id: str, key: Any = None, wait: float = 2.0) -> dict[str, Any]:
         """The `retention.lookup` request: whether a call's result can still be re-attached. A
@@ -102,24 +111,24 @@ class Retention:
         return {"keep_for": self.keep_for, "max_unread": self.max_unread, "max_bytes": self.max_bytes}
 
     def sweep(self) -> None:
-        """Let go of results read more than `keep_for` seconds ago (called periodically)."""
+        """Let go of results read more than `keep_for` seconds ago (called periodically; reads
+        are in read order, so this looks at the expired ones only)."""
         now = time.time()
-        expired = [cid for cid, h in self.held.items() if h.read_at is not None and now - h.read_at >= self.keep_for]
-        for call_id in expired:
-            self._drop(call_id, f"its result was read and kept {self.keep_for:g}s after that")
+        while self.reads and now - next(iter(self.reads.values())) >= self.keep_for:
+            self._drop(next(iter(self.reads)), f"its result was read and kept {self.keep_for:g}s after that")
 
     def _enforce_caps(self) -> None:
-        unread = [(cid, h) for cid, h in self.held.items() if h.read_at is None]
-        count, size = len(unread), sum(h.nbytes for _, h in unread)
-        for call_id, held in unread:  # oldest first
-            if count <= self.max_unread and size <= self.max_bytes:
-                break
-            self._drop(
-                call_id,
-                f"it was the oldest unread result when more than {self.max_unread} results or "
-                f"{self.max_bytes / 2**20:.0f} MiB were kept unread on the cluster",
-            )
-            count, size = count - 1, size - held.nbytes
+        if self.unread_count <= self.max_unread and self.unread_bytes <= self.max_bytes:
+            return
+        for call_id, held in list(self.held.items()):  # oldest first
+            if self.unread_count <= self.max_unread and self.unread_bytes <= self.max_bytes:
+                return
+            if held.read_at is None:
+                self._drop(
+                    call_id,
+                    f"it was the oldest unread result when more than {self.max_unread} results or "
+                    f"{self.max_bytes / 2**20:.0f} MiB were kept unread on the cluster",
+                )
 
     def forget(self, call_id: str, why: str) -> None:
         """Stop holding a call's result (it was cancelled)."""
@@ -130,6 +139,10 @@ class Retention:
         held = self.held.pop(call_id, None)
         if held is not None:
             compat.release_keys(self.scheduler, [held.key], HOLDER)
+            if held.read_at is None:
+                self.unread_count -= 1
+                self.unread_bytes -= held.nbytes
+            self.reads.pop(call_id, None)
         self.dropped[call_id] = why
         while len(self.dropped) > MAX_TOMBSTONES:
             self.dropped.popitem(last=False)
