@@ -65,6 +65,7 @@ class FunctionOptions:
     image: Any = None
     volumes: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    isolated: bool = False  # each input in a child process even without secrets or timeout (%%remote cells)
 
     def with_changes(self, **changes: Any) -> FunctionOptions:
         """A copy with some fields replaced (the options are frozen); give parsed values: they are not checked again."""

@@ -76,6 +76,8 @@ def plan_call(
         stop_on_error=stop_on_error,
         env=function.secret_env(),
         volumes=function.volume_mounts(),
+        isolated=bool(getattr(opts, "isolated", False)),
+        name=function.name,
     )
     return CallPlan(
         client=client,

@@ -76,7 +76,8 @@ class CellCall:
     def __init__(self, job: CellJob, options: FunctionOptions, stream: bool) -> None:
         self.job = job
         self.client = get_client()
-        self.function: Function[Any, Any] = Function(run_cell, options, None, name=job.label)
+        isolated = options.with_changes(isolated=True)  # a cell runs in its own process: stoppable for real
+        self.function: Function[Any, Any] = Function(run_cell, isolated, None, name=job.label)
         self.call_id = new_call_id()
         plan = plan_call(self.function, self.client, call_id=self.call_id)
         self.queue_name = f"nbfan-cell-{self.call_id}" if stream else None
@@ -140,8 +141,8 @@ def remote_exception(failure: Any, filename: str) -> BaseException:
     """The cell's exception, shown in notebooks as the remote traceback (IPython's
     `_render_traceback_` protocol) instead of the client-side frames of the magic."""
     exc = failure.to_exception()
-    if isinstance(exc, FunctionTimeoutError):
-        exc = FunctionTimeoutError(str(exc).replace(f"{run_cell.__qualname__} ran", "the %%remote cell ran", 1))
+    if isinstance(exc, FunctionTimeoutError) and " ran past " in str(exc):  # named after the cell, not run_cell
+        exc = FunctionTimeoutError("the %%remote cell" + str(exc)[str(exc).index(" ran past "):])
     if filename in failure.traceback:  # raised by the cell's code: show where
         header = "Remote traceback (from the nbfan worker that ran the %%remote cell):"
         lines = [header, *failure.traceback.rstrip().splitlines()]

@@ -1,9 +1,11 @@
 """Worker side of `%%remote`: run a cell in a fresh namespace, stream what it prints, and
 hand back the names it assigned. Imports no Jupyter machinery (workers need none).
 
-Prints are routed per cell through a context variable, so other tasks running on the same
-worker keep their own stdout, and the cell's chunks are pushed to a Dask Queue every
-`FLUSH_SECONDS` while it runs (or collected and returned, for a spawned cell nobody watches).
+A cell runs in a child process of the worker (`TaskSpec.isolated`), so it can be stopped for
+real and the swap of `sys.stdout` / `sys.stderr` that captures its prints is that process's
+own: the worker's streams are never touched. Prints are routed through a context variable,
+and the cell's chunks are pushed to a Dask Queue (through the worker) every `FLUSH_SECONDS`
+while it runs (or collected and returned, for a spawned cell nobody watches).
 """
 
 from __future__ import annotations
@@ -30,13 +32,11 @@ class _Capture:
         self.chunks: list[list[str]] = []  # [stream, text]; kept when there is no queue
         self._pending: list[list[str]] = []
         self._lock = threading.Lock()
-        self._queue: Any = None
+        self._queue: Any = None  # called with each list of chunks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if queue_name:
-            from distributed import Queue, get_client
-
-            self._queue = Queue(queue_name, client=get_client())
+            self._queue = _queue_put(queue_name)
             self._thread = threading.Thread(target=self._flush_loop, name="nbfan-cell-output", daemon=True)
             self._thread.start()
 
@@ -53,7 +53,7 @@ class _Capture:
             pending, self._pending = self._pending, []
         if pending and self._queue is not None:
             try:
-                self._queue.put(pending)
+                self._queue(pending)
             except Exception:  # the client went away: nobody is listening any more
                 pass
 
@@ -66,6 +66,17 @@ class _Capture:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
+
+
+def _queue_put(queue_name: str) -> Any:
+    """Push to the cell's queue: through the worker from a child process, directly otherwise."""
+    from nbfan.worker import child
+
+    if child.in_child():
+        return lambda payload: child.tell_worker("put", queue_name, payload)
+    from distributed import Queue, get_client
+
+    return Queue(queue_name, client=get_client()).put
 
 
 _capture: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("nbfan_cell_capture", default=None)

@@ -13,7 +13,7 @@ from distributed import Queue
 
 from nbfan.exception import SerializationError
 from nbfan.worker.payload import Failure, loads
-from nbfan.worker.task import TaskSpec, call_context, iterate_generator, load_function
+from nbfan.worker.task import TaskSpec, call_cancelled, call_context, runner_for
 
 FLUSH_SECONDS = 0.05
 FLUSH_ITEMS = 512
@@ -42,17 +42,15 @@ def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name
     from distributed import get_client
 
     with call_context(spec):
-        fn = load_function(fn_blob)
+        runner = runner_for(fn_blob, spec)
         stream = _Stream(Queue(queue_name, client=get_client()))
-        for offset, (args, kwargs) in enumerate(loads(inputs_blob)):
-            index = first_index + offset
-            try:
-                for value in iterate_generator(fn, args, kwargs):
-                    stream.add(("y", index, value))
-                stream.add(("e", index, None))
-            except Exception as exc:
-                stream.add(("f", index, Failure.capture(exc)))
-                if spec.stop_on_error:
+        with runner.registered():
+            for offset, (args, kwargs) in enumerate(loads(inputs_blob)):
+                if call_cancelled(spec):
+                    break
+                index = first_index + offset
+                runner.generate(args, kwargs, lambda event, i=index: stream.add((event[0], i, event[1])))
+                if stream.failed and spec.stop_on_error:
                     break
         stream.flush()
     return stream.produced
@@ -67,10 +65,12 @@ class _Stream:
         self.pending: list[tuple[str, int, Any]] = []
         self.last_flush = time.monotonic()
         self.produced = 0
+        self.failed = False
 
     def add(self, event: tuple[str, int, Any]) -> None:
         self.pending.append(event)
         self.produced += event[0] == "y"
+        self.failed = self.failed or event[0] == "f"
         if event[0] == "f" or len(self.pending) >= FLUSH_ITEMS or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
 

@@ -1,36 +1,35 @@
 """The code that runs on a worker: one Dask task runs a batch of inputs of one function.
 
 Retries and timeouts are applied per input here, so a batch of many inputs behaves exactly
-like that many separate calls.
+like that many separate calls. Where an input runs (this thread or a child process) is
+`runners.py`'s business; stopping inputs is `stopping.py`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
-import ctypes
-import hashlib
-import os
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import CoroutineType
 from typing import Any
 
-from nbfan.exception import FunctionTimeoutError, InputCancellation
+from nbfan.exception import ExecutionError, InputCancellation
+from nbfan.worker import isolated
 from nbfan.worker import telemetry as _telemetry
-from nbfan.worker.gcpause import gc_paused
+from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
 from nbfan.worker.payload import Args, Failure, dumps_outcomes, loads
 from nbfan.worker.retries import Retries
-from nbfan.worker.tracebacks import unpickle_function
+from nbfan.worker.runners import InChild, InThread, load_function
+from nbfan.worker.stopping import (  # noqa: F401  re-exported: where the engine and tests find them
+    any_cancelled,
+    cancel_running,
+    cancellation_deferred,
+    is_cancelled,
+)
 
-_FUNCTION_CACHE: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
-_FUNCTION_CACHE_SIZE = 64
-_cache_lock = threading.Lock()
+__all__ = ["CURRENT_CALL_ID", "TaskSpec", "cancel_running", "current_lineage", "is_cancelled", "load_function",
+           "run_batch"]
 
 
 @dataclass(frozen=True)
@@ -44,163 +43,52 @@ class TaskSpec:
     parents: tuple[str, ...] = ()  # the calls this call was made inside, outermost first
     env: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, str] = field(default_factory=dict)  # mount path -> volume folder
+    name: str = "the function"  # for messages
+    isolated: bool = False  # run in a child process even without env or timeout (%%remote cells)
 
+    @property
+    def lineage(self) -> tuple[str, ...]:
+        return (*self.parents, self.call_id)
 
-# Threads running user code, by call id, so a cancelled call really stops on the workers:
-# Dask's cancel only forgets a running task; its thread would go on holding the slot.
-_running: dict[str, set[threading.Thread]] = {}
-_cancelled: OrderedDict[str, None] = OrderedDict()
-_running_lock = threading.Lock()
-
-
-class _Running:
-    """Context manager registering the current thread as running inputs of `call_id`."""
-
-    def __init__(self, call_id: str, thread: threading.Thread | None = None) -> None:
-        self.call_id = call_id
-        self.thread = thread or threading.current_thread()
-
-    def __enter__(self) -> _Running:
-        with _running_lock:
-            _running.setdefault(self.call_id, set()).add(self.thread)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        with _running_lock:
-            threads = _running.get(self.call_id)
-            if threads is not None:
-                threads.discard(self.thread)
-                if not threads:
-                    del _running[self.call_id]
-
-
-def is_cancelled(call_id: str) -> bool:
-    """Whether the call was cancelled on this worker."""
-    return call_id in _cancelled
+    @property
+    def in_child(self) -> bool:
+        """Inputs run in a child process: their environment must not reach the worker, or they
+        must be stoppable for real (a timeout; a cell)."""
+        return self.isolated or self.timeout is not None or bool(self.env)
 
 
 def call_cancelled(spec: TaskSpec) -> bool:
     """Whether the call, or a call it was made inside, was cancelled: a cancelled parent's
     children start no new input."""
-    return spec.call_id in _cancelled or any(parent in _cancelled for parent in spec.parents)
+    return any_cancelled(spec.lineage)
 
 
-async def cancel_running(*call_ids: str) -> int:
-    """Run on each worker (`client.run`) when calls are cancelled: inputs of the calls not yet
-    started are skipped, and running ones are stopped at their next Python bytecode (code
-    blocked inside a C call stops when that call returns). Returns how many threads were hit.
-    A coroutine, so `client.run(..., wait=False)` can fire it without waiting."""
-    with _running_lock:
-        for call_id in call_ids:
-            _cancelled[call_id] = None
-        while len(_cancelled) > 10_000:
-            _cancelled.popitem(last=False)
-        threads = [t for call_id in call_ids for t in _running.get(call_id, ())]
-    for thread in threads:
-        _async_raise(thread, InputCancellation)
-    return len(threads)
+def runner_for(fn_blob: bytes, spec: TaskSpec) -> InThread | InChild:
+    """Where the call's inputs run on this worker."""
+    if not spec.in_child:
+        return InThread(fn_blob, spec.call_id)
+    if not isolated.available():
+        raise ExecutionError(
+            "this function has secrets, an environment or a timeout, which nbfan enforces by running it in a "
+            "child process of the worker: that needs a POSIX worker (Linux or macOS)."
+        )
+    return InChild(fn_blob, spec.call_id, spec.lineage, spec.env, spec.timeout, spec.name)
 
 
-def load_function(blob: bytes) -> Callable[..., Any]:
-    """Unpickle a function once per worker process, however many tasks use it."""
-    digest = hashlib.blake2b(blob, digest_size=16).digest()
-    with _cache_lock:
-        fn = _FUNCTION_CACHE.get(digest)
-        if fn is not None:
-            _FUNCTION_CACHE.move_to_end(digest)
-            return fn
-    fn = unpickle_function(blob)
-    with _cache_lock:
-        _FUNCTION_CACHE[digest] = fn
-        while len(_FUNCTION_CACHE) > _FUNCTION_CACHE_SIZE:
-            _FUNCTION_CACHE.popitem(last=False)
-    return fn
-
-
-@contextlib.contextmanager
-def cancellation_deferred() -> Iterator[None]:
-    """While nbfan itself waits inside an input (for calls made inside it), a cancel of the
-    input's call is not raised into the thread at an arbitrary bytecode; it is raised when the
-    wait ends (the calls waited for are cancelled too, so it ends soon)."""
-    thread = threading.current_thread()
-    with _running_lock:
-        calls = [call_id for call_id, threads in _running.items() if thread in threads]
-        for call_id in calls:
-            _running[call_id].discard(thread)
-    if calls and thread.ident is not None:  # one raised just before: withdrawn, raised below instead
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), None)
-    try:
-        yield
-    finally:
-        with _running_lock:
-            for call_id in calls:
-                _running.setdefault(call_id, set()).add(thread)
-    if any(call_id in _cancelled for call_id in current_lineage()):
-        raise InputCancellation("the call was cancelled")
-
-
-def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> None:
-    """Ask a runaway thread to stop: the exception is raised there at its next bytecode."""
-    if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
-
-
-def call_with_timeout(
-    fn: Callable[..., Any], args: tuple, kwargs: dict, timeout: float | None, call_id: str = ""
-) -> Any:
-    """Run fn; past `timeout` seconds raise FunctionTimeoutError here, freeing the worker slot,
-    and stop the user code at its next Python bytecode (code blocked in C stops when it returns)."""
-    if timeout is None:
-        with _Running(call_id):
-            return fn(*args, **kwargs)
-    box: dict[str, Any] = {}
-    done = threading.Event()
-    ctx = contextvars.copy_context()
-
-    def target() -> None:
-        try:
-            box["value"] = ctx.run(fn, *args, **kwargs)
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=target, name="nbfan-timeout-guarded", daemon=True)
-    with _Running(call_id, thread):
-        thread.start()
-        finished = done.wait(timeout)
-    if not finished:
-        _async_raise(thread, FunctionTimeoutError)
-        name = getattr(fn, "__qualname__", "function")
-        raise FunctionTimeoutError(f"{name} ran past its timeout of {timeout:g}s and was stopped")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def run_input(
-    fn: Callable[..., Any], args: tuple, kwargs: dict, spec: TaskSpec, registered: bool = False
-) -> tuple[bool, Any]:
-    """One input with the call's retries: (True, result) or (False, Failure). `registered`:
-    the caller already registered this thread as running the call (no timeout to enforce)."""
+def run_input(runner: InThread | InChild, args: tuple, kwargs: dict, spec: TaskSpec) -> tuple[bool, Any]:
+    """One input with the call's retries: (True, result) or (False, Failure)."""
     attempt = 0
     while True:
-        try:
-            if registered:
-                result = fn(*args, **kwargs)
-            else:
-                result = call_with_timeout(fn, args, kwargs, spec.timeout, spec.call_id)
-            if isinstance(result, CoroutineType):  # `async def` functions run to completion here
-                result = asyncio.run(result)
-            return True, result
-        except Exception as exc:
-            if isinstance(exc, InputCancellation) or call_cancelled(spec):
-                return False, Failure.capture(InputCancellation("the call was cancelled"))
-            if spec.retries is None or attempt >= spec.retries.max_retries:
-                return False, Failure.capture(exc)
-            note_retry(spec.call_id)
-            time.sleep(spec.retries.delay(attempt))
-            attempt += 1
+        ok, value = runner.call(args, kwargs)
+        if ok:
+            return ok, value
+        if value.exc_type is InputCancellation or call_cancelled(spec):
+            return False, Failure.capture(InputCancellation("the call was cancelled"))
+        if spec.retries is None or attempt >= spec.retries.max_retries:
+            return False, value
+        note_retry(spec.call_id)
+        time.sleep(spec.retries.delay(attempt))
+        attempt += 1
 
 
 def note_retry(call_id: str) -> None:
@@ -208,35 +96,17 @@ def note_retry(call_id: str) -> None:
     _telemetry.note_retry(call_id)
 
 
-def _apply_env(env: dict[str, str]) -> None:
-    for key, value in env.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
-
-
-#: The call id of the input running in this thread (`nbfan.current_function_call_id()`).
-CURRENT_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("nbfan_call_id", default=None)
-#: The calls the running input was made inside, outermost first, then its own call.
-CURRENT_LINEAGE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("nbfan_lineage", default=())
-
-
-def current_lineage() -> tuple[str, ...]:
-    """Inside an input running on a worker: its call and the calls that one was made inside
-    (calls made from here are their children); () elsewhere."""
-    return CURRENT_LINEAGE.get()
-
-
 @contextlib.contextmanager
 def call_context(spec: TaskSpec) -> Iterator[None]:
-    """While a task's inputs run: the call's secrets' environment and volume mounts are in
-    place, and the current call and lineage are set (reset when the task ends)."""
-    _apply_env(spec.env)
+    """While a task's inputs run: the call's volume mounts are in place, and the current call
+    and lineage are set (reset when the task ends). Its environment is never set here: inputs
+    with one run in a child process that has it (`runners.InChild`)."""
     if spec.volumes:
         from nbfan.worker.mounts import mount_volumes
 
         mount_volumes(spec.volumes)
     call_token = CURRENT_CALL_ID.set(spec.call_id)
-    lineage_token = CURRENT_LINEAGE.set((*spec.parents, spec.call_id))
+    lineage_token = CURRENT_LINEAGE.set(spec.lineage)
     try:
         yield
     finally:
@@ -250,29 +120,22 @@ def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
     With `stop_on_error`, the inputs after a failure are not run (they are cancelled)."""
     started = time.perf_counter()
     with call_context(spec):
-        fn = load_function(fn_blob)
-        with gc_paused():
-            inputs = loads(inputs_blob)
-        values, failures, n_failed, n_skipped = _run_inputs(fn, inputs, spec)
+        runner = runner_for(fn_blob, spec)
+        values, failures, n_failed, n_skipped = _run_inputs(runner, loads(inputs_blob), spec)
     _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
-    elapsed = time.perf_counter() - started
-    with gc_paused():
-        return dumps_outcomes(Outcomes(values, failures), elapsed)
+    return dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
 
 
 def _run_inputs(
-    fn: Callable[..., Any], inputs: list[Args], spec: TaskSpec
+    runner: InThread | InChild, inputs: list[Args], spec: TaskSpec
 ) -> tuple[list[Any], dict[int, Failure], int, int]:
     """(values, failures by position, inputs failed, inputs skipped) of a batch's inputs."""
     values: list[Any] = []  # input order; a failed input's slot holds None and its Failure is in `failures`
     failures: dict[int, Failure] = {}
     failed = False
     n_failed = n_skipped = 0
-    # Without a timeout, register this thread once for the whole batch (not per input: that
-    # lock round trip cost more than a trivial input); cancellation still finds it.
-    registered = spec.timeout is None
     try:
-        with _Running(spec.call_id) if registered else contextlib.nullcontext():
+        with runner.registered():
             for args, kwargs in inputs:
                 if (failed and spec.stop_on_error) or call_cancelled(spec):
                     skipped = InputCancellation(
@@ -282,7 +145,7 @@ def _run_inputs(
                     values.append(None)
                     n_skipped += 1
                     continue
-                ok, value = run_input(fn, args, kwargs, spec, registered)
+                ok, value = run_input(runner, args, kwargs, spec)
                 if ok:
                     values.append(value)
                     continue
@@ -300,8 +163,3 @@ def _run_inputs(
             failures[len(values)] = cancelled
             values.append(None)
     return values, failures, n_failed, n_skipped
-
-
-def iterate_generator(fn: Callable[..., Iterator[Any]], args: tuple, kwargs: dict) -> Iterator[Any]:
-    """Iterate a user generator (kept apart so stream code can be tested without a cluster)."""
-    yield from fn(*args, **kwargs)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 
 from nbfan import compat
-from nbfan.worker.task import cancellation_deferred
+from nbfan.worker.stopping import cancellation_deferred
 
 _state = threading.local()  # depth of nested waits in this thread; only the outermost secedes
 
@@ -33,23 +33,41 @@ def waiting_for_the_cluster() -> Iterator[None]:
     thread = threading.get_ident()
     _state.depth = 1
     try:
-        with cancellation_deferred():
-            seceded = _secede()
+        from nbfan.worker.context import current_lineage
+
+        with cancellation_deferred(current_lineage()):
+            seceded = secede_slot()
             try:
                 yield
             finally:
                 if seceded and threading.get_ident() == thread:  # a generator closed elsewhere must not rejoin here
-                    from distributed import rejoin
-
-                    rejoin()
+                    _rejoin()
     finally:
         _state.depth = 0
 
 
-def _secede() -> bool:
-    """Secede when this thread runs a task of a worker's thread pool; False otherwise (the
-    caller's own process, or a thread the task started itself, e.g. a timeout guard)."""
+def _rejoin() -> None:
+    from nbfan.worker import child
+
+    if child.in_child():
+        child.tell_worker("rejoin")
+        return
+    from distributed import rejoin
+
+    rejoin()
+
+
+def secede_slot() -> bool:
+    """Secede when this thread runs a task of a worker's thread pool (or, in an isolated
+    child process, have the worker thread waiting for it secede); False otherwise (the
+    caller's own process, or a thread the task started itself)."""
     from distributed import get_worker, secede
+
+    from nbfan.worker import child
+
+    if child.in_child():
+        child.tell_worker("secede")
+        return True
 
     try:
         get_worker()

@@ -1,0 +1,186 @@
+"""How one input of a function runs on a worker: in the worker's own thread (the fast path)
+or in a child process (`isolated.py`: functions with secrets, an environment or a timeout,
+and `%%remote` cells). Both give an outcome, (True, value) or (False, Failure), never raise
+for the user's errors, and register the input so a cancel stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from nbfan.exception import ExecutionError, FunctionTimeoutError, InputCancellation
+from nbfan.worker import isolated, stopping
+from nbfan.worker.payload import Failure
+from nbfan.worker.tracebacks import unpickle_function
+
+Outcome = tuple[bool, Any]
+Emit = Callable[[tuple[str, Any]], None]  # ("y", value) for each yield, then ("e", None) or ("f", Failure)
+
+_FUNCTION_CACHE: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
+_FUNCTION_CACHE_SIZE = 64
+_cache_lock = threading.Lock()
+
+
+def load_function(blob: bytes) -> Callable[..., Any]:
+    """Unpickle a function once per worker process, however many tasks use it."""
+    digest = hashlib.blake2b(blob, digest_size=16).digest()
+    with _cache_lock:
+        fn = _FUNCTION_CACHE.get(digest)
+        if fn is not None:
+            _FUNCTION_CACHE.move_to_end(digest)
+            return fn
+    fn = unpickle_function(blob)
+    with _cache_lock:
+        _FUNCTION_CACHE[digest] = fn
+        while len(_FUNCTION_CACHE) > _FUNCTION_CACHE_SIZE:
+            _FUNCTION_CACHE.popitem(last=False)
+    return fn
+
+
+class InThread:
+    """Runs inputs in the calling worker thread. The thread is registered once for the whole
+    batch (a lock round trip per input cost more than a trivial input); a cancel raises
+    InputCancellation into it at its next bytecode."""
+
+    def __init__(self, fn_blob: bytes, call_id: str) -> None:
+        self.fn = load_function(fn_blob)
+        self.call_id = call_id
+
+    def registered(self) -> Any:
+        return stopping.running(self.call_id, stopping.ThreadToken())
+
+    def call(self, args: tuple, kwargs: dict) -> Outcome:
+        try:
+            result = self.fn(*args, **kwargs)
+            if asyncio.iscoroutine(result):  # `async def` functions run to completion here
+                result = asyncio.run(result)
+            return True, result
+        except Exception as exc:
+            return False, Failure.capture(exc)
+
+    def generate(self, args: tuple, kwargs: dict, emit: Emit) -> None:
+        try:
+            for value in self.fn(*args, **kwargs):
+                emit(("y", value))
+            emit(("e", None))
+        except Exception as exc:
+            emit(("f", Failure.capture(exc)))
+
+
+class InChild:
+    """Runs inputs in a child process with the function's environment; a deadline or a cancel
+    kills it, and the input returns only once that process is gone."""
+
+    def __init__(self, fn_blob: bytes, call_id: str, lineage: tuple[str, ...], env: dict[str, str],
+                 timeout: float | None, name: str = "the function") -> None:
+        self.fn_blob = fn_blob
+        self.digest = isolated.digest_of(fn_blob)
+        self.call_id = call_id
+        self.lineage = lineage
+        self.env = env
+        self.timeout = timeout
+        self.name = name
+
+    def registered(self) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext()  # each input registers its own child
+
+    def call(self, args: tuple, kwargs: dict) -> Outcome:
+        box: list[Outcome] = []
+
+        def on_event(event: tuple[Any, ...]) -> bool:
+            if event[0] in ("ok", "fail"):
+                box.append((event[0] == "ok", event[1]))
+                return True
+            return False
+
+        failure = self._run("call", args, kwargs, on_event)
+        return box[0] if not failure else (False, failure)
+
+    def generate(self, args: tuple, kwargs: dict, emit: Emit) -> None:
+        def on_event(event: tuple[Any, ...]) -> bool:
+            if event[0] == "y":
+                emit(("y", event[1]))
+                return False
+            if event[0] in ("end", "fail"):
+                emit(("e", None) if event[0] == "end" else ("f", event[1]))
+                return True
+            return False
+
+        failure = self._run("gen", args, kwargs, on_event)
+        if failure is not None:
+            emit(("f", failure))
+
+    def _run(self, kind: str, args: tuple, kwargs: dict, on_event: Callable[[tuple[Any, ...]], bool]) -> Failure | None:
+        """Run one input; a Failure when it was stopped (deadline, cancel) or its process died."""
+        child = isolated.acquire(self.digest, self.env)
+        blob = None if child.loaded == self.digest else self.fn_blob
+        request = ("run", kind, self.digest, blob, args, kwargs, self.lineage)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        relay = _Relay()
+        with stopping.running(self.call_id, child):
+            done = isolated.exchange(child, request, deadline, lambda e: not relay.handle(e) and on_event(e))
+        relay.finish()
+        child.loaded = self.digest
+        if done is not None:
+            isolated.release(child)
+            return None
+        if stopping.any_cancelled(self.lineage):
+            return Failure.capture(InputCancellation("the call was cancelled"))
+        if deadline is not None and time.monotonic() >= deadline:
+            return Failure.capture(FunctionTimeoutError(
+                f"{self.name} ran past its timeout of {self.timeout:g}s and was stopped"
+            ))
+        return Failure.capture(ExecutionError(
+            f"the process running {self.name} on the worker died during the input (a crash: a segfault, "
+            f"os._exit, or the out-of-memory killer). The worker itself is fine and runs the next input."
+        ))
+
+
+class _Relay:
+    """What a child asks the worker to do for it while an input runs."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, Any] = {}
+        self.seceded = False
+
+    def handle(self, event: tuple[Any, ...]) -> bool:
+        kind = event[0]
+        if kind == "put":
+            self._queue(event[1]).put(event[2])
+        elif kind == "secede" and not self.seceded:
+            from nbfan.worker.waiting import secede_slot
+
+            self.seceded = secede_slot()
+        elif kind == "rejoin" and self.seceded:
+            self.finish()
+        else:
+            return False
+        return True
+
+    def finish(self) -> None:
+        if self.seceded:
+            from distributed import rejoin
+
+            rejoin()
+            self.seceded = False
+
+    def _queue(self, name: str) -> Any:
+        if name not in self.queues:
+            from distributed import Queue, get_client
+
+            self.queues[name] = Queue(name, client=get_client())
+        return self.queues[name]
+
+
+def iterate(runner: InThread | InChild, args: tuple, kwargs: dict) -> Iterator[tuple[str, Any]]:
+    """A generator input's events as a list (tests; the task streams them as they come)."""
+    events: list[tuple[str, Any]] = []
+    runner.generate(args, kwargs, events.append)
+    yield from events
