@@ -11,6 +11,7 @@ from distributed import Client, Future
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
+from nbfan.config import config
 from nbfan.engine.placement import plan_resources
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
@@ -76,7 +77,7 @@ def plan_call(
         stop_on_error=stop_on_error,
         env=function.secret_env(),
         volumes=function.volume_mounts(),
-        isolated=bool(getattr(opts, "isolated", False)),
+        isolated=config.isolate_all or bool(getattr(opts, "isolated", False)),
         name=function.name,
     )
     return CallPlan(

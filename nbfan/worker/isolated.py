@@ -26,7 +26,7 @@ from typing import Any
 from nbfan.worker import frames
 
 MAX_IDLE_CHILDREN = 8  # per worker process, all functions together
-IDLE_SECONDS = 300.0  # an idle child older than this is closed at the next release
+IDLE_SECONDS = 60.0  # an idle child is closed after this long (Modal's default scaledown window)
 GONE_SECONDS = 5.0  # how long a killed child may take to be gone before the slot is freed anyway
 
 Event = tuple[Any, ...]
@@ -135,20 +135,41 @@ def acquire(digest: bytes, env: dict[str, str]) -> Child:
 
 
 def release(child: Child) -> None:
-    """Keep a healthy child for the next input; close the oldest idle ones beyond the limits."""
+    """Keep a healthy child for the next input; close the oldest idle ones beyond the limit."""
+    global _reaper
     if child.killed:
         return
-    now = time.monotonic()
-    child.idle_since = now
+    child.idle_since = time.monotonic()
     with _idle_lock:
         _idle.append(child)
-        stale = [c for c in _idle if now - c.idle_since > IDLE_SECONDS]
-        stale += _idle[: max(0, len(_idle) - MAX_IDLE_CHILDREN - len(stale))]
-        for c in stale:
-            if c in _idle:
-                _idle.remove(c)
-    for c in stale:
+        extra = _idle[: max(0, len(_idle) - MAX_IDLE_CHILDREN)]
+        del _idle[: len(extra)]
+        if _reaper is None:
+            _reaper = threading.Thread(target=_reap_idle, name="nbfan-idle-children", daemon=True)
+            _reaper.start()
+    for c in extra:
         c.close()
+
+
+_reaper: threading.Thread | None = None
+
+
+def _reap_idle() -> None:
+    """Close children idle for IDLE_SECONDS (they may hold memory, GPU memory included);
+    ends when none is idle (the next release starts it again)."""
+    global _reaper
+    while True:
+        time.sleep(min(IDLE_SECONDS, 5.0))
+        now = time.monotonic()
+        with _idle_lock:
+            stale = [c for c in _idle if now - c.idle_since >= IDLE_SECONDS]
+            for c in stale:
+                _idle.remove(c)
+            if not _idle:
+                _reaper = None
+                return
+        for c in stale:
+            c.close()
 
 
 def close_all() -> None:

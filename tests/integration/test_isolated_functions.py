@@ -132,3 +132,18 @@ def test_calls_made_inside_isolated_functions_free_the_only_slot(single: Any) ->
     with app.run():
         assert outer.remote(1) == [10, 10, 20]
         assert outer_spawns.remote(4) == 41
+
+
+@app.function()
+def pid_of_input() -> int:
+    return os.getpid()
+
+
+def test_isolate_all_runs_every_function_in_a_child(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbfan.config import config
+
+    with app.run():
+        worker_pids = set(client.run(os.getpid).values())
+        assert pid_of_input.remote() in worker_pids
+        monkeypatch.setattr(config, "isolate_all", True)
+        assert pid_of_input.remote() not in worker_pids

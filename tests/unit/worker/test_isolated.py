@@ -1,0 +1,58 @@
+"""Child processes for isolated inputs, driven directly from this process (no cluster)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from waiting import wait_until
+
+from nbfan.worker import isolated
+from nbfan.worker.payload import dumps_function
+from nbfan.worker.runners import InChild
+
+pytestmark = pytest.mark.skipif(not isolated.available(), reason="child processes need POSIX fork")
+
+
+def read_env() -> tuple[str | None, int]:
+    return os.environ.get("NBFAN_UNIT_SECRET"), os.getpid()
+
+
+@pytest.fixture
+def fresh() -> Iterator[None]:
+    isolated.close_all()
+    yield
+    isolated.close_all()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_an_input_sees_its_environment_and_this_process_never_does(fresh: None) -> None:
+    runner = InChild(dumps_function(read_env), "call-1", ("call-1",), {"NBFAN_UNIT_SECRET": "s"}, None)
+    ok, (value, pid) = runner.call((), {})
+    assert ok and value == "s" and pid != os.getpid()
+    assert "NBFAN_UNIT_SECRET" not in os.environ
+    assert runner.call((), {})[1][1] == pid  # the idle child is reused for the next input
+
+
+def test_an_idle_child_is_closed_after_the_idle_time(fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolated, "IDLE_SECONDS", 0.2)
+    _ok, (_value, pid) = InChild(dumps_function(read_env), "call-2", ("call-2",), {}, None).call((), {})
+    wait_until(lambda: _gone(pid), timeout=30, what="the idle child to be closed")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_children_die_with_the_fork_server(fresh: None) -> None:
+    _ok, (_value, pid) = InChild(dumps_function(read_env), "call-3", ("call-3",), {}, None).call((), {})
+    server = isolated._server
+    assert server is not None
+    server.process.kill()
+    wait_until(lambda: _gone(pid), timeout=30, what="the child to die with its fork server")
