@@ -12,6 +12,7 @@ from typing import Any
 
 import psutil
 import pytest
+from clitools import run_nbfan
 from waiting import wait_until
 
 import nbfan
@@ -164,3 +165,15 @@ def test_a_hundred_cancels_of_inputs_stuck_in_c_leave_the_worker_healthy(
           f"threads {threads_before} -> {threads_after}")
     assert len(left) <= 1 + 8  # the fork server and at most the idle children it keeps
     assert threads_after <= threads_before + 4
+
+
+def test_nbfan_cancel_kills_an_input_stuck_in_c(two_thread_worker: Any, tmp_path: Path) -> None:
+    with app.run():
+        call = stuck_in_c.spawn(str(tmp_path), 0)
+        pid_file = tmp_path / "0.pid"
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=60, what="the input to start")
+        result = run_nbfan("cancel", call.object_id, scheduler=two_thread_worker.scheduler_address)
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(InputCancellation):
+            call.get(timeout=60)
+        wait_until(lambda: not _alive(int(pid_file.read_text())), timeout=30, what="the stuck process to be gone")
