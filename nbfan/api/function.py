@@ -12,7 +12,7 @@ from nbfan.api.options import FunctionOptions, parse_options
 from nbfan.api.web import endpoint_kind, refusal
 from nbfan.cluster import get_client
 from nbfan.engine import hooks
-from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator, wait_future
+from nbfan.engine.aio import aio_method, connected, iterate_in_thread, user_iterator, wait_future
 from nbfan.engine.plan import batch_outcomes, plan_call
 from nbfan.engine.run import stream_one
 from nbfan.exception import InvalidError
@@ -125,7 +125,7 @@ class Function(Generic[P, R]):
         return call
 
     async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
-        await in_thread(get_client)
+        await connected()
         return self._spawn(*args, **kwargs)
 
     spawn = aio_method(_spawn, _spawn_aio)
@@ -145,7 +145,7 @@ class Function(Generic[P, R]):
             call._future.release()
 
     async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        await in_thread(get_client)
+        await connected()
         call = self._submit_one(args, kwargs, "remote")
         try:
             await wait_future(call._future)
@@ -166,7 +166,7 @@ class Function(Generic[P, R]):
 
     async def _remote_gen_aio(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         self._require_generator("remote_gen")
-        await in_thread(get_client)
+        await connected()
         async for value in iterate_in_thread(stream_one(self, (args, kwargs))):
             yield value
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from nbfan.cluster import get_client
-from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_iterator
+from nbfan.engine.aio import aio_method, connected, in_thread, iterate_in_thread, user_iterator
 from nbfan.engine.inputs import as_sync_iterables, check_kwargs, map_inputs, sized_total, starmap_inputs
 from nbfan.engine.run import run_map
 
@@ -40,7 +39,7 @@ async def _map_aio(
     return_exceptions: bool = False,
 ) -> AsyncIterator[Any]:
     sync_iterables = as_sync_iterables(iterables)
-    await in_thread(get_client)
+    await connected()
     inputs = map_inputs(sync_iterables, check_kwargs(kwargs, "map"), "map")
     async for value in _results_in_thread(self, inputs, order_outputs, return_exceptions, "map"):
         yield value
@@ -63,7 +62,7 @@ async def _starmap_aio(
     return_exceptions: bool = False,
 ) -> AsyncIterator[Any]:
     (sync_iterable,) = as_sync_iterables((iterable,))
-    await in_thread(get_client)
+    await connected()
     inputs = starmap_inputs(sync_iterable, check_kwargs(kwargs, "starmap"))
     async for value in _results_in_thread(self, inputs, order_outputs, return_exceptions, "starmap"):
         yield value

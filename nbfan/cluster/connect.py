@@ -232,6 +232,16 @@ def get_client() -> Client:
     return current_connection().client
 
 
+def get_client_now() -> Client | None:
+    """The client, when getting it cannot block (already connected, or inside a task); None
+    when the first use would connect (or start the embedded cluster): do that off the loop."""
+    if not in_worker_task():
+        with _lock:
+            if _current is None or _current.client.status in ("closed", "closing"):
+                return None
+    return get_client()
+
+
 @atexit.register
 def _disconnect_at_exit() -> None:
     """A script that spawns work and exits at once: closing the client flushes its stream to

@@ -121,8 +121,39 @@ async def wait_future(future: Future) -> None:
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run blocking set-up (connecting, starting a cluster) off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+    """Run a blocking step off the event loop in a thread of its own: never in the loop's
+    shared default executor, which a few long waits would fill, leaving every other `.aio`
+    call of the program queued behind them (a deadlock when those are what the waits need)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="nbfan-aio", daemon=True).start()
+    return await done
+
+
+async def connected() -> None:
+    """Make sure this process is connected before an async call, without blocking the loop
+    (the first use may connect, or start the embedded cluster); free once connected."""
+    from nbfan.cluster import get_client, get_client_now
+
+    if get_client_now() is None:
+        await in_thread(get_client)
 
 
 _DONE = object()

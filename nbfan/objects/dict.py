@@ -13,9 +13,9 @@ from typing import Any
 
 import cloudpickle
 
-from nbfan.engine.aio import aio_method, in_thread
 from nbfan.exception import InvalidError
 from nbfan.objects.named import NamedObject, StoreKind
+from nbfan.objects.store_method import Steps, store_method
 from nbfan.scheduler.store import DICT_OP
 
 _MISSING = object()
@@ -35,12 +35,9 @@ def _value(value: Any) -> bytes:
         raise InvalidError(f"Dict value of type {type(value).__name__} cannot be serialized: {exc}") from exc
 
 
-def with_thread_aio(sync: Any) -> aio_method[Any]:
-    """A method with a `.aio` form that runs the blocking one in a thread (`await d.get.aio(k)`)."""
-    async def run_in_thread(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await in_thread(sync, self, *args, **kwargs)
-
-    return aio_method(sync, run_in_thread)
+def _items_list_steps(_dict: Dict) -> Steps[list[tuple[Any, Any]]]:
+    reply = yield "items", {}, False
+    return [(cloudpickle.loads(k), cloudpickle.loads(v)) for k, v in reply["items"]]
 
 
 _KIND = StoreKind("Dict", DICT_OP, {"action": "contains", "key": b""})
@@ -52,78 +49,86 @@ class Dict(NamedObject):
 
     kind = _KIND
 
-    def _get(self, key: Any, default: Any = None) -> Any:
+    @store_method
+    def get(self, key: Any, default: Any = None) -> Steps[Any]:
         """The value for `key`, or `default` when absent."""
-        reply = self._call("get", key=_key(key))
+        reply = yield "get", {"key": _key(key)}, False
         return cloudpickle.loads(reply["value"]) if reply["found"] else default
-    get = with_thread_aio(_get)
 
-    def _put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> bool:
+    @store_method
+    def put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> Steps[bool]:
         """Set `key`; with `skip_if_exists`, only if absent (atomic). True when written."""
-        return bool(self._call("put", key=_key(key), value=_value(value), skip_if_exists=skip_if_exists)["written"])
-    put = with_thread_aio(_put)
+        reply = yield "put", {"key": _key(key), "value": _value(value), "skip_if_exists": skip_if_exists}, False
+        return bool(reply["written"])
 
-    def _pop(self, key: Any, default: Any = _MISSING) -> Any:
+    @store_method
+    def pop(self, key: Any, default: Any = _MISSING) -> Steps[Any]:
         """Remove `key` and return its value; KeyError when absent (unless `default` is given)."""
-        reply = self._call("pop", key=_key(key))
+        reply = yield "pop", {"key": _key(key)}, False
         if reply["found"]:
             return cloudpickle.loads(reply["value"])
         if default is _MISSING:
             raise KeyError(key)
         return default
-    pop = with_thread_aio(_pop)
 
-    def _update(self, other: Mapping[Any, Any] | None = None, /, **kwargs: Any) -> None:
+    @store_method
+    def update(self, other: Mapping[Any, Any] | None = None, /, **kwargs: Any) -> Steps[None]:
         """Set many keys in one atomic step."""
         pairs = {**dict(other or {}), **kwargs}
-        self._call("update", items=[(_key(k), _value(v)) for k, v in pairs.items()])
-    update = with_thread_aio(_update)
+        yield "update", {"items": [(_key(k), _value(v)) for k, v in pairs.items()]}, False
 
-    def _contains(self, key: Any) -> bool:
-        return bool(self._call("contains", key=_key(key))["found"])
-    contains = with_thread_aio(_contains)
+    @store_method
+    def contains(self, key: Any) -> Steps[bool]:
+        """Whether `key` is present."""
+        reply = yield "contains", {"key": _key(key)}, False
+        return bool(reply["found"])
 
-    def _len(self) -> int:
-        return int(self._call("len")["len"])
-    len = with_thread_aio(_len)
+    @store_method
+    def len(self) -> Steps[int]:
+        """How many keys there are."""
+        reply = yield "len", {}, False
+        return int(reply["len"])
 
-    def _clear(self) -> None:
-        self._call("clear")
-    clear = with_thread_aio(_clear)
+    @store_method
+    def clear(self) -> Steps[None]:
+        """Remove every key."""
+        yield "clear", {}, False
 
-    def _items_list(self) -> list[tuple[Any, Any]]:
-        return [(cloudpickle.loads(k), cloudpickle.loads(v)) for k, v in self._call("items")["items"]]
-
-    def _keys(self) -> Iterator[Any]:
+    @store_method
+    def keys(self) -> Steps[Iterator[Any]]:
         """The keys (a snapshot taken when called)."""
-        return iter([k for k, _ in self._items_list()])
-    keys = with_thread_aio(_keys)
+        items = yield from _items_list_steps(self)
+        return iter([k for k, _ in items])
 
-    def _values(self) -> Iterator[Any]:
-        return iter([v for _, v in self._items_list()])
-    values = with_thread_aio(_values)
+    @store_method
+    def values(self) -> Steps[Iterator[Any]]:
+        """The values (a snapshot taken when called)."""
+        items = yield from _items_list_steps(self)
+        return iter([v for _, v in items])
 
-    def _items(self) -> Iterator[tuple[Any, Any]]:
-        return iter(self._items_list())
-    items = with_thread_aio(_items)
+    @store_method
+    def items(self) -> Steps[Iterator[tuple[Any, Any]]]:
+        """The (key, value) pairs (a snapshot taken when called)."""
+        items = yield from _items_list_steps(self)
+        return iter(items)
 
     def __getitem__(self, key: Any) -> Any:
-        value = self._get(key, _MISSING)
+        value = self.get(key, _MISSING)
         if value is _MISSING:
             raise KeyError(key)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._put(key, value)
+        self.put(key, value)
 
     def __delitem__(self, key: Any) -> None:
-        self._pop(key)
+        self.pop(key)
 
     def __contains__(self, key: Any) -> bool:
-        return self._contains(key)
+        return self.contains(key)
 
     def __len__(self) -> int:
-        return self._len()
+        return self.len()
 
     def __iter__(self) -> Iterator[Any]:
-        return self._keys()
+        return self.keys()

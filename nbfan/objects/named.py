@@ -3,15 +3,16 @@ a `with` block only, deleted, and requests on it that say clearly when it is gon
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
-from nbfan.cluster import get_client
+from nbfan.cluster import get_client, get_client_now
 from nbfan.exception import NotFoundError
 from nbfan.objects.names import check_name
-from nbfan.scheduler.rpc import store_call
+from nbfan.scheduler.rpc import store_call, store_call_async
 
 
 class StoreKind:
@@ -56,7 +57,14 @@ class StoreKind:
 
     def call(self, name: str, action: str, **kwargs: Any) -> dict[str, Any]:
         """One action on the named object; NotFoundError once it no longer exists."""
-        reply = store_call(get_client(), self.op, name=name, action=action, **kwargs)
+        return self._checked(name, store_call(get_client(), self.op, name=name, action=action, **kwargs))
+
+    async def call_async(self, name: str, action: str, **kwargs: Any) -> dict[str, Any]:
+        """`call` for coroutines: waits for the store without holding a thread."""
+        client = get_client_now() or await asyncio.to_thread(get_client)  # connecting happens off the loop
+        return self._checked(name, await store_call_async(client, self.op, name=name, action=action, **kwargs))
+
+    def _checked(self, name: str, reply: dict[str, Any]) -> dict[str, Any]:
         if reply.get("missing"):
             raise NotFoundError(
                 f"{self.kind} {name!r} no longer exists on the cluster (deleted, or the scheduler restarted)"
@@ -105,3 +113,6 @@ class NamedObject:
 
     def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
         return self.kind.call(self.name, action, **kwargs)
+
+    async def _call_async(self, action: str, **kwargs: Any) -> dict[str, Any]:
+        return await self.kind.call_async(self.name, action, **kwargs)

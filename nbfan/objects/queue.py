@@ -7,19 +7,17 @@ item goes to exactly one getter however many compete. Values are cloudpickled. P
 
 from __future__ import annotations
 
-import contextlib
 import queue as _queue
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import cloudpickle
 
-from nbfan.engine.aio import aio_method, in_thread
+from nbfan.engine.aio import aio_method
 from nbfan.exception import InvalidError
-from nbfan.objects.dict import with_thread_aio
 from nbfan.objects.named import NamedObject, StoreKind
+from nbfan.objects.store_method import Steps, store_method
 from nbfan.scheduler.store import QUEUE_OP
-from nbfan.worker.waiting import waiting_for_the_cluster
 
 
 def _check_partition(partition: Any) -> Any:
@@ -34,6 +32,13 @@ def _check_timeout(timeout: float | None) -> float | None:
     return timeout
 
 
+def _take(n: int, block: bool, timeout: float | None, partition: str | None) -> Steps[list[Any]]:
+    """Up to `n` items; a blocking take may wait long (see store_method's `waits`)."""
+    timeout, partition = _check_timeout(timeout), _check_partition(partition)
+    reply = yield "get", {"n": n, "block": block, "timeout": timeout, "partition": partition}, block
+    return [cloudpickle.loads(b) for b in reply["values"]]
+
+
 _KIND = StoreKind("Queue", QUEUE_OP, {"action": "len"})
 
 
@@ -43,70 +48,63 @@ class Queue(NamedObject):
 
     kind = _KIND
 
-    def _put(self, v: Any, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
-             partition_ttl: int | None = None) -> None:
+    @store_method
+    def put(self, v: Any, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
+            partition_ttl: int | None = None) -> Steps[None]:
         """Add one item (the queue is unbounded: `block`/`timeout` are accepted for Modal's signature)."""
-        self._put_many([v], partition=partition)
-    put = with_thread_aio(_put)
+        yield "put", {"values": [cloudpickle.dumps(v, protocol=5)], "partition": _check_partition(partition)}, False
 
-    def _put_many(self, vs: Iterable[Any], block: bool = True, timeout: float | None = None, *,
-                  partition: str | None = None, partition_ttl: int | None = None) -> None:
+    @store_method
+    def put_many(self, vs: Iterable[Any], block: bool = True, timeout: float | None = None, *,
+                 partition: str | None = None, partition_ttl: int | None = None) -> Steps[None]:
         """Add many items in order, in one step."""
         blobs = [cloudpickle.dumps(v, protocol=5) for v in vs]
-        self._call("put", values=blobs, partition=_check_partition(partition))
-    put_many = with_thread_aio(_put_many)
+        yield "put", {"values": blobs, "partition": _check_partition(partition)}, False
 
-    def _get_values(self, n: int, block: bool, timeout: float | None, partition: str | None) -> list[Any]:
-        timeout, partition = _check_timeout(timeout), _check_partition(partition)
-        with waiting_for_the_cluster() if block else contextlib.nullcontext():  # a getter waiting in a task
-            reply = self._call("get", n=n, block=block, timeout=timeout, partition=partition)
-        return [cloudpickle.loads(b) for b in reply["values"]]
-
-    def _get(self, block: bool = True, timeout: float | None = None, *, partition: str | None = None) -> Any:
+    @store_method
+    def get(self, block: bool = True, timeout: float | None = None, *, partition: str | None = None) -> Steps[Any]:
         """The oldest item, removed. Waits up to `timeout` seconds (forever with None) when
         `block`; raises `queue.Empty` when there is none."""
-        values = self._get_values(1, block, timeout, partition)
+        values = yield from _take(1, block, timeout, partition)
         if not values:
             raise _queue.Empty(
                 f"Queue {self.name!r} is empty" + (f" after waiting {timeout:g}s" if block and timeout else "")
             )
         return values[0]
-    get = with_thread_aio(_get)
 
-    def _get_many(self, n_values: int, block: bool = True, timeout: float | None = None, *,
-                  partition: str | None = None) -> list[Any]:
+    @store_method
+    def get_many(self, n_values: int, block: bool = True, timeout: float | None = None, *,
+                 partition: str | None = None) -> Steps[list[Any]]:
         """Up to `n_values` items: waits (as `get`) for the first, then takes what is there.
         An empty list when none arrived in time."""
         if isinstance(n_values, bool) or not isinstance(n_values, int) or n_values < 1:
             raise InvalidError(f"get_many(n_values={n_values!r}): give an int >= 1")
-        return self._get_values(n_values, block, timeout, partition)
-    get_many = with_thread_aio(_get_many)
+        return (yield from _take(n_values, block, timeout, partition))
 
-    def _len(self, *, partition: str | None = None, total: bool = False) -> int:
+    @store_method
+    def len(self, *, partition: str | None = None, total: bool = False) -> Steps[int]:
         """Items waiting (in `partition`, or in all partitions with `total=True`)."""
-        return int(self._call("len", partition=_check_partition(partition), total=total)["len"])
-    len = with_thread_aio(_len)
+        reply = yield "len", {"partition": _check_partition(partition), "total": total}, False
+        return int(reply["len"])
 
-    def _clear(self, *, partition: str | None = None, all: bool = False) -> None:
+    @store_method
+    def clear(self, *, partition: str | None = None, all: bool = False) -> Steps[None]:
         """Drop the items of `partition` (or of every partition with `all=True`)."""
-        self._call("clear", partition=_check_partition(partition), total=all)
-    clear = with_thread_aio(_clear)
+        yield "clear", {"partition": _check_partition(partition), "total": all}, False
+
+    @store_method
+    def _take_one(self, wait: float, partition: str | None) -> Steps[list[Any]]:
+        return (yield from _take(1, wait > 0, wait, partition))
 
     def _iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[Any]:
         """Take items until none arrives within `item_poll_timeout` seconds."""
-        while True:
-            values = self._get_values(1, item_poll_timeout > 0, item_poll_timeout, partition)
-            if not values:
-                return
+        while values := self._take_one(item_poll_timeout, partition):
             yield values[0]
 
     async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[Any]:
-        while True:
-            values = await in_thread(self._get_values, 1, item_poll_timeout > 0, item_poll_timeout, partition)
-            if not values:
-                return
+        while values := await self._take_one.aio(item_poll_timeout, partition):
             yield values[0]
     iterate = aio_method(_iterate, _iterate_aio)
 
     def __len__(self) -> int:
-        return self._len()
+        return self.len()

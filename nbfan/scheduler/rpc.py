@@ -7,6 +7,7 @@ scheduler whose plugin speaks another version refuses it with a message naming b
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 from nbfan.exception import ExecutionError
 from nbfan.scheduler.plugin import HANDLER, PLUGIN_NAME, PROTOCOL_VERSION, NbfanPlugin
 
-__all__ = ["PLUGIN_NAME", "PROTOCOL_VERSION", "cap_shares", "ensure_cap", "ensure_plugin", "request", "store_call"]
+__all__ = ["PLUGIN_NAME", "PROTOCOL_VERSION", "cap_shares", "ensure_cap", "ensure_plugin", "request",
+           "request_async", "store_call", "store_call_async"]
 
 _installed: set[tuple[int, str]] = set()  # (id of the client, scheduler address)
 _lock = threading.Lock()
@@ -80,13 +82,54 @@ def request(dask_client: Any, op: str, /, **arguments: Any) -> Any:
     raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
 
 
+async def request_async(dask_client: Any, op: str, /, **arguments: Any) -> Any:
+    """`request` for coroutines: the request runs on the client's own event loop and this
+    coroutine awaits it, so any number of them wait at once without holding a thread each."""
+    client = dask_client
+    for attempt in range(2):
+        if attempt or not _plugin_installed(client):
+            await asyncio.to_thread(ensure_plugin, client, again=attempt > 0)
+        try:
+            call = getattr(client.scheduler, HANDLER)(operation=op, version=PROTOCOL_VERSION, **arguments)
+            reply = await _on_client_loop(client, call)
+        except ValueError as exc:  # "No handler found": the scheduler lost the plugin (it restarted)
+            if "handler" not in str(exc).lower():
+                raise
+            continue
+        answer = _answer(client, op, reply)
+        if answer is not _MISSING:
+            return answer
+    raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
+
+
+def _plugin_installed(client: Any) -> bool:
+    with _lock:
+        return (id(client), _address(client)) in _installed
+
+
+async def _on_client_loop(client: Any, coroutine: Any) -> Any:
+    """Await a coroutine of the Dask client on the client's loop, from whichever loop this is."""
+    loop = client.loop.asyncio_loop
+    if asyncio.get_running_loop() is loop:
+        return await coroutine
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
+
+
 # -- the client side of the parts' requests -----------------------------------------------------
 
 
 def store_call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
     """One request to the scheduler's store of Dicts, Queues and apps (`op`: "dict", "queue" or
     "apps"); its reply dict, or ExecutionError with the store's complaint."""
-    reply = request(client, op, **kwargs)
+    return _store_reply(client, request(client, op, **kwargs))
+
+
+async def store_call_async(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
+    """`store_call` for coroutines (no thread held while the store answers)."""
+    return _store_reply(client, await request_async(client, op, **kwargs))
+
+
+def _store_reply(client: Any, reply: dict[str, Any]) -> dict[str, Any]:
     if not reply.get("ok") and "error" in reply:
         raise ExecutionError(f"nbfan store on {_address(client)}: {reply['error']}")
     return reply

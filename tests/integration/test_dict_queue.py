@@ -176,3 +176,43 @@ def test_queue_names_and_deletion_wakes_blocked_getters(client):
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], NotFoundError)
+
+
+WAITERS = 200
+
+
+def test_two_hundred_async_waiters_hold_no_thread_each(client):
+    """Modal programs gather many `await q.get.aio()` at once: each must wait on the event loop,
+    not in a thread of a small default executor (2 threads here, as on a small machine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def scenario(q: nbfan.Queue, d: nbfan.Dict) -> tuple[list[int], int, int, list[int]]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
+        await q.len.aio()  # connected, plugin installed: what follows is the waiting itself
+        threads_before = threading.active_count()
+        getters = [asyncio.ensure_future(q.get.aio(timeout=60)) for _ in range(WAITERS)]
+        await asyncio.sleep(0)  # every getter has started and sent its request
+        threads_while_waiting = threading.active_count()
+        await q.put_many.aio(range(WAITERS))
+        got = sorted(await asyncio.gather(*getters))
+        await asyncio.gather(*(d.put.aio(i, i * i) for i in range(WAITERS)))
+        squares = await asyncio.gather(*(d.get.aio(i) for i in range(WAITERS)))
+        return got, threads_before, threads_while_waiting, squares
+
+    with nbfan.Queue.ephemeral() as q, nbfan.Dict.ephemeral() as d:
+        got, before, waiting, squares = asyncio.run(scenario(q, d))
+    assert got == list(range(WAITERS))  # every waiter got exactly one item
+    assert squares == [i * i for i in range(WAITERS)]
+    assert waiting <= before + 2, (before, waiting)
+
+
+@app.function
+async def gather_from_queue(q: nbfan.Queue, n: int) -> list[int]:
+    return sorted(await asyncio.gather(*(q.get.aio(timeout=60) for _ in range(n))))
+
+
+def test_async_waiters_inside_a_function(client):
+    with app.run(), nbfan.Queue.ephemeral() as q:
+        call = gather_from_queue.spawn(q, 50)
+        q.put_many(range(50))
+        assert call.get(timeout=60) == list(range(50))
