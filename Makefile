@@ -67,4 +67,4 @@ lock: install
 		--python-version 3.10 -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) .venv-py* .venv-latest build dist *.egg-info
+	rm -rf $(VENV) .venv-py* .venv-latest .venv-stock build dist *.egg-info

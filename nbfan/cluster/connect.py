@@ -158,6 +158,10 @@ on_connect: list[Callable[[Client], object]] = []
 
 
 def _install_telemetry(conn: Connection) -> None:
+    if conn.source not in ("worker", "embedded"):  # a cluster nbfan did not start in this process
+        from nbfan.cluster.shipping import ensure_nbfan_on_cluster
+
+        ensure_nbfan_on_cluster(conn.client)
     for hook in on_connect:
         hook(conn.client)
 
