@@ -113,6 +113,18 @@ class _MethodCall:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.instance(), self.method_name)(*args, **kwargs)
 
+    @property
+    def max_batch_size(self) -> int | None:
+        """A `@batched` method's list size (None for other methods)."""
+        return getattr(getattr(self.user_cls, self.method_name), "max_batch_size", None)
+
+    def nbfan_gatherer(self) -> Any:
+        """The gatherer of a `@batched` method's inputs (None for other methods): a task hands
+        it all its inputs at once (`worker/runners.py`)."""
+        method = getattr(self.instance(), self.method_name)
+        gatherer = getattr(method, "nbfan_gatherer", None)
+        return gatherer() if gatherer is not None else None
+
 
 class Cls:
     """What `@app.cls` returns: call it (with parameters) to get an object whose methods are

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbfan.exception import InvalidError
+from nbfan.worker.gathering import Gatherer, gatherer_for
 
 
 class ScheduleWarning(UserWarning):
@@ -57,12 +57,9 @@ def concurrent(_f: Any = None, *, max_inputs: int | None = None, target_inputs: 
     return _f if _f is not None else (lambda f: f)
 
 
-async def _first_of(coro: Any) -> Any:
-    return (await coro)[0]
-
-
 class _Batched:
-    """A `@batched` function called with one input: runs it on a batch of one and unwraps."""
+    """A `@batched` function: callers pass single inputs; on the worker, inputs from every
+    caller and task are gathered into lists (`worker/gathering.py`)."""
 
     _nbfan_method = True  # on an `@app.cls` class, a batched method is one of its methods
 
@@ -78,22 +75,22 @@ class _Batched:
             return self
         return _Batched(functools.partial(self.fn, instance), self.max_batch_size, self.wait_ms)
 
+    def nbfan_gatherer(self) -> Gatherer:
+        """The gatherer of the function's inputs in this process (one per function and instance)."""
+        fn = self.fn
+        key = (id(fn.func), id(fn.args[0])) if isinstance(fn, functools.partial) else (id(fn),)
+        name = getattr(fn.func if isinstance(fn, functools.partial) else fn, "__qualname__", "function")
+        return gatherer_for(key, fn, self.max_batch_size, self.wait_ms, name)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        result = self.fn(*[[a] for a in args], **{k: [v] for k, v in kwargs.items()})
-        if inspect.iscoroutine(result):
-            return _first_of(result)
-        if not isinstance(result, (list, tuple)) or len(result) != 1:
-            raise InvalidError(
-                f"@batched function {getattr(self.fn, '__name__', '?')} must return a list with one output per input; "
-                f"it returned {type(result).__name__}"
-            )
-        return result[0]
+        return self.nbfan_gatherer().call(args, kwargs)
 
 
 def batched(_f: Any = None, *, max_batch_size: int = 1, wait_ms: int = 0) -> Any:
     """Modal's `@modal.batched(max_batch_size=..., wait_ms=...)`: the function takes lists and
-    returns a list; callers pass single inputs (`f.remote(x)`, `f.map(xs)`). nbfan calls it with a
-    batch of one per input (same results; nbfan batches inputs into Dask tasks by itself)."""
+    returns a list; callers pass single inputs (`f.remote(x)`, `f.map(xs)`), and each worker
+    gathers the inputs it gets, from every caller, into lists of up to `max_batch_size`, waiting
+    at most `wait_ms` after the first."""
     if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise InvalidError(f"@batched(max_batch_size={max_batch_size!r}): give an int >= 1")
     if isinstance(wait_ms, bool) or not isinstance(wait_ms, int) or wait_ms < 0:

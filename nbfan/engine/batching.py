@@ -2,7 +2,9 @@
 
 Small first batches make the first result quick; then each batch aims at `target_seconds` of
 compute, so per-task overhead (a few ms) stays small next to the work, and big inputs go one
-per task (`max_bytes`)."""
+per task (`max_bytes`). A `@batched` function's tasks carry at least `floor` inputs (its
+`max_batch_size`): its compute time includes waiting for lists to fill, which says nothing of
+how long an input takes, and a task with fewer inputs than a list could never fill one."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ class BatchSizer:
     max_bytes: int = 8 * 2**20
     growth: int = 16  # fast inputs reach full batches in a few results; slow ones stay at 1
     size: int = 1
+    floor: int = 1
     _seconds_per_input: float | None = None
     _bytes_per_input: float = 0.0
 
     def next_size(self) -> int:
-        return self.size
+        return max(self.size, self.floor)
 
     def observe(self, inputs: int, compute_seconds: float, payload_bytes: int) -> None:
         """Fold in one finished batch: `inputs` took `compute_seconds`; their payload had `payload_bytes`."""

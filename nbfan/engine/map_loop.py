@@ -192,7 +192,7 @@ class MapLoop:
         self.source = source
         self.window = window
         self.ordered = ordered and stream is None
-        self.sizer = sizer or BatchSizer()
+        self.sizer = sizer or BatchSizer(floor=plan.inputs_per_list)
         self.stream = stream
         self.on_submit = on_submit
         self.on_exhausted = on_exhausted

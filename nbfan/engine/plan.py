@@ -44,6 +44,7 @@ class CallPlan:
     fn_blob: bytes
     spec: TaskSpec
     resources: dict[str, float] | None
+    inputs_per_list: int = 1  # a @batched function's max_batch_size: its tasks carry at least that many
 
     def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
         """One task running inputs [start, start + len(inputs)) of a plain function."""
@@ -86,6 +87,7 @@ def plan_call(
         fn_blob=dumps_function(function.raw_f),
         spec=spec,
         resources=plan_resources(function, client),
+        inputs_per_list=int(getattr(function.raw_f, "max_batch_size", None) or 1),
     )
 
 

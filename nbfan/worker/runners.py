@@ -51,6 +51,23 @@ class InThread:
         self.fn = load_function(fn_blob)
         self.call_id = call_id
 
+    def gatherer(self) -> Any:
+        """For a `@batched` function: its gatherer, to hand it all of a task's inputs at once."""
+        find = getattr(self.fn, "nbfan_gatherer", None)
+        return find() if find is not None else None
+
+    def call_gathered(self, gatherer: Any, inputs: list[tuple[tuple, dict]]) -> list[Outcome]:
+        """Every input of the task added to the batched function's lists at once, then each outcome."""
+        slots = [gatherer.submit(args, kwargs) for args, kwargs in inputs]
+        outcomes: list[Outcome] = []
+        for slot in slots:
+            gatherer.wait_for(slot)
+            try:
+                outcomes.append((True, slot.outcome()))
+            except Exception as exc:
+                outcomes.append((False, Failure.capture(exc)))
+        return outcomes
+
     def registered(self) -> Any:
         return stopping.running(self.call_id, stopping.ThreadToken())
 

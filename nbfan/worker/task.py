@@ -134,6 +134,16 @@ def _run_inputs(
     failures: dict[int, Failure] = {}
     failed = False
     n_failed = n_skipped = 0
+    gatherer = runner.gatherer() if isinstance(runner, InThread) else None
+    if gatherer is not None:  # a @batched function: the inputs join its lists all at once. Not
+        # registered for cancels: the thread may be running a list of other calls' inputs.
+        outcomes = runner.call_gathered(gatherer, inputs)
+        for position, (ok, value) in enumerate(outcomes):
+            values.append(value if ok else None)
+            if not ok:
+                failures[position] = value
+                n_failed += 1
+        return values, failures, n_failed, n_skipped
     try:
         with runner.registered():
             for args, kwargs in inputs:

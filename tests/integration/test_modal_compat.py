@@ -249,3 +249,50 @@ def test_a_batched_method_of_a_class_is_a_method(client) -> None:
     model = Embedder()
     assert model.embed.remote("abc") == 3
     assert list(model.embed.map(["a", "bb", "ccc"])) == [1, 2, 3]
+
+
+@app.function()
+@modal.batched(max_batch_size=8, wait_ms=200)
+def which_list(xs: list[int]) -> list[tuple[int, str, int]]:
+    """Each input with the id and size of the list it was run in."""
+    import uuid
+
+    list_id = uuid.uuid4().hex
+    return [(x, list_id, len(xs)) for x in xs]
+
+
+@app.function()
+@modal.batched(max_batch_size=4, wait_ms=100)
+def fails_on_three(xs: list[int]) -> list[int]:
+    if 3 in xs:
+        raise ValueError("three")
+    return xs
+
+
+@app.function()
+@modal.batched(max_batch_size=4, wait_ms=0)
+def wrong_length(xs: list[int]) -> list[int]:
+    return xs[:-1]
+
+
+def test_batched_inputs_of_a_map_run_in_lists(client) -> None:
+    out = list(which_list.map(range(40)))
+    assert [x for x, _, _ in out] == list(range(40))  # in input order, one output each
+    sizes = {list_id: size for _, list_id, size in out}
+    assert max(sizes.values()) == 8 and all(size <= 8 for size in sizes.values())
+    assert len(sizes) <= 10  # 40 inputs in lists of up to 8: not one call each
+
+
+def test_batched_calls_from_separate_callers_are_gathered(client) -> None:
+    calls = [which_list.spawn(i) for i in range(16)]
+    out = [call.get(timeout=60) for call in calls]
+    assert [x for x, _, _ in out] == list(range(16))
+    assert len({list_id for _, list_id, _ in out}) < 16  # some calls shared a list
+
+
+def test_a_failing_list_fails_its_inputs_and_a_wrong_length_is_named(client) -> None:
+    results = list(fails_on_three.map(range(8), return_exceptions=True))
+    failed = [i for i, r in enumerate(results) if isinstance(r, ValueError)]
+    assert 3 in failed and all(results[i] == i for i in range(8) if i not in failed)
+    with pytest.raises(InvalidError, match="one output per input"):
+        wrong_length.remote(1)
