@@ -27,6 +27,7 @@ class App:
         self._defaults = {"image": image, "secrets": secrets, "volumes": volumes}
         self.registered_functions: dict[str, Function[Any, Any]] = {}
         self.registered_entrypoints: dict[str, Callable[..., Any]] = {}
+        self.registered_classes: dict[str, Any] = {}  # name -> nbfan.Cls
 
     def __repr__(self) -> str:
         return f"<nbfan.App {self.name!r} functions={sorted(self.registered_functions)}>"

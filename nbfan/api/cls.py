@@ -130,7 +130,7 @@ class Cls:
     """What `@app.cls` returns: call it (with parameters) to get an object whose methods are
     Functions (`Model().predict.remote(x)`)."""
 
-    def __init__(self, user_cls: type, app: App, options: Any) -> None:
+    def __init__(self, user_cls: type, app: App | None, options: Any) -> None:
         self.user_cls = user_cls
         self.app = app
         self.options = options
@@ -142,6 +142,17 @@ class Cls:
 
     def __repr__(self) -> str:
         return f"<nbfan.Cls {self.user_cls.__name__} methods={self.methods}>"
+
+    @staticmethod
+    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Cls:
+        """A class `nbfan deploy` registered on the cluster (`Model = nbfan.Cls.from_name("app",
+        "Model")`, then `Model(p=1).method.remote(x)`); NotFoundError lists what is deployed."""
+        from nbfan.api.deploy import lookup_cls
+
+        user_cls, options = lookup_cls(app_name, name)
+        return Cls(user_cls, None, options)
+
+    lookup = from_name  # Modal's older name
 
     def __call__(self, **params: Any) -> ClsObject:
         """The class with these parameters (`Model(name="big")`), checked against its `modal.parameter()`s."""
@@ -187,4 +198,6 @@ def register_cls(app: App, user_cls: Any, options: dict[str, Any]) -> Cls:
     """What `@app.cls(...)` does: check it decorates a class and wrap it with the app's options."""
     if not isinstance(user_cls, type):
         raise InvalidError(f"@app.cls decorates a class; got {user_cls!r}")
-    return Cls(user_cls, app, app._options(options))
+    cls = Cls(user_cls, app, app._options(options))
+    app.registered_classes[user_cls.__name__] = cls
+    return cls

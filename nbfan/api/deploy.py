@@ -30,23 +30,28 @@ def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, A
     if not app.name:
         raise InvalidError('deploying needs a named app: nbfan.App("my-app")')
     check_name(app.name, "App")
-    if not app.registered_functions:
-        raise InvalidError(f"app {app.name!r} has no functions to deploy (decorate them with @app.function)")
-    blobs: dict[str, bytes] = {}
-    for name, function in app.registered_functions.items():
-        module = getattr(function.raw_f, "__module__", None)
-        if module:
-            ship_module_by_value(module)
-        try:
-            blobs[name] = pickle_function(function)
-        except Exception as exc:
-            raise InvalidError(
-                f"function {name!r} of app {app.name!r} cannot be serialized to deploy it: {exc}"
-            ) from exc
-    record = {"functions": blobs, "source": source, "host": os.uname().nodename, "pid": os.getpid(),
-              "time": time.time()}
+    if not app.registered_functions and not app.registered_classes:
+        raise InvalidError(
+            f"app {app.name!r} has no functions or classes to deploy (decorate them with @app.function or @app.cls)"
+        )
+    blobs = {name: _packed(app, name, function.raw_f, function) for name, function in app.registered_functions.items()}
+    classes = {name: _packed(app, name, cls.user_cls, (cls.user_cls, cls.options))
+               for name, cls in app.registered_classes.items()}
+    record = {"functions": blobs, "classes": classes, "source": source, "host": os.uname().nodename,
+              "pid": os.getpid(), "time": time.time()}
     reply = store_call(client or get_client(), APPS_OP, action="deploy", name=app.name, record=record)
-    return {"app": app.name, "functions": sorted(blobs), "replaced": reply["replaced"]}
+    return {"app": app.name, "functions": sorted(blobs), "classes": sorted(classes), "replaced": reply["replaced"]}
+
+
+def _packed(app: App, name: str, defined: Any, what: Any) -> bytes:
+    """A function or class pickled to deploy it, its module by value (no process needs the file)."""
+    module = getattr(defined, "__module__", None)
+    if module:
+        ship_module_by_value(module)
+    try:
+        return pickle_function(what)
+    except Exception as exc:
+        raise InvalidError(f"{name!r} of app {app.name!r} cannot be serialized to deploy it: {exc}") from exc
 
 
 def list_apps(client: Any = None) -> dict[str, dict[str, Any]]:
@@ -63,7 +68,9 @@ def stop_app(name: str, client: Any = None) -> None:
 def _describe(apps: dict[str, dict[str, Any]]) -> str:
     if not apps:
         return "none (deploy one with `nbfan deploy FILE.py`)"
-    return "; ".join(f"{name}: {', '.join(rec['functions'])}" for name, rec in sorted(apps.items()))
+    return "; ".join(
+        f"{name}: {', '.join([*rec['functions'], *rec.get('classes', [])])}" for name, rec in sorted(apps.items())
+    )
 
 
 def lookup(app_name: str, function_name: str, client: Any = None) -> Function[Any, Any]:
@@ -76,3 +83,17 @@ def lookup(app_name: str, function_name: str, client: Any = None) -> Function[An
             f"no deployed {what} on the cluster at {c.scheduler.address}; deployed: {_describe(list_apps(c))}"
         )
     return unpickle_function(record["functions"][function_name])
+
+
+def lookup_cls(app_name: str, class_name: str, client: Any = None) -> tuple[type, Any]:
+    """The deployed class and its options, unpickled here; NotFoundError listing what is deployed."""
+    c = client or get_client()
+    record = store_call(c, APPS_OP, action="get", name=app_name)["app"]
+    classes = (record or {}).get("classes", {})
+    if class_name not in classes:
+        what = f"app {app_name!r}" if record is None else f"class {class_name!r} in app {app_name!r}"
+        raise NotFoundError(
+            f"no deployed {what} on the cluster at {c.scheduler.address}; deployed: {_describe(list_apps(c))}"
+        )
+    user_cls, options = unpickle_function(classes[class_name])
+    return user_cls, options

@@ -73,8 +73,9 @@ def _deploy(args: argparse.Namespace) -> int:
     for app in apps:
         result = deploy_app(app, source=args.file)
         verb = "redeployed (replaced)" if result["replaced"] else "deployed"
-        print(f"app {result['app']!r} {verb}: {', '.join(result['functions'])}")
-    print("call them from any process on this cluster: nbfan.Function.from_name(APP, FUNCTION)")
+        print(f"app {result['app']!r} {verb}: {', '.join([*result['functions'], *result['classes']])}")
+    print("call them from any process on this cluster: nbfan.Function.from_name(APP, FUNCTION), "
+          "nbfan.Cls.from_name(APP, CLASS)")
     return 0
 
 
@@ -104,7 +105,7 @@ def _print_apps(apps: dict[str, dict[str, Any]]) -> None:
     table = Table("app", "functions", "deployed", "source")
     for name, rec in sorted(apps.items()):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("deployed") or 0))
-        table.add_row(name, ", ".join(rec["functions"]), when, str(rec.get("source") or ""))
+        table.add_row(name, ", ".join([*rec["functions"], *rec.get("classes", [])]), when, str(rec.get("source") or ""))
     Console(width=max(100, Console().width)).print(table)
 
 

@@ -131,7 +131,8 @@ class Store:
             return {"ok": True, "replaced": replaced}
         if action == "list":
             return {"ok": True, "apps": {
-                n: {k: v for k, v in rec.items() if k != "functions"} | {"functions": sorted(rec["functions"])}
+                n: {k: v for k, v in rec.items() if k not in ("functions", "classes")}
+                | {"functions": sorted(rec["functions"]), "classes": sorted(rec.get("classes", {}))}
                 for n, rec in self.apps.items()
             }}
         if action == "get":

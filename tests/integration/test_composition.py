@@ -44,6 +44,24 @@ def writes_to_a_dict(name: str, x: int) -> int:
     return x
 
 
+@app.function
+def spawn_map_inside(n: int) -> list[int]:
+    return list(square.spawn_map(range(n)).get(timeout=120))
+
+
+@app.function
+async def aio_inside(n: int) -> tuple[int, list[int], list[int]]:
+    one = await square.remote.aio(n)
+    mapped = [x async for x in square.map.aio(range(n))]
+    spawned = await (await square.spawn.aio(n + 1)).get.aio()
+    return one, mapped, [spawned]
+
+
+def test_spawn_map_and_async_calls_inside_functions(client) -> None:
+    assert spawn_map_inside.remote(4) == [0, 1, 4, 9]
+    assert aio_inside.remote(3) == (9, [0, 1, 4], [16])
+
+
 def test_nested_maps_on_two_single_thread_workers_finish_on_the_same_cluster(client) -> None:
     # the session cluster has 2 workers of 1 thread: 4 parents each waiting on 10 children
     results = list(sum_of_squares.map([10] * 4))

@@ -37,6 +37,18 @@ def test_deploy_then_call_by_name_from_other_processes(local_cluster, client):
     # and from this process too
     assert nbfan.Function.from_name("deployed-math", "greeting").remote() == "v1"
 
+    # a deployed class, with parameters and its set-up, from another process
+    code = (
+        "import nbfan\n"
+        "Scaler = nbfan.Cls.from_name('deployed-math', 'Scaler')\n"
+        "print(Scaler().scale.remote(5), list(Scaler(factor=10).scale.map([1, 2])))\n"
+    )
+    other = run_py(code, env={"NBFAN_SCHEDULER": scheduler, "NBFAN_PROGRESS": "0"})
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.split() == ["12", "[12,", "22]"]
+    with pytest.raises(NotFoundError, match="Scaler"):
+        nbfan.Cls.from_name("deployed-math", "Missing")
+
 
 def test_redeploy_replaces_and_stop_removes(local_cluster, client):
     scheduler = local_cluster.scheduler_address

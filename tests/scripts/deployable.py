@@ -21,3 +21,16 @@ def square(x: int) -> int:
 @app.function()
 def greeting() -> str:
     return GREETING
+
+
+@app.cls()
+class Scaler:
+    factor: int = modal.parameter(default=2)
+
+    @modal.enter()
+    def load(self) -> None:
+        self.offset = len(GREETING)  # set up once per worker process
+
+    @modal.method()
+    def scale(self, x: int) -> int:
+        return x * self.factor + self.offset
