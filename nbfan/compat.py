@@ -182,6 +182,18 @@ def send_to_scheduler(client: Any, msg: dict[str, Any]) -> None:
     client._send_to_scheduler(msg)
 
 
+def set_send_interval(client: Any, seconds: float) -> bool:
+    """How long the client's batched stream to the scheduler gathers messages before sending.
+    distributed fixes it at 10 ms (`Client.scheduler_comm = BatchedSend(interval="10ms")`, no
+    config; 2026.8.0), which is most of a `.remote` round trip; `BatchedSend.interval` is read
+    on every send, so setting it applies at once. False when the client has no such stream."""
+    comm = getattr(client, "scheduler_comm", None)
+    if comm is None or not hasattr(comm, "interval"):
+        return False
+    comm.interval = seconds
+    return True
+
+
 def desire_keys(client: Any, keys: list[Any]) -> None:
     """Tell the scheduler this client wants the state of tasks it did not submit (re-attaching
     a call by id), as `Client.get_dataset` does for its futures (distributed 2026.8.0: the

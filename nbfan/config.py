@@ -29,6 +29,9 @@ class Config:
     scheduler_silence_timeout: float = 10.0
     #: largest pickled arguments of one call (bytes); bigger ones belong in a Volume
     max_input_bytes: int = 1 << 30
+    #: seconds the Dask client gathers messages to the scheduler before sending them (Dask's own
+    #: default is 10 ms, most of a `.remote` round trip); applied to the clients nbfan uses
+    send_interval: float = 0.001
     #: run every function's inputs in a child process of the worker, not only those with secrets,
     #: an environment or a timeout: every cancel then stops them for real, even inside a C call
     isolate_all: bool = field(default_factory=lambda: env_flag("NBFAN_ISOLATE_ALL", False))

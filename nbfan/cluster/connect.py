@@ -20,6 +20,7 @@ from typing import Any
 from distributed import Client
 from distributed.deploy import Cluster
 
+from nbfan import compat
 from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
 from nbfan.config import config
 from nbfan.exception import ClusterConnectionError, InvalidError
@@ -158,6 +159,7 @@ on_connect: list[Callable[[Client], object]] = []
 
 
 def _install_telemetry(conn: Connection) -> None:
+    compat.set_send_interval(conn.client, config.send_interval)  # a 10 ms wait per round trip otherwise
     if conn.source not in ("worker", "embedded"):  # a cluster nbfan did not start in this process
         from nbfan.cluster.shipping import ensure_nbfan_on_cluster
 

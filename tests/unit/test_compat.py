@@ -30,6 +30,11 @@ def test_scheduler_methods_nbfan_calls_keep_their_signatures() -> None:
 
 
 def test_client_internals_nbfan_uses_are_there() -> None:
+    from distributed.batched import BatchedSend
+
+    client_source = inspect.getsource(ClientClass)
+    assert 'BatchedSend(interval="10ms"' in client_source and "self.scheduler_comm = bcomm" in client_source
+    assert "self.interval" in inspect.getsource(BatchedSend._background_send)  # read on every send (set_send_interval)
     assert callable(ClientClass._send_to_scheduler)
     assert params(ClientClass._send_to_scheduler)[:2] == ["self", "msg"]
     assert "self._adaptive" in inspect.getsource(Cluster)  # set by Cluster.adapt()
