@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from nbfan.api.function import Function
+from nbfan.api.function import Function, GeneratorFunction
 from nbfan.api.options import parse_options
 from nbfan.exception import InvalidError
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from nbfan.api.signatures import FunctionDecorator
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class App:
@@ -46,14 +50,19 @@ class App:
             raise InvalidError(
                 f"@app.generator decorates generator functions (with `yield`); {raw_f.__name__} is not one"
             )
-        function = Function(raw_f, self._options(options), self)
+        kind = GeneratorFunction if inspect.isgeneratorfunction(raw_f) else Function
+        function = kind(raw_f, self._options(options), self)
         self.registered_functions[function.name] = function
         return function
 
     @overload
-    def function(self, _f: F) -> Function[Any, Any]: ...
+    def function(self, _f: Callable[P, Coroutine[Any, Any, R]]) -> Function[P, R]: ...
     @overload
-    def function(self, _f: None = None, **options: Any) -> Callable[[F], Function[Any, Any]]: ...
+    def function(self, _f: Callable[P, Iterator[R]]) -> GeneratorFunction[P, R]: ...
+    @overload
+    def function(self, _f: Callable[P, R]) -> Function[P, R]: ...
+    @overload
+    def function(self, _f: None = None, **options: Any) -> FunctionDecorator: ...
 
     def function(self, _f: Any = None, **options: Any) -> Any:
         """Register a function to run on the cluster: `@app.function` or `@app.function(gpu=1, ...)`.
@@ -64,6 +73,11 @@ class App:
             return self._register(_f, options, require_generator=False)
         parse_options(**options)  # fail at the decorator line, not at the def below it
         return lambda f: self._register(f, options, require_generator=False)
+
+    @overload
+    def generator(self, _f: Callable[P, Iterator[R]]) -> GeneratorFunction[P, R]: ...
+    @overload
+    def generator(self, _f: None = None, **options: Any) -> FunctionDecorator: ...
 
     def generator(self, _f: Any = None, **options: Any) -> Any:
         """Register a generator function: `.remote_gen()` streams its yields, `.map()` flat-maps."""

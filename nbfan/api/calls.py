@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from distributed import Future, as_completed
 
 from nbfan import compat
 from nbfan.cluster import get_client
-from nbfan.engine.aio import aio_method, in_thread, user_facing, wait_future
+from nbfan.engine.aio import CancelMethod, GetMethod, aio_method, in_thread, user_facing, wait_future
 from nbfan.engine.plan import batch_outcomes, cancel_call
 from nbfan.exception import NotFoundError
 from nbfan.keys import parse_task_key, task_key
@@ -74,7 +74,13 @@ class FunctionCall(Generic[R]):
             ) from None
         return self._get()
 
-    get = aio_method(_get, _get_aio)
+    if TYPE_CHECKING:
+
+        @property
+        def get(self) -> GetMethod[R]:
+            """The result (`await call.get.aio()`); TimeoutError after `timeout` seconds."""
+    else:
+        get = aio_method(_get, _get_aio)
 
     def _cancel(self) -> None:
         """Stop the call: it will not start if queued (a running input runs to its end)."""
@@ -83,7 +89,13 @@ class FunctionCall(Generic[R]):
     async def _cancel_aio(self) -> None:
         self._cancel()
 
-    cancel = aio_method(_cancel, _cancel_aio)
+    if TYPE_CHECKING:
+
+        @property
+        def cancel(self) -> CancelMethod:
+            """Stop the call (`await call.cancel.aio()`)."""
+    else:
+        cancel = aio_method(_cancel, _cancel_aio)
 
     def done(self) -> bool:
         """Whether the call has finished (with a result, an error or cancelled), without waiting."""

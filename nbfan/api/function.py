@@ -20,6 +20,15 @@ from nbfan.worker.waiting import waiting_for_the_cluster
 
 if TYPE_CHECKING:
     from nbfan.api.app import App
+    from nbfan.api.signatures import (
+        ForEachMethod,
+        MapMethod,
+        RemoteGenMethod,
+        RemoteMethod,
+        SpawnMapMethod,
+        SpawnMethod,
+        StarmapMethod,
+    )
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,7 +114,7 @@ class Function(Generic[P, R]):
 
     # -- one call -------------------------------------------------------------------------
 
-    def _submit_one(self, args: tuple, kwargs: dict, kind: str) -> FunctionCall[R]:
+    def _submit_one(self, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> FunctionCall[R]:
         self._require_plain(kind, "remote_gen")
         endpoint = endpoint_kind(self.raw_f)
         if endpoint is not None:  # before anything is submitted
@@ -128,7 +137,8 @@ class Function(Generic[P, R]):
         await connected()
         return self._spawn(*args, **kwargs)
 
-    spawn = aio_method(_spawn, _spawn_aio)
+    if not TYPE_CHECKING:  # typed below
+        spawn = aio_method(_spawn, _spawn_aio)
 
     def _remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run once on the cluster and return its result (or raise its exception)."""
@@ -157,7 +167,8 @@ class Function(Generic[P, R]):
         finally:
             call._future.release()
 
-    remote = aio_method(_remote, _remote_aio)
+    if not TYPE_CHECKING:  # typed below
+        remote = aio_method(_remote, _remote_aio)
 
     def _remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Run a generator function once on the cluster, yielding its values as they are produced."""
@@ -170,11 +181,58 @@ class Function(Generic[P, R]):
         async for value in iterate_in_thread(stream_one(self, (args, kwargs))):
             yield value
 
-    remote_gen = aio_method(_remote_gen, _remote_gen_aio)
+    if not TYPE_CHECKING:  # typed below
+        remote_gen = aio_method(_remote_gen, _remote_gen_aio)
 
     # -- many calls: the fan-out engine ----------------------------------------------------
 
-    map = methods.map_method
-    starmap = methods.starmap_method
-    for_each = methods.for_each_method
-    spawn_map = methods.spawn_map_method
+    if TYPE_CHECKING:  # what type checkers see of these pairs of a call and its `.aio` twin
+
+        @property
+        def remote(self) -> RemoteMethod[P, R]:
+            """Run once on the cluster and return the result (`await f.remote.aio(...)`)."""
+        @property
+        def spawn(self) -> SpawnMethod[P, R]:
+            """Start one call and return its FunctionCall at once."""
+        @property
+        def remote_gen(self) -> RemoteGenMethod[P, Any]:
+            """Stream a generator function's yields."""
+        @property
+        def map(self) -> MapMethod[R]:
+            """Run over many inputs in parallel, results in input order."""
+        @property
+        def starmap(self) -> StarmapMethod[R]:
+            """Run over tuples of positional arguments."""
+        @property
+        def for_each(self) -> ForEachMethod:
+            """Run over many inputs for their side effects."""
+        @property
+        def spawn_map(self) -> SpawnMapMethod[R]:
+            """Start a map that goes on after this process; returns its MapCall."""
+    else:
+        map = methods.map_method
+        starmap = methods.starmap_method
+        for_each = methods.for_each_method
+        spawn_map = methods.spawn_map_method
+
+
+Y = TypeVar("Y")
+
+
+class GeneratorFunction(Function[P, Iterator[Y]]):
+    """A generator function registered on an App: `.remote_gen()` streams its yields and
+    `.map()` flat-maps them (the same object as a Function; a type of its own so that type
+    checkers see yields where a plain function has results)."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def remote_gen(self) -> RemoteGenMethod[P, Y]:
+            """Stream the yields."""
+        @property
+        def map(self) -> MapMethod[Y]:  # type: ignore[override]
+            """Every yield of every input, flat."""
+        @property
+        def starmap(self) -> StarmapMethod[Y]:  # type: ignore[override]
+            """Every yield of every input, flat."""
+

@@ -7,7 +7,7 @@ import functools
 import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from distributed import Future
 
@@ -106,7 +106,7 @@ class aio_method(Generic[T]):
         return _BoundAio(self._sync.__get__(obj, owner), self._aio.__get__(obj, owner))
 
 
-async def wait_future(future: Future) -> None:
+async def wait_future(future: Future[Any]) -> None:
     """Wait for a Dask future from an asyncio loop without holding a thread."""
     if future.done():
         return
@@ -199,3 +199,29 @@ async def iterate_in_thread(iterator: Iterator[Any], buffer: int = 1024) -> Asyn
             yield item
     finally:
         stop.set()
+
+
+# -- what type checkers see of such pairs (the Function ones: api/signatures.py) ----------------
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class GetMethod(Protocol[R_co]):
+    """`call.get(timeout=None)` and `await call.get.aio(...)`."""
+
+    def __call__(self, timeout: float | None = None) -> R_co: ...
+    async def aio(self, timeout: float | None = None) -> R_co: ...
+
+
+class MapGetMethod(Protocol[R_co]):
+    """`map_call.get(return_exceptions=False, timeout=None)`: every result, in input order."""
+
+    def __call__(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[R_co]: ...
+    async def aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[R_co]: ...
+
+
+class CancelMethod(Protocol):
+    """`call.cancel()` and `await call.cancel.aio()`."""
+
+    def __call__(self) -> None: ...
+    async def aio(self) -> None: ...

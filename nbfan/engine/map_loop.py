@@ -48,7 +48,7 @@ def note_failed_input(exc: BaseException, index: int) -> BaseException:
         if hasattr(exc, "add_note"):
             exc.add_note(note)
         else:  # Python 3.10
-            exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+            exc.__notes__ = [*getattr(exc, "__notes__", []), note]
     try:
         exc.input_index = index  # type: ignore[attr-defined]
     except Exception:

@@ -28,7 +28,7 @@ class Batch:
     """One submitted task: inputs [start, start + count) of a call (kept while it runs, so a
     batch killed with its worker can be re-run one input per task)."""
 
-    future: Future
+    future: Future[Any]
     start: int
     count: int
     payload_bytes: int

@@ -16,13 +16,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from distributed import Client, fire_and_forget
 
 from nbfan.cluster import current_connection, get_client
 from nbfan.engine import hooks
-from nbfan.engine.aio import aio_method, in_thread, iterate_in_thread, user_facing
+from nbfan.engine.aio import CancelMethod, MapGetMethod, aio_method, in_thread, iterate_in_thread, user_facing
 from nbfan.engine.coordinator import coordinate
 from nbfan.engine.map_loop import note_failed_input, window_size
 from nbfan.engine.plan import cancel_call, plan_call
@@ -104,7 +104,10 @@ class MapProgress:
     restarts: int = 0  # times the coordinator was rerun after losing its worker
 
 
-class MapCall:
+R = TypeVar("R")
+
+
+class MapCall(Generic[R]):
     """A map started with `.spawn_map()`. Watch it (`.progress()`), collect it (`.get()` or
     iterate, results in input order), stop it (`.cancel()`), or re-attach from another process
     with `MapCall.from_id(object_id)`.
@@ -130,7 +133,7 @@ class MapCall:
     # -- re-attaching ------------------------------------------------------------------------
 
     @staticmethod
-    def from_id(object_id: str) -> MapCall:
+    def from_id(object_id: str) -> MapCall[Any]:
         """Re-attach to a spawned map from any process connected to the same cluster."""
         if not isinstance(object_id, str) or not object_id:
             raise InvalidError(f"MapCall.from_id() takes the map's object_id string, got {object_id!r}")
@@ -155,7 +158,7 @@ class MapCall:
     # -- collecting --------------------------------------------------------------------------
 
     @user_facing
-    def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[Any]:
+    def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[R]:
         """Results in input order as they become available; see the class docstring for errors.
         `timeout`: seconds to wait for the next result before raising TimeoutError."""
         with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
@@ -203,7 +206,7 @@ class MapCall:
                 raise exc
             yield exc
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[R]:
         return self.iter()
 
     def _get(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
@@ -213,9 +216,15 @@ class MapCall:
     async def _get_aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
         return await in_thread(self._get, return_exceptions=return_exceptions, timeout=timeout)
 
-    get = aio_method(_get, _get_aio)
+    if TYPE_CHECKING:
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+        @property
+        def get(self) -> MapGetMethod[R]:
+            """Every result in input order (`await map_call.get.aio()`)."""
+    else:
+        get = aio_method(_get, _get_aio)
+
+    async def __aiter__(self) -> AsyncIterator[R]:
         async for value in iterate_in_thread(self.iter()):
             yield value
 
@@ -233,7 +242,13 @@ class MapCall:
     async def _cancel_aio(self) -> None:
         await in_thread(self._cancel)
 
-    cancel = aio_method(_cancel, _cancel_aio)
+    if TYPE_CHECKING:
+
+        @property
+        def cancel(self) -> CancelMethod:
+            """Stop the map (`await map_call.cancel.aio()`)."""
+    else:
+        cancel = aio_method(_cancel, _cancel_aio)
 
 
 def _raise_if_missing(summary: dict[str, Any], client: Client) -> None:

@@ -69,7 +69,7 @@ class SchedulerWatch:
             raise self.lost(f"{type(exc).__name__}: {exc}") from None
         self._last_sign = time.monotonic()
 
-    def gather(self, future: Future) -> Any:
+    def gather(self, future: Future[Any]) -> Any:
         """`future.result()` of a finished future, without hanging on a scheduler that goes
         silent mid-transfer: the transfer runs on the client's loop while this thread keeps
         checking the scheduler (a slow, big transfer from a live scheduler is waited for)."""
@@ -91,7 +91,7 @@ class SchedulerWatch:
         """The scheduler just answered (a result arrived): no ping needed for a while."""
         self._last_sign = time.monotonic()
 
-    def next_done(self, completed: as_completed, timeout: float | None = None) -> Future | None:
+    def next_done(self, completed: as_completed, timeout: float | None = None) -> Future[Any] | None:
         """The next finished future of `completed`; None when none finished within `timeout`
         seconds; ClusterConnectionError when the scheduler is lost meanwhile."""
         condition: Any = getattr(completed, "thread_condition", None)

@@ -64,7 +64,7 @@ class _Names(ast.NodeVisitor):
         self.comprehensions -= 1
         self.depth -= 1
 
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension  # type: ignore[assignment]
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
 
     def _scope(self, node: ast.AST, name: str | None) -> None:
         if name is not None and self.depth == 0:
@@ -103,8 +103,8 @@ class _Names(ast.NodeVisitor):
             if self.depth == 0 and isinstance(node, ast.ImportFrom):
                 self.assigns.add(name)  # `import x` binds a module: modules never come back
 
-    visit_Import = _import  # type: ignore[assignment]
-    visit_ImportFrom = _import  # type: ignore[assignment]
+    visit_Import = _import
+    visit_ImportFrom = _import
 
     def visit_Global(self, node: ast.Global) -> None:
         self.assigns.update(node.names)  # a function assigning a global changes the namespace

@@ -149,7 +149,7 @@ def remote_exception(failure: Any, filename: str) -> BaseException:
     else:  # stopped from outside the cell's code (timeout, cancel): nbfan's frames would only confuse
         lines = [f"{type(exc).__name__}: {exc}"]
     try:
-        exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+        exc._render_traceback_ = lambda: lines
     except Exception:
         pass
     return exc.with_traceback(None)

@@ -72,7 +72,7 @@ class CancelHandler(_Base):
         await self._answer(cancel())
 
 
-class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     """WS /nbfan/api/stream: pushes {"type": "calls", ...} and {"type": "cluster", ...}."""
 
     auth_resource = AUTH_RESOURCE

@@ -50,7 +50,10 @@ def serve(channel: socket.socket) -> None:
             _run(*request[1:])
 
 
-def _run(kind: str, digest: bytes, fn_blob: bytes | None, args: tuple, kwargs: dict, lineage: tuple[str, ...]) -> None:
+def _run(
+    kind: str, digest: bytes, fn_blob: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any],
+    lineage: tuple[str, ...],
+) -> None:
     from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE
     from nbfan.worker.payload import Failure
 

@@ -107,7 +107,7 @@ def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
 loads = cloudpickle.loads
 
 
-def _rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
+def _rebuild_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
     """Rebuild an exception of its original type even when its __init__ takes other
     arguments than `args` (a common reason exceptions fail to unpickle)."""
     try:
@@ -129,8 +129,8 @@ class Failure:
     text (`exc_type` None) when those could not be pickled, and the user's remote frames."""
 
     exc_type: type | None
-    exc_args: tuple
-    exc_state: dict
+    exc_args: tuple[Any, ...]
+    exc_state: dict[str, Any]
     type_name: str
     message: str
     traceback: str

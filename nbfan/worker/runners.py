@@ -56,7 +56,7 @@ class InThread:
         find = getattr(self.fn, "nbfan_gatherer", None)
         return find() if find is not None else None
 
-    def call_gathered(self, gatherer: Any, inputs: list[tuple[tuple, dict]]) -> list[Outcome]:
+    def call_gathered(self, gatherer: Any, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
         """Every input of the task added to the batched function's lists at once, then each outcome."""
         slots = [gatherer.submit(args, kwargs) for args, kwargs in inputs]
         outcomes: list[Outcome] = []
@@ -71,7 +71,7 @@ class InThread:
     def registered(self) -> Any:
         return stopping.running(self.call_id, stopping.ThreadToken())
 
-    def call(self, args: tuple, kwargs: dict) -> Outcome:
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         try:
             result = self.fn(*args, **kwargs)
             if asyncio.iscoroutine(result):  # `async def` functions run to completion here
@@ -80,7 +80,7 @@ class InThread:
         except Exception as exc:
             return False, Failure.capture(exc)
 
-    def generate(self, args: tuple, kwargs: dict, emit: Emit) -> None:
+    def generate(self, args: tuple[Any, ...], kwargs: dict[str, Any], emit: Emit) -> None:
         try:
             for value in self.fn(*args, **kwargs):
                 emit(("y", value))
@@ -108,7 +108,7 @@ class InChild:
 
         return nullcontext()  # each input registers its own child
 
-    def call(self, args: tuple, kwargs: dict) -> Outcome:
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         box: list[Outcome] = []
 
         def on_event(event: tuple[Any, ...]) -> bool:
@@ -120,7 +120,7 @@ class InChild:
         failure = self._run("call", args, kwargs, on_event)
         return box[0] if not failure else (False, failure)
 
-    def generate(self, args: tuple, kwargs: dict, emit: Emit) -> None:
+    def generate(self, args: tuple[Any, ...], kwargs: dict[str, Any], emit: Emit) -> None:
         def on_event(event: tuple[Any, ...]) -> bool:
             if event[0] == "y":
                 emit(("y", event[1]))
@@ -134,7 +134,10 @@ class InChild:
         if failure is not None:
             emit(("f", failure))
 
-    def _run(self, kind: str, args: tuple, kwargs: dict, on_event: Callable[[tuple[Any, ...]], bool]) -> Failure | None:
+    def _run(
+        self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        on_event: Callable[[tuple[Any, ...]], bool],
+    ) -> Failure | None:
         """Run one input; a Failure when it was stopped (deadline, cancel) or its process died."""
         child = isolated.acquire(self.digest, self.env)
         blob = None if child.loaded == self.digest else self.fn_blob
@@ -196,7 +199,7 @@ class _Relay:
         return self.queues[name]
 
 
-def iterate(runner: InThread | InChild, args: tuple, kwargs: dict) -> Iterator[tuple[str, Any]]:
+def iterate(runner: InThread | InChild, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """A generator input's events as a list (tests; the task streams them as they come)."""
     events: list[tuple[str, Any]] = []
     runner.generate(args, kwargs, events.append)

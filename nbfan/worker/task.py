@@ -75,7 +75,9 @@ def runner_for(fn_blob: bytes, spec: TaskSpec) -> InThread | InChild:
     return InChild(fn_blob, spec.call_id, spec.lineage, spec.env, spec.timeout, spec.name)
 
 
-def run_input(runner: InThread | InChild, args: tuple, kwargs: dict, spec: TaskSpec) -> tuple[bool, Any]:
+def run_input(
+    runner: InThread | InChild, args: tuple[Any, ...], kwargs: dict[str, Any], spec: TaskSpec
+) -> tuple[bool, Any]:
     """One input with the call's retries: (True, result) or (False, Failure)."""
     attempt = 0
     while True:

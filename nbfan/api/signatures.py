@@ -1,0 +1,97 @@
+"""What type checkers see of the call methods: each method (`f.remote`, `f.map`...) is, at
+run time, a descriptor pairing a blocking call with its `.aio` twin (`engine/aio.py`); these
+protocols give each pair the parameter and result types of the decorated function, so that
+`f.remote(1)` is a `float` when `f` returns one and `f.remote("x")` is a type error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+
+if TYPE_CHECKING:
+    from nbfan.api.calls import FunctionCall
+    from nbfan.api.function import Function, GeneratorFunction
+    from nbfan.engine.spawn_map import MapCall
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class RemoteMethod(Protocol[P, R_co]):
+    """`f.remote(...)` and `await f.remote.aio(...)`: the function's result."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+class SpawnMethod(Protocol[P, R]):
+    """`f.spawn(...)`: a FunctionCall of the function's result, at once."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]: ...
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]: ...
+
+
+class RemoteGenMethod(Protocol[P, R_co]):
+    """`f.remote_gen(...)`: a generator function's yields, streamed."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Iterator[R_co]: ...
+    def aio(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R_co]: ...
+
+
+class MapMethod(Protocol[R_co]):
+    """`f.map(xs, ys, ...)`: the results (a generator function's yields, flat), lazily."""
+
+    def __call__(
+        self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
+        return_exceptions: bool = False,
+    ) -> Iterator[R_co]: ...
+    def aio(
+        self, *iterables: Iterable[Any] | AsyncIterator[Any], kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True, return_exceptions: bool = False,
+    ) -> AsyncIterator[R_co]: ...
+
+
+class StarmapMethod(Protocol[R_co]):
+    """`f.starmap([(1, 2), (3, 4)])`: each tuple is one call's positional arguments."""
+
+    def __call__(
+        self, iterable: Iterable[tuple[Any, ...] | list[Any]], *, kwargs: dict[str, Any] | None = None,
+        order_outputs: bool = True, return_exceptions: bool = False,
+    ) -> Iterator[R_co]: ...
+    def aio(
+        self, iterable: Iterable[tuple[Any, ...] | list[Any]] | AsyncIterator[tuple[Any, ...] | list[Any]], *,
+        kwargs: dict[str, Any] | None = None, order_outputs: bool = True, return_exceptions: bool = False,
+    ) -> AsyncIterator[R_co]: ...
+
+
+class ForEachMethod(Protocol):
+    """`f.for_each(xs)`: run for side effects, wait for all."""
+
+    def __call__(
+        self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
+    ) -> None: ...
+    async def aio(
+        self, *iterables: Iterable[Any] | AsyncIterator[Any], kwargs: dict[str, Any] | None = None,
+        ignore_exceptions: bool = False,
+    ) -> None: ...
+
+
+class SpawnMapMethod(Protocol[R]):
+    """`f.spawn_map(xs)`: a MapCall of the results, at once."""
+
+    def __call__(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None) -> MapCall[R]: ...
+    async def aio(
+        self, *iterables: Iterable[Any] | AsyncIterator[Any], kwargs: dict[str, Any] | None = None
+    ) -> MapCall[R]: ...
+
+
+class FunctionDecorator(Protocol):
+    """`@app.function(...)` with options: keeps the decorated function's types, as without."""
+
+    @overload
+    def __call__(self, f: Callable[P, Coroutine[Any, Any, R]], /) -> Function[P, R]: ...
+    @overload
+    def __call__(self, f: Callable[P, Iterator[R]], /) -> GeneratorFunction[P, R]: ...
+    @overload
+    def __call__(self, f: Callable[P, R], /) -> Function[P, R]: ...

@@ -1,0 +1,89 @@
+"""What an editor infers from nbfan's API: checked by `mypy --strict` and `pyright`
+(tests/unit/test_typing.py), never run. `assert_type` fails the check on a wrong inference;
+the `type: ignore` / `pyright: ignore` lines are calls that must be type errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from typing_extensions import assert_type
+
+import nbfan
+
+app = nbfan.App("typing")
+
+
+@app.function
+def f(x: int, y: str = "a") -> float:
+    return x + len(y)
+
+
+@app.function(gpu=None, retries=2, timeout=60)
+def with_options(x: int) -> list[str]:
+    return [str(x)]
+
+
+@app.function
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+@app.function
+def count(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@app.generator(timeout=10)
+def words(text: str) -> Iterator[str]:
+    yield from text.split()
+
+
+def plain_calls() -> None:
+    assert_type(f.remote(1), float)
+    assert_type(f.local(1), float)
+    assert_type(f(1, "b"), float)
+    assert_type(f.spawn(1), nbfan.FunctionCall[float])
+    assert_type(f.spawn(1).get(), float)
+    assert_type(f.spawn(1).get(timeout=3), float)
+    assert_type(f.map([1, 2]), Iterator[float])
+    assert_type(f.starmap([(1, "a"), (2, "b")]), Iterator[float])
+    assert_type(f.spawn_map([1, 2]), nbfan.MapCall[float])
+    assert_type(f.spawn_map([1, 2]).get(), list[float])
+    assert_type(list(f.spawn_map([1, 2])), list[float])
+    assert_type(f.for_each([1, 2]), None)
+    assert_type(with_options.remote(3), list[str])
+    assert_type(fetch.remote("u"), bytes)  # an async function's result is the awaited value, as in Modal
+    assert_type(count.remote_gen(3), Iterator[int])
+    assert_type(count.map([1, 2]), Iterator[int])  # generator functions are flat-mapped
+    assert_type(words.remote_gen("a b"), Iterator[str])
+
+
+def wrong_calls() -> None:
+    f.remote("not an int")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    f.remote(1, "b", 3)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    f.spawn(y=1)  # type: ignore[call-arg, arg-type]  # pyright: ignore[reportCallIssue]
+
+
+async def async_calls() -> None:
+    assert_type(await f.remote.aio(1), float)
+    assert_type(await f.spawn.aio(1), nbfan.FunctionCall[float])
+    assert_type(await (await f.spawn.aio(1)).get.aio(), float)
+    async for value in f.map.aio([1, 2]):
+        assert_type(value, float)
+    async for word in words.remote_gen.aio("a b"):
+        assert_type(word, str)
+    assert_type(await f.spawn_map.aio([1]), nbfan.MapCall[float])
+    await f.for_each.aio([1, 2])
+
+
+def objects() -> None:
+    with nbfan.Dict.ephemeral() as d, nbfan.Queue.ephemeral() as q:
+        assert_type(d, nbfan.Dict)
+        assert_type(q, nbfan.Queue)
+        d["k"] = 1
+        q.put(1)
+    secret: nbfan.Secret = nbfan.Secret.from_dict({"TOKEN": "x"})
+    volume: nbfan.Volume = nbfan.Volume.from_name("data", create_if_missing=True)
+    by_name: nbfan.Function[..., Any] = nbfan.Function.from_name("app", "f")
+    del secret, volume, by_name
