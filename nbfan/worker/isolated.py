@@ -67,6 +67,16 @@ class Child:
     def close(self) -> None:
         self.channel.close()  # the child sees the end of its channel and exits
 
+    def alive(self) -> bool:
+        """Whether the process is still there (an idle child may have died: its fork server
+        went away, or the machine killed it)."""
+        try:
+            return self.channel.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True  # nothing to read: still connected
+        except OSError:
+            return False
+
 
 class _ForkServer:
     """The worker's fork server process and the control socket to it."""
@@ -126,12 +136,16 @@ def _fork(env: dict[str, str], key: tuple[Any, ...]) -> Child:
 def acquire(digest: bytes, env: dict[str, str]) -> Child:
     """An idle child of this function and environment, or a new one."""
     key = (digest, tuple(sorted(env.items())))
-    with _idle_lock:
-        for child in reversed(_idle):
-            if child.key == key:
+    while True:
+        with _idle_lock:
+            child = next((c for c in reversed(_idle) if c.key == key), None)
+            if child is not None:
                 _idle.remove(child)
-                return child
-    return _fork(env, key)
+        if child is None:
+            return _fork(env, key)
+        if child.alive():
+            return child
+        child.close()
 
 
 def release(child: Child) -> None:
@@ -197,7 +211,12 @@ def exchange(
     """Send a request and handle the child's messages until `on_event` says the input is done
     (returns that event). None when the deadline passed (the child was killed and is gone) or
     the child died (killed by a cancel, or crashed)."""
-    frames.send(child.channel, request)
+    try:
+        frames.send(child.channel, request)
+    except OSError:  # it died since its last input
+        child.killed = True
+        child.wait_gone()
+        return None
     while True:
         try:
             child.channel.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.0))

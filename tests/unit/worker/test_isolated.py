@@ -56,3 +56,12 @@ def test_children_die_with_the_fork_server(fresh: None) -> None:
     assert server is not None
     server.process.kill()
     wait_until(lambda: _gone(pid), timeout=30, what="the child to die with its fork server")
+
+
+def test_an_idle_child_that_died_is_replaced(fresh: None) -> None:
+    runner = InChild(dumps_function(read_env), "call-4", ("call-4",), {}, None)
+    _ok, (_value, pid) = runner.call((), {})
+    psutil.Process(pid).kill()
+    wait_until(lambda: _gone(pid), timeout=30, what="the idle child to die")
+    ok, (_value, new_pid) = runner.call((), {})
+    assert ok and new_pid != pid
