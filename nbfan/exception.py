@@ -52,7 +52,7 @@ class RemoteError(Error):
         self.message = message
         self.remote_traceback = remote_traceback
 
-    def __reduce__(self):  # keep the three fields across pickling
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str, str]]:  # keep the three fields across pickling
         return (RemoteError, (self.type_name, self.message, self.remote_traceback))
 
 

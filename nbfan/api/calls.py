@@ -32,7 +32,7 @@ class FunctionCall(Generic[R]):
     """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
     or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
 
-    def __init__(self, future: Future) -> None:
+    def __init__(self, future: Future[Any]) -> None:
         parsed = parse_task_key(future.key)
         if parsed is None:
             raise NotFoundError(f"{future.key!r} is not an nbfan call")
@@ -116,7 +116,7 @@ class FunctionCall(Generic[R]):
                 f"no call {object_id!r} on the cluster at {client.scheduler.address}: it never existed there, "
                 f"or it finished and its result was released"
             )
-        future = Future(key, client)
+        future: Future[Any] = Future(key, client)
         # A Future made from a key is not reported by the scheduler until the client says it
         # wants it (get_dataset does this too): ask for the key's state now.
         compat.desire_keys(client, [key])
@@ -163,11 +163,11 @@ def end_session() -> list[str]:
     return spawned
 
 
-_running_spawns: set[Future] = set()
+_running_spawns: set[Future[Any]] = set()
 _running_lock = threading.Lock()
 
 
-def _forget(future: Future) -> None:
+def _forget(future: Future[Any]) -> None:
     with _running_lock:
         _running_spawns.discard(future)
 

@@ -113,8 +113,12 @@ async def wait_future(future: Future[Any]) -> None:
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
 
+    def settle() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
     def wake(_: Any) -> None:
-        loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+        loop.call_soon_threadsafe(settle)
 
     future.add_done_callback(wake)
     await waiter
@@ -213,11 +217,11 @@ class GetMethod(Protocol[R_co]):
     async def aio(self, timeout: float | None = None) -> R_co: ...
 
 
-class MapGetMethod(Protocol[R_co]):
+class MapGetMethod(Protocol[T]):
     """`map_call.get(return_exceptions=False, timeout=None)`: every result, in input order."""
 
-    def __call__(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[R_co]: ...
-    async def aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[R_co]: ...
+    def __call__(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[T]: ...
+    async def aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[T]: ...
 
 
 class CancelMethod(Protocol):

@@ -284,7 +284,7 @@ class MapLoop:
         self.sizer.observe(batch.count, finished.elapsed, batch.payload_bytes)
         return finished
 
-    def _wait_for_a_task(self) -> Future:
+    def _wait_for_a_task(self) -> Future[Any]:
         last_call = time.monotonic()
         while True:
             future = self.watch.next_done(self._completed, timeout=self.wait_interval)
@@ -340,7 +340,7 @@ class MapLoop:
                 pass
 
 
-def _task_error(future: Future) -> BaseException | None:
+def _task_error(future: Future[Any]) -> BaseException | None:
     """What killed a task (its worker died, no worker can run it...), None if it ran."""
     if future.status == "error":
         return future.exception()

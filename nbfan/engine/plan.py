@@ -104,13 +104,13 @@ def describe_task_error(exc: BaseException, start: int, count: int) -> BaseExcep
     return exc
 
 
-def batch_outcomes(future: Future, start: int, count: int, timeout: float | None = None) -> list[tuple[bool, Any]]:
+def batch_outcomes(future: Future[Any], start: int, count: int, timeout: float | None = None) -> list[tuple[bool, Any]]:
     """The (ok, value) outcomes of a finished batch task, or raise what killed the task."""
     return batch_result(future, start, count, timeout)[1]
 
 
 def batch_result(
-    future: Future, start: int, count: int, timeout: float | None = None
+    future: Future[Any], start: int, count: int, timeout: float | None = None
 ) -> tuple[float, list[tuple[bool, Any]]]:
     """(compute seconds, outcomes) of a finished batch task, or raise what killed the task."""
     try:
@@ -132,7 +132,7 @@ def batch_result(
         return loads(blob)
 
 
-def cancel_call(client: Client, call_id: str, futures: Sequence[Future]) -> None:
+def cancel_call(client: Client, call_id: str, futures: Sequence[Future[Any]]) -> None:
     """Cancel a call for real: forget its tasks, and stop the inputs already running on the
     workers (Dask alone would let them run on, holding their threads)."""
     if client.status != "running":  # scheduler lost: it dropped our tasks; waiting on it would hang

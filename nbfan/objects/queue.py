@@ -104,7 +104,7 @@ class Queue(NamedObject):
     async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[Any]:
         while values := await self._take_one.aio(item_poll_timeout, partition):
             yield values[0]
-    iterate = aio_method(_iterate, _iterate_aio)
+    iterate: aio_method[Iterator[Any]] = aio_method(_iterate, _iterate_aio)
 
     def __len__(self) -> int:
         return self.len()

@@ -5,6 +5,7 @@ input's generator ends and ("f", input index, Failure) when it raised."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -49,7 +50,7 @@ def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name
                 if call_cancelled(spec):
                     break
                 index = first_index + offset
-                runner.generate(args, kwargs, lambda event, i=index: stream.add((event[0], i, event[1])))
+                runner.generate(args, kwargs, functools.partial(stream.add_event, index))
                 if stream.failed and spec.stop_on_error:
                     break
         stream.flush()
@@ -73,6 +74,10 @@ class _Stream:
         self.failed = self.failed or event[0] == "f"
         if event[0] == "f" or len(self.pending) >= FLUSH_ITEMS or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
+
+    def add_event(self, index: int, event: tuple[str, Any]) -> None:
+        """An event of input `index` from a runner: ("y", value), ("e", None) or ("f", Failure)."""
+        self.add((event[0], index, event[1]))
 
     def flush(self) -> None:
         if self.pending:
