@@ -183,11 +183,12 @@ def send_to_scheduler(client: Any, msg: dict[str, Any]) -> None:
 
 
 def set_send_interval(client: Any, seconds: float) -> bool:
-    """How long the client's batched stream to the scheduler gathers messages before sending.
-    distributed fixes it at 10 ms (`Client.scheduler_comm = BatchedSend(interval="10ms")`, no
-    config; 2026.8.0), which is most of a `.remote` round trip; `BatchedSend.interval` is read
-    on every send, so setting it applies at once. False when the client has no such stream."""
-    comm = getattr(client, "scheduler_comm", None)
+    """How long a client's (or worker's) batched stream to the scheduler gathers messages before
+    sending. distributed fixes it (`Client.scheduler_comm = BatchedSend(interval="10ms")`,
+    `Worker.batched_stream = BatchedSend(interval="2ms")`, no config; 2026.8.0), and the
+    client's is most of a `.remote` round trip; `BatchedSend.interval` is read on every send, so
+    setting it applies at once. False when there is no such stream."""
+    comm = getattr(client, "scheduler_comm", None) or getattr(client, "batched_stream", None)
     if comm is None or not hasattr(comm, "interval"):
         return False
     comm.interval = seconds

@@ -71,7 +71,7 @@ def worker_specs(options: dict[str, dict[str, Any]], *, subprocess: bool, securi
     `if __name__ == "__main__":` guard would otherwise run again in every worker)."""
     specs: dict[str, Any] = {}
     for name, given in options.items():
-        opts = {**given, "silence_logs": logging.ERROR, "death_timeout": 30}
+        opts = {**given, "silence_logs": logging.ERROR, "death_timeout": 30, "preload": ["nbfan.cluster.worker_setup"]}
         if subprocess:
             specs[name] = {"cls": SubprocessWorker, "options": {"worker_kwargs": opts, "name": name}}
         else:

@@ -113,3 +113,13 @@ def test_connect_rejects_other_types():
         nbfan.connect(8786)
     with pytest.raises(InvalidError, match="tcp://127.0.0.1:8786"):
         nbfan.connect("localhost")
+
+
+def test_clusters_nbfan_starts_send_without_dask_s_fixed_waits(client) -> None:
+    """The workers' and this client's batched streams to the scheduler (latency of every call)."""
+    from nbfan.cluster.worker_setup import WORKER_SEND_INTERVAL
+    from nbfan.config import config
+
+    intervals = client.run(lambda dask_worker: dask_worker.batched_stream.interval)
+    assert set(intervals.values()) == {WORKER_SEND_INTERVAL}
+    assert client.scheduler_comm.interval == config.send_interval

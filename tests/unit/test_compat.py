@@ -35,6 +35,7 @@ def test_client_internals_nbfan_uses_are_there() -> None:
     client_source = inspect.getsource(ClientClass)
     assert 'BatchedSend(interval="10ms"' in client_source and "self.scheduler_comm = bcomm" in client_source
     assert "self.interval" in inspect.getsource(BatchedSend._background_send)  # read on every send (set_send_interval)
+    assert 'self.batched_stream = BatchedSend(interval="2ms"' in inspect.getsource(Worker)  # worker_setup
     assert callable(ClientClass._send_to_scheduler)
     assert params(ClientClass._send_to_scheduler)[:2] == ["self", "msg"]
     assert "self._adaptive" in inspect.getsource(Cluster)  # set by Cluster.adapt()
