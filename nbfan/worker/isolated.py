@@ -70,12 +70,15 @@ class Child:
     def alive(self) -> bool:
         """Whether the process is still there (an idle child may have died: its fork server
         went away, or the machine killed it)."""
+        self.channel.setblocking(False)  # a timeout left by the last input would make recv wait
         try:
-            return self.channel.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+            return self.channel.recv(1, socket.MSG_PEEK) != b""
         except BlockingIOError:
             return True  # nothing to read: still connected
         except OSError:
             return False
+        finally:
+            self.channel.setblocking(True)
 
 
 class _ForkServer:

@@ -65,3 +65,10 @@ def test_an_idle_child_that_died_is_replaced(fresh: None) -> None:
     wait_until(lambda: _gone(pid), timeout=30, what="the idle child to die")
     ok, (_value, new_pid) = runner.call((), {})
     assert ok and new_pid != pid
+
+
+def test_a_healthy_idle_child_of_a_function_with_a_timeout_is_reused(fresh: None) -> None:
+    runner = InChild(dumps_function(read_env), "call-5", ("call-5",), {}, timeout=600)
+    _ok, (_value, first) = runner.call((), {})
+    _ok, (_value, second) = runner.call((), {})  # its channel still has the first input's timeout set
+    assert second == first
