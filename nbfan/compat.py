@@ -195,6 +195,14 @@ def set_send_interval(client: Any, seconds: float) -> bool:
     return True
 
 
+def release_keys_in_order(client: Any, keys: list[Any]) -> None:
+    """Release this client's want of `keys` through its batched stream, so the release reaches
+    the scheduler after the tasks it just submitted (an RPC such as `Client.cancel` can overtake
+    their `update-graph`, find no task, and do nothing; the tasks would then stay forever). The
+    message `Future.release` sends (distributed 2026.8.0: the `client-releases-keys` stream op)."""
+    client._send_to_scheduler({"op": "client-releases-keys", "keys": list(keys), "client": client.id})
+
+
 def desire_keys(client: Any, keys: list[Any]) -> None:
     """Tell the scheduler this client wants the state of tasks it did not submit (re-attaching
     a call by id), as `Client.get_dataset` does for its futures (distributed 2026.8.0: the

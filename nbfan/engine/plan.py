@@ -11,6 +11,7 @@ from distributed import Client, Future
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
+from nbfan import compat
 from nbfan.config import config
 from nbfan.engine.placement import plan_resources
 from nbfan.engine.target import CallTarget
@@ -139,6 +140,7 @@ def cancel_call(client: Client, call_id: str, futures: Sequence[Future[Any]]) ->
         return
     if futures:
         client.cancel(list(futures), force=True)  # for every holder: the cluster keeps spawned results (retention)
+        compat.release_keys_in_order(client, [f.key for f in futures])  # in case the cancel overtook the tasks
     try:  # the calls made inside this one go with it (the scheduler knows them: telemetry)
         children = request(client, "cancel_children", call_id=call_id)
     except Exception:  # no plugin, or the cluster is gone: this call alone

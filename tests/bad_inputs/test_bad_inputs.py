@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from remote_tb import assert_reads_like_local
+from waiting import wait_until
 
 import nbfan
 from nbfan.exception import (
@@ -435,3 +436,20 @@ def uses_session(session: str, x: int) -> str:
 def test_signature_check_does_not_refuse_a_decorated_function(clean: Any) -> None:
     """The early check binds against what is really called (the wrapper), not the wrapped function."""
     assert list(uses_session.map([1, 2])) == ["session:1", "session:2"]
+
+
+def test_a_failed_map_leaves_no_task_while_its_error_is_kept(clean: Any) -> None:
+    """A notebook keeps the last error (and through its traceback the map's futures): the
+    tasks must go anyway, even if the cancel (a direct request) overtook them (batched)."""
+    from nbfan import compat
+    from nbfan.config import config
+
+    before = nbfan_tasks(clean)
+    compat.set_send_interval(clean, 1.0)  # the map's tasks wait ~1 s in the client's stream
+    try:
+        compat.send_to_scheduler(clean, {"op": "heartbeat-client"})
+        kept = expect(SerializationError, lambda: list(ident.map([1, 2, 3, threading.Lock()])), "input 3")
+    finally:
+        compat.set_send_interval(clean, config.send_interval)
+    wait_until(lambda: nbfan_tasks(clean) <= before, timeout=10, what="the failed map's tasks to go")
+    assert kept.__traceback__ is not None
