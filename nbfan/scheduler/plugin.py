@@ -19,6 +19,7 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from nbfan import compat
+from nbfan.keys import parse_task_key
 from nbfan.scheduler.caps import Caps
 from nbfan.scheduler.mapstore import MapStore
 from nbfan.scheduler.retention import Retention
@@ -120,6 +121,19 @@ class NbfanPlugin(SchedulerPlugin):
         self.telemetry.transition(key, start, finish, *args, **kwargs)
         self.maps.transition(key, start, finish, *args, **kwargs)
         self.retention.transition(key, start, finish, *args, **kwargs)
+
+    def update_graph(self, scheduler: Any, *, client: str, keys: Any = (), **kwargs: Any) -> None:
+        """Tasks arrived: those of a call that already ended (it failed, or was cancelled) are
+        forgotten at once. A caller's cancel (a request) can overtake the tasks it submitted
+        just before (their graph is still being unpacked here); they would stay forever."""
+        late = [key for key in keys if self._ended_early(key)]
+        if late:
+            compat.cancel_keys(scheduler, late, client, reason="nbfan: the call had already ended")
+
+    def _ended_early(self, key: Any) -> bool:
+        parsed = parse_task_key(key)
+        record = self.telemetry.tracker.get(parsed[0]) if parsed is not None else None
+        return record is not None and record.ended is not None and record.state in ("failed", "cancelled")
 
     def add_worker(self, scheduler: Any, worker: str) -> None:
         """A worker joined: it may get a share of the caps."""
