@@ -72,14 +72,14 @@ def request(dask_client: Any, op: str, /, **arguments: Any) -> Any:
         ensure_plugin(client, again=attempt > 0)
         try:
             reply = client.sync(getattr(client.scheduler, HANDLER), operation=op, version=PROTOCOL_VERSION, **arguments)
-        except ValueError as exc:  # "No handler found": the scheduler lost the plugin (it restarted)
-            if "handler" not in str(exc).lower():
-                raise
-            continue
+        except ValueError as exc:
+            if _plugin_lost(exc):
+                continue
+            raise
         answer = _answer(client, op, reply)
         if answer is not _MISSING:
             return answer
-    raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
+    raise _no_answer(client, op)
 
 
 async def request_async(dask_client: Any, op: str, /, **arguments: Any) -> Any:
@@ -92,14 +92,23 @@ async def request_async(dask_client: Any, op: str, /, **arguments: Any) -> Any:
         try:
             call = getattr(client.scheduler, HANDLER)(operation=op, version=PROTOCOL_VERSION, **arguments)
             reply = await _on_client_loop(client, call)
-        except ValueError as exc:  # "No handler found": the scheduler lost the plugin (it restarted)
-            if "handler" not in str(exc).lower():
-                raise
-            continue
+        except ValueError as exc:
+            if _plugin_lost(exc):
+                continue
+            raise
         answer = _answer(client, op, reply)
         if answer is not _MISSING:
             return answer
-    raise ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
+    raise _no_answer(client, op)
+
+
+def _plugin_lost(exc: ValueError) -> bool:
+    """Dask's "No handler found": the scheduler lost the plugin (it restarted); install it again."""
+    return "handler" in str(exc).lower()
+
+
+def _no_answer(client: Any, op: str) -> ExecutionError:
+    return ExecutionError(f"the scheduler at {_address(client)} does not answer nbfan's requests ({op!r})")
 
 
 def _plugin_installed(client: Any) -> bool:

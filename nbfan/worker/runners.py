@@ -6,11 +6,11 @@ for the user's errors, and register the input so a cancel stops it."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from nbfan.exception import ExecutionError, FunctionTimeoutError, InputCancellation
@@ -28,7 +28,7 @@ _cache_lock = threading.Lock()
 
 def load_function(blob: bytes) -> Callable[..., Any]:
     """Unpickle a function once per worker process, however many tasks use it."""
-    digest = hashlib.blake2b(blob, digest_size=16).digest()
+    digest = isolated.digest_of(blob)
     with _cache_lock:
         fn = _FUNCTION_CACHE.get(digest)
         if fn is not None:
@@ -104,9 +104,7 @@ class InChild:
         self.name = name
 
     def registered(self) -> Any:
-        from contextlib import nullcontext
-
-        return nullcontext()  # each input registers its own child
+        return contextlib.nullcontext()  # each input registers its own child
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         box: list[Outcome] = []
@@ -197,10 +195,3 @@ class _Relay:
 
             self.queues[name] = Queue(name, client=get_client())
         return self.queues[name]
-
-
-def iterate(runner: InThread | InChild, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    """A generator input's events as a list (tests; the task streams them as they come)."""
-    events: list[tuple[str, Any]] = []
-    runner.generate(args, kwargs, events.append)
-    yield from events
