@@ -142,8 +142,12 @@ class InChild:
         request = ("run", kind, self.digest, blob, args, kwargs, self.lineage)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         relay = _Relay()
-        with stopping.running(self.call_id, child):
-            done = isolated.exchange(child, request, deadline, lambda e: not relay.handle(e) and on_event(e))
+        try:
+            with stopping.running(self.call_id, child, self.lineage):
+                done = isolated.exchange(child, request, deadline, lambda e: not relay.handle(e) and on_event(e))
+        except InputCancellation:  # cancelled while the child was being made: it ran nothing
+            isolated.release(child)
+            return Failure.capture(InputCancellation("the call was cancelled"))
         relay.finish()
         child.loaded = self.digest
         if done is not None:

@@ -51,9 +51,13 @@ _lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def running(call_id: str, token: Stoppable) -> Iterator[Stoppable]:
-    """While the block runs, a cancel of `call_id` stops `token`."""
+def running(call_id: str, token: Stoppable, lineage: tuple[str, ...] = ()) -> Iterator[Stoppable]:
+    """While the block runs, a cancel of `call_id` stops `token`. A cancel of `call_id` (or of a
+    call in `lineage`) that came before the registration raises InputCancellation here: starting
+    a child can take seconds, and the cancel must not be lost in that window."""
     with _lock:
+        if call_id in _cancelled or any(parent in _cancelled for parent in lineage):
+            raise InputCancellation("the call was cancelled")
         _running.setdefault(call_id, set()).add(token)
     try:
         yield token

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 from waiting import wait_until
 
-from nbfan.worker import isolated
+from nbfan.exception import InputCancellation
+from nbfan.worker import isolated, stopping
 from nbfan.worker.payload import dumps_function
 from nbfan.worker.runners import InChild
 
@@ -72,3 +75,29 @@ def test_a_healthy_idle_child_of_a_function_with_a_timeout_is_reused(fresh: None
     _ok, (_value, first) = runner.call((), {})
     _ok, (_value, second) = runner.call((), {})  # its channel still has the first input's timeout set
     assert second == first
+
+
+def write_marker(path: str) -> str:
+    with open(path, "w") as f:
+        f.write("ran")
+    return "ran"
+
+
+def test_a_cancel_that_lands_while_the_child_is_made_stops_the_input_before_it_runs(
+    fresh: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The cancel arrives after the batch checked for one and before the input registered its
+    # child (making the first child starts the fork server: seconds on a loaded machine).
+    make_child = isolated.acquire
+
+    def acquire_then_cancel(digest: bytes, env: dict[str, str]) -> isolated.Child:
+        child = make_child(digest, env)
+        asyncio.run(stopping.cancel_running("call-6"))
+        return child
+
+    monkeypatch.setattr(isolated, "acquire", acquire_then_cancel)
+    marker = tmp_path / "marker"
+    ok, failure = InChild(dumps_function(write_marker), "call-6", ("call-6",), {}, timeout=60).call((str(marker),), {})
+    assert not ok and failure.exc_type is InputCancellation
+    assert not marker.exists()
+    assert len(isolated._idle) == 1  # the unused child is kept for the next input
