@@ -12,10 +12,11 @@ from nbfan.api.options import parse_options
 from nbfan.exception import InvalidError
 
 if TYPE_CHECKING:
-    from nbfan.api.signatures import FunctionDecorator
+    from nbfan.api.signatures import ClsOf, FunctionDecorator
 
 P = ParamSpec("P")
 R = TypeVar("R")
+C = TypeVar("C")
 
 
 class App:
@@ -98,9 +99,18 @@ class App:
         return register(_f) if _f is not None else register
 
 
+    @overload
+    def cls(self, _cls: type[C]) -> ClsOf[C]: ...
+    @overload
+    def cls(self, _cls: None = None, **options: Any) -> Callable[[type[C]], ClsOf[C]]: ...
+
     def cls(self, _cls: Any = None, **options: Any) -> Any:
         """Modal's `@app.cls(...)`: a class with `@modal.enter()` set-up and `@modal.method()`
-        methods, called as `Model(param=...).method.remote(x)` (see nbfan/cls.py)."""
+        methods, called as `Model(param=...).method.remote(x)` (see nbfan/api/cls.py).
+
+        Type checkers see `Model(...)` make an instance of the class, whose methods are Functions
+        of the methods' types; the parameters given to `Model(...)` are checked when it is
+        called, not by them."""
         from nbfan.api.cls import register_cls
 
         if _cls is not None:

@@ -19,16 +19,23 @@ process (per parameters and method) and runs the `@enter` methods then; later in
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from nbfan.api.function import Function
 from nbfan.exception import InvalidError
 
 if TYPE_CHECKING:
     from nbfan.api.app import App
+    from nbfan.api.signatures import GeneratorMethodOf, MethodDecorator, MethodOf
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 _NO_DEFAULT = object()
 
@@ -38,25 +45,61 @@ class _Parameter:
         self.default = default
 
 
+@overload
+def parameter(*, default: T, init: bool = True) -> T: ...
+@overload
+def parameter(*, init: bool = True) -> Any: ...
+
+
 def parameter(*, default: Any = _NO_DEFAULT, init: bool = True) -> Any:
-    """A constructor parameter of an `@app.cls` class: `name: str = modal.parameter(default="x")`."""
+    """A constructor parameter of an `@app.cls` class: `name: str = modal.parameter(default="x")`.
+    Type checkers see the class's constructor take its parameters as keywords (`Model(name="x")`)."""
     return _Parameter(default)
 
 
-def _mark(flag: str) -> Callable[..., Any]:
-    def decorator_factory(_f: Any = None, **_options: Any) -> Any:
-        def mark(f: Callable[..., Any]) -> Callable[..., Any]:
-            setattr(f, flag, True)
-            return f
-
-        return mark(_f) if callable(_f) else mark
-
-    return decorator_factory
+def _mark(flag: str, f: Any) -> Any:
+    setattr(f, flag, True)
+    return f
 
 
-method = _mark("_nbfan_method")
-enter = _mark("_nbfan_enter")
-exit = _mark("_nbfan_exit")
+@overload
+def method(_f: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> MethodOf[P, R]: ...
+@overload
+def method(_f: Callable[Concatenate[Any, P], Iterator[R]]) -> GeneratorMethodOf[P, R]: ...
+@overload
+def method(_f: Callable[Concatenate[Any, P], R]) -> MethodOf[P, R]: ...
+@overload
+def method(_f: None = None, **options: Any) -> MethodDecorator: ...
+
+
+def method(_f: Any = None, **options: Any) -> Any:
+    """Modal's `@modal.method()`: the method is called remotely on an instance,
+    `Model(p=1).predict.remote(x)`, with the types of `predict` after `self`."""
+    return _mark("_nbfan_method", _f) if callable(_f) else functools.partial(_mark, "_nbfan_method")
+
+
+@overload
+def enter(_f: F) -> F: ...
+@overload
+def enter(_f: None = None, **options: Any) -> Callable[[F], F]: ...
+
+
+def enter(_f: Any = None, **options: Any) -> Any:
+    """Modal's `@modal.enter()`: run once per worker process when the instance is made, before its
+    first input (load the model here)."""
+    return _mark("_nbfan_enter", _f) if callable(_f) else functools.partial(_mark, "_nbfan_enter")
+
+
+@overload
+def exit(_f: F) -> F: ...
+@overload
+def exit(_f: None = None, **options: Any) -> Callable[[F], F]: ...
+
+
+def exit(_f: Any = None, **options: Any) -> Any:
+    """Modal's `@modal.exit()`: accepted so Modal classes run unchanged, never called (workers are
+    not stopped per class)."""
+    return _mark("_nbfan_exit", _f) if callable(_f) else functools.partial(_mark, "_nbfan_exit")
 
 
 def _parameters(user_cls: type) -> dict[str, Any]:
@@ -66,7 +109,7 @@ def _parameters(user_cls: type) -> dict[str, Any]:
 def _instantiate(user_cls: type, params: dict[str, Any]) -> Any:
     declared = _parameters(user_cls)
     if declared:
-        obj = user_cls.__new__(user_cls)
+        obj: Any = object.__new__(user_cls)
         for name, default in declared.items():
             value = params.get(name, default)
             if value is _NO_DEFAULT:

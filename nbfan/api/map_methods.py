@@ -111,9 +111,9 @@ async def _spawn_map_aio(self: Function[Any, Any], *iterables: Any, kwargs: dict
     return await in_thread(_spawn_map, self, *sync_iterables, kwargs=kwargs)
 
 
-map_method: aio_method[Any] = aio_method(_map, _map_aio)
-starmap_method: aio_method[Any] = aio_method(_starmap, _starmap_aio)
-for_each_method: aio_method[Any] = aio_method(_for_each, _for_each_aio)
-spawn_map_method: aio_method[Any] = aio_method(_spawn_map, _spawn_map_aio)
+map_method: aio_method[..., Any] = aio_method(_map, _map_aio)
+starmap_method: aio_method[..., Any] = aio_method(_starmap, _starmap_aio)
+for_each_method: aio_method[..., Any] = aio_method(_for_each, _for_each_aio)
+spawn_map_method: aio_method[..., Any] = aio_method(_spawn_map, _spawn_map_aio)
 
 

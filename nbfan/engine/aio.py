@@ -6,14 +6,15 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from distributed import Future
 
 from nbfan.worker.tracebacks import hide_nbfan_frames
 
 T = TypeVar("T")
+P = ParamSpec("P")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -68,17 +69,19 @@ async def user_async_iterator(iterator: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 
-class _BoundAio:
+class BoundAio(Generic[P, T]):
+    """A method of an object with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not."""
+
     __slots__ = ("__doc__", "__name__", "__wrapped__", "_sync", "aio")
 
-    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
+    def __init__(self, sync: Callable[P, T], aio: Callable[P, Any]) -> None:
         self._sync = sync
-        self.aio = user_facing(aio)
+        self.aio: Callable[P, Coroutine[Any, Any, T]] = user_facing(aio)
         self.__doc__ = sync.__doc__
         self.__name__ = getattr(sync, "__name__", "method")
         self.__wrapped__ = sync
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return self._sync(*args, **kwargs)
         except BaseException as exc:  # the user's call line leads straight to the cause
@@ -89,10 +92,11 @@ class _BoundAio:
         return f"<nbfan method {self.__name__} (async twin: .aio)>"
 
 
-class aio_method(Generic[T]):
-    """Descriptor pairing a blocking method with its async twin: `obj.m(...)`, `await obj.m.aio(...)`."""
+class aio_method(Generic[P, T]):
+    """Descriptor pairing a blocking method with its async twin: `obj.m(...)`, `await obj.m.aio(...)`.
+    Type checkers see the blocking method's parameters (after `self`) and result on both."""
 
-    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any]) -> None:
+    def __init__(self, sync: Callable[Concatenate[Any, P], T], aio: Callable[..., Any]) -> None:
         self._sync = sync
         self._aio = aio
         functools.update_wrapper(self, sync)  # type: ignore[arg-type]
@@ -100,10 +104,15 @@ class aio_method(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.__name__ = name
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> aio_method[P, T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> BoundAio[P, T]: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> aio_method[P, T] | BoundAio[P, T]:
         if obj is None:
             return self
-        return _BoundAio(self._sync.__get__(obj, owner), self._aio.__get__(obj, owner))
+        return BoundAio(self._sync.__get__(obj, owner), self._aio.__get__(obj, owner))
 
 
 async def wait_future(future: Future[Any]) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import queue as _queue
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 import cloudpickle
+from typing_extensions import TypeVar
 
 from nbfan.engine.aio import aio_method
 from nbfan.exception import InvalidError
@@ -19,8 +20,22 @@ from nbfan.objects.named import NamedObject, StoreKind
 from nbfan.objects.store_method import Steps, store_method
 from nbfan.scheduler.store import QUEUE_OP
 
+#: The items' type (`q: nbfan.Queue[Job] = nbfan.Queue.from_name(...)`); unnamed, unchecked as in Modal.
+V = TypeVar("V", default=Any)
+V_co = TypeVar("V_co", covariant=True)
 
-def _check_partition(partition: Any) -> Any:
+
+class IterateMethod(Protocol[V_co]):
+    """`q.iterate()` and `async for item in q.iterate.aio()`: items until none arrives in time."""
+
+    def __call__(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[V_co]:
+        """Blocking: each item as it is taken."""
+
+    def aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[V_co]:
+        """Async: each item as it is taken, holding no thread while waiting."""
+
+
+def _check_partition(partition: str | None) -> str | None:
     if partition is not None and (not isinstance(partition, str) or not partition or len(partition) > 64):
         raise InvalidError(f"invalid partition {partition!r}: give a non-empty string of at most 64 characters")
     return partition
@@ -32,7 +47,7 @@ def _check_timeout(timeout: float | None) -> float | None:
     return timeout
 
 
-def _take(n: int, block: bool, timeout: float | None, partition: str | None) -> Steps[list[Any]]:
+def _take(n: int, block: bool, timeout: float | None, partition: str | None) -> Steps[list[V]]:
     """Up to `n` items; a blocking take may wait long (see store_method's `waits`)."""
     timeout, partition = _check_timeout(timeout), _check_partition(partition)
     reply = yield "get", {"n": n, "block": block, "timeout": timeout, "partition": partition}, block
@@ -42,30 +57,30 @@ def _take(n: int, block: bool, timeout: float | None, partition: str | None) -> 
 _KIND = StoreKind("Queue", QUEUE_OP, {"action": "len"})
 
 
-class Queue(NamedObject):
+class Queue(NamedObject, Generic[V]):
     """A distributed FIFO: `Queue.from_name("jobs", create_if_missing=True)` or
     `with Queue.ephemeral() as q:`. `get` raises `queue.Empty` when nothing arrives in time."""
 
     kind = _KIND
 
     @store_method
-    def put(self, v: Any, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
+    def put(self, v: V, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
             partition_ttl: int | None = None) -> Steps[None]:
         """Add one item (the queue is unbounded: `block`/`timeout` are accepted for Modal's signature)."""
         yield "put", {"values": [cloudpickle.dumps(v, protocol=5)], "partition": _check_partition(partition)}, False
 
     @store_method
-    def put_many(self, vs: Iterable[Any], block: bool = True, timeout: float | None = None, *,
+    def put_many(self, vs: Iterable[V], block: bool = True, timeout: float | None = None, *,
                  partition: str | None = None, partition_ttl: int | None = None) -> Steps[None]:
         """Add many items in order, in one step."""
         blobs = [cloudpickle.dumps(v, protocol=5) for v in vs]
         yield "put", {"values": blobs, "partition": _check_partition(partition)}, False
 
     @store_method
-    def get(self, block: bool = True, timeout: float | None = None, *, partition: str | None = None) -> Steps[Any]:
+    def get(self, block: bool = True, timeout: float | None = None, *, partition: str | None = None) -> Steps[V]:
         """The oldest item, removed. Waits up to `timeout` seconds (forever with None) when
         `block`; raises `queue.Empty` when there is none."""
-        values = yield from _take(1, block, timeout, partition)
+        values: list[V] = yield from _take(1, block, timeout, partition)
         if not values:
             raise _queue.Empty(
                 f"Queue {self.name!r} is empty" + (f" after waiting {timeout:g}s" if block and timeout else "")
@@ -74,7 +89,7 @@ class Queue(NamedObject):
 
     @store_method
     def get_many(self, n_values: int, block: bool = True, timeout: float | None = None, *,
-                 partition: str | None = None) -> Steps[list[Any]]:
+                 partition: str | None = None) -> Steps[list[V]]:
         """Up to `n_values` items: waits (as `get`) for the first, then takes what is there.
         An empty list when none arrived in time."""
         if isinstance(n_values, bool) or not isinstance(n_values, int) or n_values < 1:
@@ -93,18 +108,24 @@ class Queue(NamedObject):
         yield "clear", {"partition": _check_partition(partition), "total": all}, False
 
     @store_method
-    def _take_one(self, wait: float, partition: str | None) -> Steps[list[Any]]:
+    def _take_one(self, wait: float, partition: str | None) -> Steps[list[V]]:
         return (yield from _take(1, wait > 0, wait, partition))
 
-    def _iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[Any]:
+    def _iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[V]:
         """Take items until none arrives within `item_poll_timeout` seconds."""
         while values := self._take_one(item_poll_timeout, partition):
             yield values[0]
 
-    async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[Any]:
+    async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[V]:
         while values := await self._take_one.aio(item_poll_timeout, partition):
             yield values[0]
-    iterate: aio_method[Iterator[Any]] = aio_method(_iterate, _iterate_aio)
+
+    if TYPE_CHECKING:
+        @property
+        def iterate(self) -> IterateMethod[V]:
+            """Take items until none arrives within `item_poll_timeout` seconds."""
+    else:
+        iterate = aio_method(_iterate, _iterate_aio)
 
     def __len__(self) -> int:
         return self.len()

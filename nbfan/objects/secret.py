@@ -43,13 +43,13 @@ class Secret:
         return f"<nbfan.Secret {self.name or 'from_dict'} keys={sorted(self.env)}>"
 
     @staticmethod
-    def from_dict(env_dict: dict[str, str | None] | None = None, **kwargs: Any) -> Secret:
+    def from_dict(env_dict: dict[str, str | None] | None = None, **kwargs: str | None) -> Secret:
         """The variables given here (as a dict and/or keywords); names with a None value are left out."""
         return Secret(_check_env({**(env_dict or {}), **kwargs}, "Secret.from_dict"))
 
     @staticmethod
     def from_name(name: str, *, environment_name: str | None = None, required_keys: list[str] | None = None,
-                  **_: Any) -> Secret:
+                  **_: object) -> Secret:
         """The local secret `name`: NBFAN_HOME/secrets/<name>.json, else `required_keys` from this
         process's environment. NotFoundError says where to put it."""
         check_name(name, "Secret")

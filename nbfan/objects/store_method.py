@@ -13,21 +13,22 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from nbfan.engine.aio import aio_method
 from nbfan.worker.waiting import waiting_for_the_cluster
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Request = tuple[str, dict[str, Any], bool]
 Steps = Generator[Request, dict[str, Any], T]
 
 
-def store_method(steps: Callable[..., Steps[T]]) -> aio_method[T]:
+def store_method(steps: Callable[Concatenate[Any, P], Steps[T]]) -> aio_method[P, T]:
     """A method with an async twin under `.aio`, from the generator that says what it asks."""
 
     @functools.wraps(steps)
-    def blocking(self: Any, *args: Any, **kwargs: Any) -> T:
+    def blocking(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
         plan = steps(self, *args, **kwargs)
         reply: Any = None
         while True:
@@ -39,7 +40,7 @@ def store_method(steps: Callable[..., Steps[T]]) -> aio_method[T]:
                 reply = self._call(action, **arguments)
 
     @functools.wraps(steps)
-    async def awaited(self: Any, *args: Any, **kwargs: Any) -> T:
+    async def awaited(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
         plan = steps(self, *args, **kwargs)
         reply: Any = None
         while True:

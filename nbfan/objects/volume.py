@@ -71,7 +71,7 @@ class Volume:
 
     @staticmethod
     def from_name(name: str, *, create_if_missing: bool = False, environment_name: str | None = None,
-                  version: Any = None) -> Volume:
+                  version: int | None = None) -> Volume:
         """The named volume; NotFoundError (listing existing ones) when it does not exist and
         `create_if_missing` is False."""
         check_name(name, "Volume")
@@ -214,7 +214,7 @@ class BatchUpload:
     def __enter__(self) -> BatchUpload:
         return self
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if exc_type is not None:
             return
         for _src, dst in self._ops:

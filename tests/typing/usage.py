@@ -39,6 +39,51 @@ def words(text: str) -> Iterator[str]:
     yield from text.split()
 
 
+@app.cls(gpu=None, timeout=60)
+class Model:
+    size: str = nbfan.parameter(default="small")
+    scale: float = nbfan.parameter(default=1.0)
+
+    @nbfan.enter()
+    def load(self) -> None:
+        self.weights = [self.scale] * 3
+
+    @nbfan.method()
+    def predict(self, x: int) -> float:
+        return x * self.weights[0]
+
+    @nbfan.method()
+    def stream(self, n: int) -> Iterator[str]:
+        yield from (self.size for _ in range(n))
+
+    @nbfan.method()
+    async def embed(self, text: str) -> list[float]:
+        return [float(len(text))]
+
+
+@app.cls
+class Plain:
+    @nbfan.method
+    def double(self, x: int) -> int:
+        return 2 * x
+
+
+def class_calls() -> None:
+    # mypy ignores what a class decorator returns (python/mypy#3135): to it `Model` stays the
+    # class, so it takes no parameters and has no `with_options`; pyright sees `ClsOf[Model]`.
+    model = Model(size="big")  # type: ignore[call-arg]
+    assert_type(model.predict.remote(1), float)
+    assert_type(model.predict.map([1, 2]), Iterator[float])
+    assert_type(model.predict.spawn(1).get(), float)
+    assert_type(model.stream.remote_gen(2), Iterator[str])
+    assert_type(model.embed.remote("a"), list[float])
+    assert_type(Model().predict.local(3), float)
+    assert_type(Plain().double.remote(2), int)
+    Model.with_options(gpu="A100")  # type: ignore[attr-defined]
+    model.predict.remote("x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    model.predict.remote(1, 2)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+
+
 def plain_calls() -> None:
     assert_type(f.remote(1), float)
     assert_type(f.local(1), float)
@@ -79,11 +124,34 @@ async def async_calls() -> None:
 
 def objects() -> None:
     with nbfan.Dict.ephemeral() as d, nbfan.Queue.ephemeral() as q:
-        assert_type(d, nbfan.Dict)
-        assert_type(q, nbfan.Queue)
+        assert_type(d, nbfan.Dict[Any, Any])  # unnamed types are unchecked, as in Modal
+        assert_type(q, nbfan.Queue[Any])
         d["k"] = 1
         q.put(1)
+    counts: nbfan.Dict[str, int] = nbfan.Dict.from_name("counts", create_if_missing=True)
+    assert_type(counts["a"], int)
+    assert_type(counts.get("a"), int | None)
+    assert_type(counts.pop("a", 0), int)
+    assert_type(list(counts.items()), list[tuple[str, int]])
+    assert_type(counts.put("a", 1, skip_if_exists=True), bool)
+    counts["a"] = "one"  # type: ignore[assignment]  # pyright: ignore[reportArgumentType]
+    counts.get(1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    jobs: nbfan.Queue[tuple[str, int]] = nbfan.Queue.from_name("jobs", create_if_missing=True)
+    assert_type(jobs.get(timeout=1), tuple[str, int])
+    assert_type(jobs.get_many(3), list[tuple[str, int]])
+    assert_type(next(jobs.iterate()), tuple[str, int])
+    jobs.put(("a", 1), partition="p")
+    jobs.put("a")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     secret: nbfan.Secret = nbfan.Secret.from_dict({"TOKEN": "x"})
     volume: nbfan.Volume = nbfan.Volume.from_name("data", create_if_missing=True)
     by_name: nbfan.Function[..., Any] = nbfan.Function.from_name("app", "f")
     del secret, volume, by_name
+
+
+async def async_objects(counts: nbfan.Dict[str, int], jobs: nbfan.Queue[bytes]) -> None:
+    assert_type(await counts.get.aio("a"), int | None)
+    assert_type(await counts.len.aio(), int)
+    assert_type(await jobs.get.aio(), bytes)
+    await jobs.put.aio(b"x")
+    async for job in jobs.iterate.aio(item_poll_timeout=1):
+        assert_type(job, bytes)
