@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from nbfan.engine import hooks
 from nbfan.engine.map_loop import Finished, MapLoop, RangeSource, StopMap, pending_ranges
@@ -19,7 +19,7 @@ from nbfan.exception import ExecutionError, InputCancellation
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.outcomes import count_failed
-from nbfan.worker.payload import Failure, dumps_outcomes, loads
+from nbfan.worker.payload import Failure, Payload, dumps_outcomes, loads
 from nbfan.worker.task import TaskSpec
 
 logger = logging.getLogger("nbfan")
@@ -41,7 +41,7 @@ def coordinate(map_id: str, fn_blob: bytes, spec: TaskSpec, resources: dict[str,
 
     claim = rpc("claim", map_id=map_id)
     if claim["state"] != "running":
-        return claim["state"]
+        return cast(str, claim["state"])
     epoch = claim["epoch"]
     try:
         with gc_paused():
@@ -88,7 +88,7 @@ def _drive(
             state = _store(rpc, map_id, epoch, event, failed)
             if state not in ("running", "done"):  # done: that was the last batch
                 return state
-        state = rpc("finish", map_id=map_id, epoch=epoch)
+        state = cast(str, rpc("finish", map_id=map_id, epoch=epoch))
         if state != "done":
             return state
         return "failed" if failed_any else "done"
@@ -104,18 +104,19 @@ def _store(rpc: Rpc, map_id: str, epoch: int, finished: Finished, failed: int) -
     """Keep one finished batch on the scheduler; the map's state after it."""
     batch = finished.batch
     if finished.blob is not None:
-        blob = finished.blob
+        blob = finished.blob.to_bytes() if isinstance(finished.blob, Payload) else finished.blob
     else:  # the task died: each of its inputs failed with what killed it
         assert finished.known is not None
         blob = _failed_blob(finished.known[0][1], batch.count)
-    return rpc(
+    state: str = rpc(
         "store", map_id=map_id, epoch=epoch, start=batch.start, count=batch.count,
         outcomes=blob, done=batch.count - failed, failed=failed,
     )
+    return state
 
 
 def _failed_blob(exc: BaseException, count: int) -> bytes:
     """The outcomes blob of a batch whose task died: each input failed with `exc`."""
     if isinstance(exc, InputCancellation):
         exc = ExecutionError(f"{exc}: its task was cancelled on the cluster")
-    return dumps_outcomes([(False, Failure.capture(exc))] * count)
+    return dumps_outcomes([(False, Failure.capture(exc))] * count).to_bytes()

@@ -29,13 +29,13 @@ from nbfan.engine.plan import Batch, CallPlan, cancel_call, describe_task_error
 from nbfan.engine.stream import iter_queue_events
 from nbfan.engine.watchdog import SchedulerWatch
 from nbfan.worker.gcpause import gc_paused
-from nbfan.worker.payload import Args, loads
+from nbfan.worker.payload import Args, Payload, loads
 
 
 def window_size(client: Client) -> int:
     """Tasks in flight: enough to keep every worker thread busy while results travel."""
     try:
-        threads = sum(client.nthreads().values())
+        threads: int = sum(client.nthreads().values())
     except Exception:
         threads = 1
     return max(4, 3 * threads)
@@ -129,7 +129,7 @@ class Finished:
 
     batch: Batch
     elapsed: float = 0.0
-    blob: bytes | None = None
+    blob: Payload | bytes | None = None
     known: Sequence[tuple[bool, Any]] | None = None
     stream_end: bool = False  # a generator input ended: its outcome carries no value
     _outcomes: Sequence[tuple[bool, Any]] | None = field(default=None, repr=False)
@@ -343,7 +343,8 @@ class MapLoop:
 def _task_error(future: Future[Any]) -> BaseException | None:
     """What killed a task (its worker died, no worker can run it...), None if it ran."""
     if future.status == "error":
-        return future.exception()
+        error: BaseException = future.exception()
+        return error
     if future.status == "cancelled":
         return FutureCancelledError(future.key, reason="cancelled")
     return None

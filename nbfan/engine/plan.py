@@ -56,12 +56,12 @@ class CallPlan:
         return self._submit(run_generator, inputs, start, queue_name, start)
 
     def _submit(self, task: Any, inputs: Sequence[Args], start: int, *extra: Any) -> Batch:
-        blob = dumps_inputs(inputs, start)
+        payload = dumps_inputs(inputs, start)
         future = self.client.submit(
-            task, self.fn_blob, blob, self.spec, *extra,
+            task, self.fn_blob, payload, self.spec, *extra,
             key=task_key(self.call_id, start, len(inputs)), resources=self.resources, pure=False, retries=0,
         )
-        return Batch(future, start, len(inputs), len(blob), inputs)
+        return Batch(future, start, len(inputs), payload.nbytes, inputs)
 
 
 def plan_call(
@@ -130,7 +130,8 @@ def batch_result(
             raise
         raise translated from None
     with gc_paused():  # a batch's results are many small objects: see gcpause
-        return loads(blob)
+        result: tuple[float, list[tuple[bool, Any]]] = loads(blob)
+    return result
 
 
 def cancel_call(client: Client, call_id: str, futures: Sequence[Future[Any]]) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from distributed import Client, fire_and_forget
 
 from nbfan.cluster import current_connection, get_client
+from nbfan.cluster.connect import scheduler_address
 from nbfan.engine import hooks
 from nbfan.engine.aio import CancelMethod, MapGetMethod, aio_method, in_thread, iterate_in_thread, user_facing
 from nbfan.engine.coordinator import coordinate
@@ -47,7 +48,7 @@ def _rpc(client: Client, op: str, **kwargs: Any) -> Any:
     return request(client, f"map.{op}", **kwargs)
 
 
-def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall:
+def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall[Any]:
     """Start the map on the cluster and return its `MapCall` once the scheduler has it."""
     if function.is_generator:
         raise InvalidError(
@@ -65,7 +66,7 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall:
         )
     with gc_paused():  # 100k small tuples would otherwise set off costly collections
         items = list(inputs)  # a failing input iterator raises here, before anything is submitted
-        blob = dumps_inputs(items)
+        blob = dumps_inputs(items).to_bytes()  # the map store keeps bytes
     plan = plan_call(function, client, stop_on_error=False)
     map_id = plan.call_id
     _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), inputs=blob)
@@ -86,7 +87,7 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall:
         if not _rpc(client, "submitted", map_id=map_id, timeout=SUBMIT_TIMEOUT):
             _rpc(client, "fail", map_id=map_id, epoch=0, error="its coordinator task never reached the scheduler")
             raise ExecutionError(
-                f"the scheduler at {client.scheduler.address} did not acknowledge spawn_map {map_id} "
+                f"the scheduler at {scheduler_address(client)} did not acknowledge spawn_map {map_id} "
                 f"within {SUBMIT_TIMEOUT:g}s"
             )
         del future
@@ -255,7 +256,7 @@ def _raise_if_missing(summary: dict[str, Any], client: Client) -> None:
     state = summary.get("state")
     if state == "unknown":
         raise NotFoundError(
-            f"no spawned map {summary['map_id']!r} on the cluster at {client.scheduler.address}: "
+            f"no spawned map {summary['map_id']!r} on the cluster at {scheduler_address(client)}: "
             f"it never existed there (or the scheduler restarted)"
         )
     if state == "released":

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 from distributed import Queue
 
 from nbfan.exception import SerializationError
-from nbfan.worker.payload import Failure, loads
+from nbfan.worker.payload import Failure, Payload, loads
 from nbfan.worker.task import TaskSpec, call_cancelled, call_context, runner_for
 
 FLUSH_SECONDS = 0.05
@@ -22,7 +22,7 @@ FLUSH_ITEMS = 512
 
 def _dump_events(events: list[tuple[str, int, Any]]) -> bytes:
     try:
-        return cloudpickle.dumps(events, protocol=5)
+        return cast(bytes, cloudpickle.dumps(events, protocol=5))
     except Exception:
         safe: list[tuple[str, int, Any]] = []
         for kind, index, payload in events:
@@ -35,10 +35,10 @@ def _dump_events(events: list[tuple[str, int, Any]]) -> bytes:
                     f"back ({type(exc).__name__}: {exc}). Yield picklable values."
                 )
                 safe.append(("f", index, Failure.capture(err)))
-        return cloudpickle.dumps(safe, protocol=5)
+        return cast(bytes, cloudpickle.dumps(safe, protocol=5))
 
 
-def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name: str, first_index: int) -> int:
+def run_generator(fn_blob: bytes, inputs: Payload, spec: TaskSpec, queue_name: str, first_index: int) -> int:
     """Task body for generator functions: stream every yield of every input of the batch."""
     from distributed import get_client
 
@@ -46,7 +46,7 @@ def run_generator(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec, queue_name
         runner = runner_for(fn_blob, spec)
         stream = _Stream(Queue(queue_name, client=get_client()))
         with runner.registered():
-            for offset, (args, kwargs) in enumerate(loads(inputs_blob)):
+            for offset, (args, kwargs) in enumerate(loads(inputs)):
                 if call_cancelled(spec):
                     break
                 index = first_index + offset

@@ -1,20 +1,24 @@
 """What travels between caller and worker: functions, inputs and outcomes as opaque blobs.
 
-Everything is one cloudpickle blob per task (a batch of inputs in, a batch of outcomes out):
-Dask ships bytes as a single frame, where it would walk a list element by element.
+A task's inputs (a batch) and its outcomes are each one `Payload`: a cloudpickle blob, which
+Dask ships as one frame where it would walk a list element by element, and beside it the large
+buffers of the values in it (numpy arrays and other pickle protocol 5 buffers) as frames of
+their own: Dask sends those without copying them into any blob, as it sends its own arrays.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import pickle
 import sys
 import sysconfig
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
+from dask.sizeof import sizeof
 
 from nbfan.exception import InvalidError, RemoteError, SerializationError
 from nbfan.worker.tracebacks import RemoteFrame, capture_frames, format_remote, pickle_function, remote_traceback_object
@@ -75,11 +79,73 @@ def _describe_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     return None
 
 
-def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
+#: Buffers from this size up travel as frames of their own (smaller ones are cheaper in the blob).
+OUT_OF_BAND_BYTES = 64 * 1024
+
+
+class Frame:
+    """A buffer that travels out of band: pickled (by Dask, protocol 5) as a PickleBuffer, so
+    it is sent as a frame of its own and arrives without a copy."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: object) -> tuple[type[Frame], tuple[object]]:
+        if isinstance(protocol, int) and protocol >= 5:
+            return Frame, (pickle.PickleBuffer(self.data),)
+        return Frame, (bytes(self.data),)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A pickled value: `blob`, and the large buffers of the values in it as `frames`."""
+
+    blob: bytes
+    frames: tuple[Frame, ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.blob) + sum(frame.data.nbytes for frame in self.frames)
+
+    def to_bytes(self) -> bytes:
+        """The value pickled in one blob (to keep it where only bytes go: the scheduler's map store)."""
+        if not self.frames:
+            return self.blob
+        return cast(bytes, cloudpickle.dumps(loads(self), protocol=5))
+
+
+sizeof.register(Payload)(lambda payload: payload.nbytes)  # Dask's memory accounting of task results
+
+
+def dumps(value: object) -> Payload:
+    """Pickle `value`; buffers of OUT_OF_BAND_BYTES or more stay out of the blob."""
+    frames: list[Frame] = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        raw = buffer.raw()
+        if raw.nbytes < OUT_OF_BAND_BYTES:
+            return True  # in the blob
+        frames.append(Frame(raw))
+        return False
+
+    blob = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)
+    return Payload(blob, tuple(frames))
+
+
+def loads(data: bytes | Payload) -> Any:
+    """The value of a Payload (its arrays are views of the frames it arrived in) or of a blob."""
+    if isinstance(data, Payload):
+        return cloudpickle.loads(data.blob, buffers=[frame.data for frame in data.frames])
+    return cloudpickle.loads(data)
+
+
+def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> Payload:
     """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
     refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory)."""
     try:
-        blob = cloudpickle.dumps(list(inputs), protocol=5)
+        payload = dumps(list(inputs))
     except Exception as exc:
         for offset, (args, kwargs) in enumerate(inputs):
             what = _describe_arg(args, kwargs)
@@ -93,21 +159,18 @@ def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> bytes:
         raise SerializationError(f"inputs could not be serialized: {type(exc).__name__}: {exc}") from exc
     from nbfan.config import config
 
-    if len(blob) > config.max_input_bytes:
+    if payload.nbytes > config.max_input_bytes:
         where = f"input {first_index}" if len(inputs) == 1 else f"inputs {first_index}..{first_index + len(inputs) - 1}"
         raise InvalidError(
-            f"{where}: the arguments are {len(blob) / 2**20:.0f} MiB pickled, over nbfan.config.max_input_bytes "
+            f"{where}: the arguments are {payload.nbytes / 2**20:.0f} MiB pickled, over nbfan.config.max_input_bytes "
             f"({config.max_input_bytes / 2**20:.0f} MiB). Arguments travel through the scheduler with every call: "
             f"put large data in a nbfan.Volume (or storage every worker reads) and pass its path, or raise "
             f"nbfan.config.max_input_bytes if you mean to ship it."
         )
-    return blob
+    return payload
 
 
-loads = cloudpickle.loads
-
-
-def _rebuild_exception(cls: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+def _rebuild_exception(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
     """Rebuild an exception of its original type even when its __init__ takes other
     arguments than `args` (a common reason exceptions fail to unpickle)."""
     try:
@@ -128,7 +191,7 @@ class Failure:
     """An input's exception as it travels back: its type, args and attributes, or only its
     text (`exc_type` None) when those could not be pickled, and the user's remote frames."""
 
-    exc_type: type | None
+    exc_type: type[BaseException] | None
     exc_args: tuple[Any, ...]
     exc_state: dict[str, Any]
     type_name: str
@@ -164,12 +227,12 @@ class Failure:
             return exc
 
 
-def dumps_outcomes(outcomes: list[tuple[bool, Any]], elapsed: float = 0.0) -> bytes:
+def dumps_outcomes(outcomes: Sequence[tuple[bool, Any]], elapsed: float = 0.0) -> Payload:
     """Serialize a batch's outcomes, (True, value) or (False, Failure), with the seconds the
     batch took to compute. A value or exception that cannot be pickled is replaced by a
     Failure that says so, so one bad item never loses the rest of the batch."""
     try:
-        return cloudpickle.dumps((elapsed, outcomes), protocol=5)
+        return dumps((elapsed, outcomes))
     except Exception:
         pass
     safe: list[tuple[bool, Any]] = []
@@ -186,6 +249,6 @@ def dumps_outcomes(outcomes: list[tuple[bool, Any]], elapsed: float = 0.0) -> by
                 safe.append((False, Failure.capture(err)))
             else:  # keep the type name, message and traceback as text: a RemoteError
                 safe.append((False, value.as_text_only()))
-    return cloudpickle.dumps((elapsed, safe), protocol=5)
+    return dumps((elapsed, safe))
 
 

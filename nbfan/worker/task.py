@@ -18,7 +18,7 @@ from nbfan.worker import isolated
 from nbfan.worker import telemetry as _telemetry
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
-from nbfan.worker.payload import Args, Failure, dumps_outcomes, loads
+from nbfan.worker.payload import Args, Failure, Payload, dumps_outcomes, loads
 from nbfan.worker.retries import Retries
 from nbfan.worker.runners import InChild, InThread, load_function
 from nbfan.worker.stopping import (  # noqa: F401  re-exported: where the engine and tests find them
@@ -116,14 +116,14 @@ def call_context(spec: TaskSpec) -> Iterator[None]:
         CURRENT_CALL_ID.reset(call_token)
 
 
-def run_batch(fn_blob: bytes, inputs_blob: bytes, spec: TaskSpec) -> bytes:
+def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
     """The Dask task body: run every input of the batch, return all outcomes as one blob.
 
     With `stop_on_error`, the inputs after a failure are not run (they are cancelled)."""
     started = time.perf_counter()
     with call_context(spec):
         runner = runner_for(fn_blob, spec)
-        values, failures, n_failed, n_skipped = _run_inputs(runner, loads(inputs_blob), spec)
+        values, failures, n_failed, n_skipped = _run_inputs(runner, loads(inputs), spec)
     _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
     return dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
 
@@ -137,8 +137,8 @@ def _run_inputs(
     failed = False
     n_failed = n_skipped = 0
     gatherer = runner.gatherer() if isinstance(runner, InThread) else None
-    if gatherer is not None:  # a @batched function: the inputs join its lists all at once. Not
-        # registered for cancels: the thread may be running a list of other calls' inputs.
+    if gatherer is not None and isinstance(runner, InThread):  # a @batched function: the inputs join its
+        # lists all at once. Not registered for cancels: the thread may run a list of other calls' inputs.
         outcomes = runner.call_gathered(gatherer, inputs)
         for position, (ok, value) in enumerate(outcomes):
             values.append(value if ok else None)

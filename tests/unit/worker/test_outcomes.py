@@ -9,7 +9,7 @@ import cloudpickle
 
 from nbfan.exception import RemoteError, SerializationError
 from nbfan.worker.outcomes import Outcomes, count_failed, ok_values
-from nbfan.worker.payload import Failure, dumps_outcomes
+from nbfan.worker.payload import Failure, dumps_outcomes, loads
 
 
 class WithArgs(Exception):
@@ -47,7 +47,7 @@ def test_unpicklable_values_and_exceptions_fail_alone() -> None:
         raise Locked()
     except Locked as exc:
         failure = Failure.capture(exc)
-    _elapsed, outcomes = cloudpickle.loads(dumps_outcomes([(True, 1), (True, threading.Lock()), (False, failure)]))
+    _elapsed, outcomes = loads(dumps_outcomes([(True, 1), (True, threading.Lock()), (False, failure)]))
     assert outcomes[0] == (True, 1)
     assert not outcomes[1][0] and isinstance(outcomes[1][1].to_exception(), SerializationError)
     assert isinstance(outcomes[2][1].to_exception(), RemoteError)  # its text still arrives
