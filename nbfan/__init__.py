@@ -8,6 +8,11 @@ def evaluate(x): ...
 results = list(evaluate.map(range(100)))
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
 from nbfan import exception
 from nbfan.api.app import App, Stub
 from nbfan.api.calls import FunctionCall
@@ -79,7 +84,7 @@ __all__ += [
 ]
 
 
-def load_ipython_extension(ipython):  # `%load_ext nbfan`
+def load_ipython_extension(ipython: "InteractiveShell") -> None:  # `%load_ext nbfan`
     from nbfan.notebook import load_ipython_extension as load
 
     load(ipython)

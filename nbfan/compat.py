@@ -166,8 +166,8 @@ def holds_worker_slot() -> bool:
 
 def current_task_key() -> Any:
     """The key of the task running in this thread of a worker, None elsewhere (distributed
-    2026.8.0: `distributed.worker.thread_state.key`)."""
-    from distributed.worker import thread_state
+    2026.8.0: `distributed.worker.thread_state.key`, which is `dask.context.thread_state`)."""
+    from dask.context import thread_state
 
     return getattr(thread_state, "key", None)
 

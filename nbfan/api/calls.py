@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from distributed import Future, as_completed
 
 from nbfan import compat
 from nbfan.cluster import get_client
+from nbfan.cluster.connect import scheduler_address
 from nbfan.engine.aio import CancelMethod, GetMethod, aio_method, in_thread, user_facing, wait_future
 from nbfan.engine.plan import batch_outcomes, cancel_call
 from nbfan.exception import NotFoundError
@@ -54,7 +55,7 @@ class FunctionCall(Generic[R]):
                 f"call {self.object_id} has not finished after {timeout}s; it is still running"
             ) from None
         self._mark_read()
-        return unwrap_outcome(outcomes)
+        return cast(R, unwrap_outcome(outcomes))
 
     def _mark_read(self) -> None:
         """Tell the cluster the result was read: it is kept a while longer for other readers
@@ -99,7 +100,7 @@ class FunctionCall(Generic[R]):
 
     def done(self) -> bool:
         """Whether the call has finished (with a result, an error or cancelled), without waiting."""
-        return self._future.done()
+        return cast(bool, self._future.done())
 
     @staticmethod
     def _from_id(object_id: str) -> FunctionCall[Any]:
@@ -113,7 +114,7 @@ class FunctionCall(Generic[R]):
             )
         if kept["state"] == "unknown":
             raise NotFoundError(
-                f"no call {object_id!r} on the cluster at {client.scheduler.address}: it never existed there, "
+                f"no call {object_id!r} on the cluster at {scheduler_address(client)}: it never existed there, "
                 f"or it finished and its result was released"
             )
         future: Future[Any] = Future(key, client)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nbfan.cluster import get_client
+from nbfan.cluster.connect import scheduler_address
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.scheduler.rpc import store_call
 from nbfan.scheduler.store import APPS_OP
@@ -56,7 +57,7 @@ def _packed(app: App, name: str, defined: Any, what: Any) -> bytes:
 
 def list_apps(client: Any = None) -> dict[str, dict[str, Any]]:
     """{app name: {"functions": [...], "source": ..., "deployed": epoch seconds, ...}}."""
-    return store_call(client or get_client(), APPS_OP, action="list")["apps"]
+    return cast(dict[str, dict[str, Any]], store_call(client or get_client(), APPS_OP, action="list")["apps"])
 
 
 def stop_app(name: str, client: Any = None) -> None:
@@ -80,9 +81,9 @@ def lookup(app_name: str, function_name: str, client: Any = None) -> Function[An
     if record is None or function_name not in record["functions"]:
         what = f"app {app_name!r}" if record is None else f"function {function_name!r} in app {app_name!r}"
         raise NotFoundError(
-            f"no deployed {what} on the cluster at {c.scheduler.address}; deployed: {_describe(list_apps(c))}"
+            f"no deployed {what} on the cluster at {scheduler_address(c)}; deployed: {_describe(list_apps(c))}"
         )
-    return unpickle_function(record["functions"][function_name])
+    return cast("Function[Any, Any]", unpickle_function(record["functions"][function_name]))
 
 
 def lookup_cls(app_name: str, class_name: str, client: Any = None) -> tuple[type, Any]:
@@ -93,7 +94,7 @@ def lookup_cls(app_name: str, class_name: str, client: Any = None) -> tuple[type
     if class_name not in classes:
         what = f"app {app_name!r}" if record is None else f"class {class_name!r} in app {app_name!r}"
         raise NotFoundError(
-            f"no deployed {what} on the cluster at {c.scheduler.address}; deployed: {_describe(list_apps(c))}"
+            f"no deployed {what} on the cluster at {scheduler_address(c)}; deployed: {_describe(list_apps(c))}"
         )
     user_cls, options = unpickle_function(classes[class_name])
     return user_cls, options

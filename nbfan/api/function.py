@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 from nbfan.api import map_methods as methods
 from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
@@ -46,7 +46,7 @@ class Function(Generic[P, R]):
         self.raw_f = raw_f
         self.options = options
         self.app = app
-        self.name: str = name or getattr(raw_f, "__name__", "function")
+        self.name: str = name or cast(str, getattr(raw_f, "__name__", "function"))
         self.is_generator = inspect.isgeneratorfunction(raw_f) or inspect.isasyncgenfunction(raw_f)
         self.__doc__ = raw_f.__doc__
         self.__wrapped__ = raw_f
@@ -146,7 +146,7 @@ class Function(Generic[P, R]):
         try:
             with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
                 outcomes = batch_outcomes(call._future, 0, 1)
-            return unwrap_outcome(outcomes)
+            return cast(R, unwrap_outcome(outcomes))
         except BaseException:
             if not call.done():
                 call._cancel()

@@ -13,17 +13,20 @@ import os
 import socket
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbfan.api.calls import begin_session, end_session
 from nbfan.exception import InvalidError
+
+if TYPE_CHECKING:
+    from nbfan.cluster.connect import Connection
 
 _connect = importlib.import_module("nbfan.cluster.connect")  # the module (the package exports a function by that name)
 
 
 def shared_cluster_available() -> bool:
     """Whether calls from here go to a cluster that outlives this process."""
-    conn = getattr(_connect, "_current", None)
+    conn: Connection | None = getattr(_connect, "_current", None)
     if conn is not None and conn.client.status not in ("closed", "closing"):
         return conn.source != "embedded"
     if os.environ.get("NBFAN_SCHEDULER", "").strip():

@@ -5,7 +5,7 @@ Each function is one round trip to the scheduler through any Dask client connect
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from nbfan.exception import Error, ExecutionError, InvalidError, NotFoundError
@@ -39,7 +39,7 @@ def _request(dask_client: Any, op: str, **kwargs: Any) -> Any:
 
 def calls_snapshot(client: Any) -> CallsSnapshot:
     """Running calls, then the most recently finished ones (see schema.CallsSnapshot)."""
-    return _request(client, "calls")
+    return cast(CallsSnapshot, _request(client, "calls"))
 
 
 def empty_calls_snapshot() -> CallsSnapshot:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from nbfan.exception import InvalidError
 
@@ -50,7 +50,7 @@ web_endpoint = _endpoint_decorator("web_endpoint")
 
 def web_server(port: int = 8000, *, startup_timeout: float = 5.0, **_options: Any) -> Callable[..., Any]:
     """Modal's `@modal.web_server(port)`: accepted; calling the function raises (nbfan serves no HTTP)."""
-    return _endpoint_decorator("web_server")()
+    return cast(Callable[..., Any], _endpoint_decorator("web_server")())
 
 
 def endpoint_kind(fn: Any) -> str | None:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from nbfan.api.telemetry import as_tree
+from nbfan.scheduler.schema import CallsSnapshot
 
 STATE_STYLE = {"running": "cyan", "done": "green", "failed": "red", "cancelled": "yellow"}
 
@@ -17,7 +18,7 @@ def _elapsed(call: dict[str, Any], now: float) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def calls_table(snapshot: dict[str, Any], limit: int = 50, *, compact: bool = False) -> Any:
+def calls_table(snapshot: CallsSnapshot, limit: int = 50, *, compact: bool = False) -> Any:
     """The snapshot as a rich Table: one row per call, with a progress bar over its inputs
     (`compact`: the columns that fit a narrow terminal)."""
     from rich.progress_bar import ProgressBar

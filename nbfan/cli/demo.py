@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import nbfan
+from nbfan.cluster.connect import scheduler_address
 
 app = nbfan.App("demo")
 
@@ -20,7 +22,7 @@ def simulate(seed: int) -> float:
 
 
 @app.generator
-def countdown(n: int):
+def countdown(n: int) -> Iterator[int]:
     for i in range(n, 0, -1):
         time.sleep(0.05)
         yield i
@@ -29,7 +31,7 @@ def countdown(n: int):
 def main() -> None:
     start = time.perf_counter()
     client = nbfan.connect()
-    print(f"cluster: {client.scheduler.address} ({len(client.nthreads())} workers), "
+    print(f"cluster: {scheduler_address(client)} ({len(client.nthreads())} workers), "
           f"up in {time.perf_counter() - start:.1f}s")
     print("remote:", simulate.remote(0))
     start = time.perf_counter()

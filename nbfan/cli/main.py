@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Other modules add subcommands here (run, deploy, calls...): each takes the subparsers object.
-COMMAND_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = []
+COMMAND_REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 from nbfan.cli import calls as cli_calls  # noqa: E402
 from nbfan.cli import run as cli_run  # noqa: E402

@@ -15,10 +15,10 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from distributed import Client
-from distributed.deploy import Cluster
+from distributed.deploy.cluster import Cluster
 
 from nbfan import compat
 from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
@@ -39,7 +39,15 @@ class Connection:
 
     @property
     def address(self) -> str:
-        return self.client.scheduler.address
+        return scheduler_address(self.client)
+
+
+def scheduler_address(client: Client) -> str:
+    """The address of the scheduler `client` talks to (Dask sets `Client.scheduler` to None
+    before the client connects and once it closes)."""
+    if client.scheduler is None:
+        raise ClusterConnectionError(f"the Dask client is not connected to a scheduler (it is {client.status})")
+    return cast(str, client.scheduler.address)
 
 
 _lock = threading.RLock()

@@ -109,7 +109,7 @@ def generate_certificates(directory: Path, hosts: Iterable[str] = ()) -> dict[st
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _cluster_certificate(key, ca_key, ca_cert.subject, hosts, now, until)
 
-    def private(k: Any) -> bytes:
+    def private(k: ec.EllipticCurvePrivateKey) -> bytes:
         return k.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

@@ -70,8 +70,7 @@ async def user_async_iterator(iterator: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 class BoundAio(Generic[P, T]):
-    """A method of an object with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not."""
-
+    # A method of an object with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not.
     __slots__ = ("__doc__", "__name__", "__wrapped__", "_sync", "aio")
 
     def __init__(self, sync: Callable[P, T], aio: Callable[P, Any]) -> None:

@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from nbfan import compat
 from nbfan.engine.resources import GpuRequest
@@ -67,9 +67,9 @@ _noted: set[tuple[str, str]] = set()
 
 def _fetch_info(client: Any) -> dict[str, Any]:
     try:
-        return client.scheduler_info(n_workers=-1)
+        return cast(dict[str, Any], client.scheduler_info(n_workers=-1))
     except TypeError:  # older distributed: no n_workers and every worker listed
-        return client.scheduler_info()
+        return cast(dict[str, Any], client.scheduler_info())
 
 
 def cluster_view(client: Any, *, max_age: float = INFO_TTL) -> ClusterView:

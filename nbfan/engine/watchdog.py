@@ -15,7 +15,9 @@ import time
 from typing import Any
 
 from distributed import Client, Future, as_completed
+from tornado.platform.asyncio import BaseAsyncIOLoop
 
+from nbfan.cluster.connect import scheduler_address
 from nbfan.exception import ClusterConnectionError
 
 #: seconds without a finished task before the scheduler is asked for a sign of life
@@ -26,6 +28,8 @@ _LOST = ("connecting", "closing", "closed", "failed")
 
 
 async def _ping(client: Client, timeout: float) -> None:
+    if client.scheduler is None:  # the client closed meanwhile: as lost as a broken connection
+        raise ConnectionError("the client is not connected to a scheduler")
     await asyncio.wait_for(client.scheduler.identity(), timeout)
 
 
@@ -45,7 +49,7 @@ class SchedulerWatch:
     def lost(self, why: str) -> ClusterConnectionError:
         self.gone = True
         try:
-            address = self.client.scheduler.address
+            address = scheduler_address(self.client)
         except Exception:
             address = "?"
         return ClusterConnectionError(
@@ -74,7 +78,10 @@ class SchedulerWatch:
         silent mid-transfer: the transfer runs on the client's loop while this thread keeps
         checking the scheduler (a slow, big transfer from a live scheduler is waited for)."""
         coro = self.client.gather([future], asynchronous=True)
-        pending = asyncio.run_coroutine_threadsafe(coro, self.client.loop.asyncio_loop)
+        loop = self.client.loop
+        if not isinstance(loop, BaseAsyncIOLoop):  # always one: Dask raises rather than return None
+            raise RuntimeError(f"the Dask client's event loop is not a running asyncio loop: {loop!r}")
+        pending = asyncio.run_coroutine_threadsafe(coro, loop.asyncio_loop)
         while True:
             try:
                 return pending.result(timeout=0.2)[0]
@@ -109,4 +116,5 @@ class SchedulerWatch:
             if not completed.has_ready():
                 self.check()
         self.mark_alive()
-        return next(completed)
+        done: Future[Any] = next(completed)
+        return done

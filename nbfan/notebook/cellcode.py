@@ -66,7 +66,9 @@ class _Names(ast.NodeVisitor):
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
 
-    def _scope(self, node: ast.AST, name: str | None) -> None:
+    def _scope(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda, name: str | None
+    ) -> None:
         if name is not None and self.depth == 0:
             self.assigns.add(name)
         for deco in getattr(node, "decorator_list", []):

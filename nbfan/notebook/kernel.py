@@ -27,7 +27,7 @@ class NbfanKernel(IPythonKernel):
 
     def do_execute(self, *args: Any, **kwargs: Any) -> Any:  # async in ipykernel >= 6: returns its coroutine
         self._load_nbfan()
-        return super().do_execute(*args, **kwargs)
+        return super().do_execute(*args, **kwargs)  # type: ignore[no-untyped-call]  # ipykernel is untyped
 
 
 def main() -> None:

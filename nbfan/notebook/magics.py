@@ -60,6 +60,8 @@ class NbfanMagics(Magics):
         args = parse_argstring(self.remote, line)
         options = cell_options(args)
         out = [n.strip() for n in args.out.split(",") if n.strip()] if args.out is not None else None
+        if self.shell is None:  # IPython gives magics registered with a shell their shell
+            raise RuntimeError("%%remote needs an IPython shell")
         namespace = self.shell.user_ns
         job = prepare(cell, namespace, out, "%%remote")
         if args.spawn:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 
@@ -55,7 +55,7 @@ def prepare(source: str, namespace: MutableMapping[str, Any], out: list[str] | N
 def dumps_namespace(values: dict[str, Any]) -> bytes:
     """Pickle the shipped names, naming the first one that cannot travel."""
     try:
-        return cloudpickle.dumps(values, protocol=5)
+        return cast(bytes, cloudpickle.dumps(values, protocol=5))
     except Exception:
         pass
     for name, value in values.items():
@@ -117,7 +117,7 @@ class CellCall:
         ok, value = batch_outcomes(self.future, 0, 1, timeout=timeout)[0]
         if ok:
             self.end("done")
-            return value
+            return cast(dict[str, Any], value)
         self.end("failed")
         raise remote_exception(value, self.job.filename)
 
@@ -152,7 +152,7 @@ def remote_exception(failure: Any, filename: str) -> BaseException:
         exc._render_traceback_ = lambda: lines
     except Exception:
         pass
-    return exc.with_traceback(None)
+    return cast(BaseException, exc.with_traceback(None))
 
 
 def write_stream(stream: str, text: str) -> None:
@@ -225,7 +225,7 @@ class RemoteCell:
         return f"<RemoteCell {self.object_id} {status}: {self._call.job.label}; .get() brings back {back}>"
 
     def done(self) -> bool:
-        return self._call.future.done()
+        return cast(bool, self._call.future.done())
 
     def get(self, timeout: float | None = None) -> Any:
         """Wait for the cell, print its output, put its variables in the namespace, and return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from nbfan.exception import ExecutionError
 from nbfan.scheduler.plugin import HANDLER, PLUGIN_NAME, PROTOCOL_VERSION, NbfanPlugin
@@ -162,4 +162,4 @@ def ensure_cap(client: Any, scheduler_id: str, name: str, limit: int, requires: 
 
 def cap_shares(client: Any) -> dict[str, dict[str, int]]:
     """Every cap's current shares by worker address (for `nbfan cluster status` and tests)."""
-    return request(client, "caps.shares")
+    return cast(dict[str, dict[str, int]], request(client, "caps.shares"))

@@ -7,7 +7,7 @@ check on the websocket. See the telemetry contract for the shapes."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import tornado.web
 from jupyter_core.utils import ensure_async
@@ -29,7 +29,7 @@ class _Base(APIHandler):
 
     @property
     def manager(self) -> TelemetryManager:
-        return self.settings[MANAGER_KEY]
+        return cast(TelemetryManager, self.settings[MANAGER_KEY])
 
     async def _answer(self, coro: Any) -> None:
         try:
@@ -79,7 +79,7 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
 
     @property
     def manager(self) -> TelemetryManager:
-        return self.settings[MANAGER_KEY]
+        return cast(TelemetryManager, self.settings[MANAGER_KEY])
 
     async def pre_get(self) -> None:
         user = self.current_user

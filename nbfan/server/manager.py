@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from nbfan.api import telemetry as query
 from nbfan.exception import ClusterConnectionError, Error
@@ -109,14 +109,14 @@ class TelemetryManager:
     # -- what handlers ask ------------------------------------------------------------------
 
     async def calls(self) -> CallsSnapshot:
-        return await self._run(self._with_client, query.calls_snapshot)
+        return cast(CallsSnapshot, await self._run(self._with_client, query.calls_snapshot))
 
     async def cluster(self) -> ClusterSnapshot:
-        return await self._run(self._with_client, query.cluster_snapshot)
+        return cast(ClusterSnapshot, await self._run(self._with_client, query.cluster_snapshot))
 
     async def cancel(self, call_id: str) -> bool:
         """True when the call was running and is now cancelled; NotFoundError if unknown."""
-        cancelled = await self._run(self._with_client, lambda c: query.cancel(c, call_id))
+        cancelled: bool = await self._run(self._with_client, lambda c: query.cancel(c, call_id))
         self.poke()
         return cancelled
 

@@ -17,7 +17,7 @@ import linecache
 import sys
 import threading
 import types
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 
@@ -93,7 +93,7 @@ class _Router:
     def write(self, text: str) -> int:
         capture = _capture.get()
         if capture is None:
-            return self._original.write(text)
+            return cast(int, self._original.write(text))
         capture.write(self._stream, str(text))
         return len(text)
 

@@ -223,7 +223,7 @@ def exchange(
     while True:
         try:
             child.channel.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.0))
-            event = frames.recv(child.channel)
+            event: Event = frames.recv(child.channel)
         except TimeoutError:
             child.stop()
             child.wait_gone()

@@ -30,11 +30,11 @@ def load_function(blob: bytes) -> Callable[..., Any]:
     """Unpickle a function once per worker process, however many tasks use it."""
     digest = isolated.digest_of(blob)
     with _cache_lock:
-        fn = _FUNCTION_CACHE.get(digest)
-        if fn is not None:
+        cached = _FUNCTION_CACHE.get(digest)
+        if cached is not None:
             _FUNCTION_CACHE.move_to_end(digest)
-            return fn
-    fn = unpickle_function(blob)
+            return cached
+    fn: Callable[..., Any] = unpickle_function(blob)
     with _cache_lock:
         _FUNCTION_CACHE[digest] = fn
         while len(_FUNCTION_CACHE) > _FUNCTION_CACHE_SIZE:

@@ -30,7 +30,7 @@ import types
 from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 
@@ -51,7 +51,7 @@ def _load_code(data: bytes) -> types.CodeType:
     return code
 
 
-class _SourcePickler(cloudpickle.Pickler):
+class _SourcePickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle ships no types: Pickler is Any
     """cloudpickle, except that code objects keep `co_filename` (marshal keeps everything a
     .pyc keeps) and the files they come from are noted, to ship their sources."""
 
@@ -76,7 +76,7 @@ def pickle_function(fn: Any) -> bytes:
         lines = linecache.getlines(filename)
         if lines and not is_nbfan_file(filename):
             sources[filename] = "".join(lines)
-    return cloudpickle.dumps((buffer.getvalue(), sources), protocol=5)
+    return cast(bytes, cloudpickle.dumps((buffer.getvalue(), sources), protocol=5))
 
 
 #: Sources that arrived with functions, by file name (so failures can quote them).
