@@ -7,7 +7,7 @@ STAMP := $(VENV)/.nbfan-installed
 LOCK := requirements/test.txt
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install system-deps test test-fast test-pythons test-latest demo lab bench lock clean
+.PHONY: install system-deps test test-fast test-pythons test-latest demo lab bench bench-peers lock clean
 
 # The JupyterLab panel's sources: when they change, the install rebuilds it (the build hook
 # skips the build while nbfan/labextension/ exists, so it is removed first).
@@ -59,6 +59,13 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# nbfan against raw Dask, chunked Dask, Ray, joblib, ipyparallel and a process pool on this machine
+# (2 workers each): prints the table, writes benchmarks/results/peers.md and peers.png. The bench
+# extra goes on top of the lock; `install` has just built the panel, so the editable reinstall skips it.
+bench-peers: install
+	SKIP_JUPYTER_BUILDER=1 $(PY) -m pip install -q --no-build-isolation -e ".[bench]"
+	$(PY) benchmarks/peers.py
 
 # Re-resolve the lock from pyproject (runtime + test extras) and the build requirements.
 lock: install
