@@ -9,10 +9,9 @@ different-looking keys for the same entry).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import cloudpickle
-from typing_extensions import TypeVar
 
 from nbfan.exception import InvalidError
 from nbfan.objects.named import NamedObject, StoreKind
@@ -26,9 +25,17 @@ class _Missing:
 
 _MISSING = _Missing()
 #: Key and value types (`d: nbfan.Dict[str, int] = nbfan.Dict.from_name(...)`); unnamed, they
-#: are unchecked, as in Modal.
-K = TypeVar("K", default=Any)
-V = TypeVar("V", default=Any)
+#: are unchecked, as in Modal. The defaults are for type checkers only: workers of a stock Dask
+#: cluster (nbfan shipped to them) may lack typing_extensions, and typing's TypeVar takes a
+#: default from Python 3.13 on.
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
+    K = DefaultedTypeVar("K", default=Any)
+    V = DefaultedTypeVar("V", default=Any)
+else:
+    K = TypeVar("K")
+    V = TypeVar("V")
 
 
 def _key(key: object) -> bytes:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import queue as _queue
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import cloudpickle
-from typing_extensions import TypeVar
 
 from nbfan.engine.aio import aio_method
 from nbfan.exception import InvalidError
@@ -21,7 +20,12 @@ from nbfan.objects.store_method import Steps, store_method
 from nbfan.scheduler.store import QUEUE_OP
 
 #: The items' type (`q: nbfan.Queue[Job] = nbfan.Queue.from_name(...)`); unnamed, unchecked as in Modal.
-V = TypeVar("V", default=Any)
+if TYPE_CHECKING:  # the default is for type checkers only (see nbfan/objects/dict.py)
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
+    V = DefaultedTypeVar("V", default=Any)
+else:
+    V = TypeVar("V")
 V_co = TypeVar("V_co", covariant=True)
 
 
