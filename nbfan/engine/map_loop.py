@@ -203,7 +203,7 @@ class MapLoop:
         self.ready: dict[int, Finished] = {}  # reorder buffer: batch start -> finished batch
         self.exhausted = False
         self.submitted = 0  # inputs submitted so far
-        self._completed = as_completed(loop=plan.client.loop)
+        self._completed = as_completed(loop=plan.client.loop, with_results=True)  # fetched as they finish
         self._queue: Any = None
 
     # -- submitting ------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ class MapLoop:
 
     def _next_finished(self) -> Finished | None:
         """The next batch whose task ended (None when it was split into single inputs)."""
-        future = self._wait_for_a_task()
+        future, result = self._wait_for_a_task()
         batch = self.in_flight.pop(future.key)
         client = self.plan.client
         if future.status == "cancelled" and client.status != "running":
@@ -276,20 +276,18 @@ class MapLoop:
             failure = describe_task_error(error, batch.start, batch.count)
             future.release()
             return Finished(batch, known=[(False, failure)] * batch.count)
-        blob = self.watch.gather(future)
-        self.watch.mark_alive()
         future.release()
-        finished = Finished(batch, blob=blob)
+        finished = Finished(batch, blob=result)
         finished.outcomes  # noqa: B018  (decode now: the sizer learns from its compute time)
         self.sizer.observe(batch.count, finished.elapsed, batch.payload_bytes)
         return finished
 
-    def _wait_for_a_task(self) -> Future[Any]:
+    def _wait_for_a_task(self) -> tuple[Future[Any], Any]:
         last_call = time.monotonic()
         while True:
-            future = self.watch.next_done(self._completed, timeout=self.wait_interval)
-            if future is not None:
-                return future
+            done = self.watch.next_done(self._completed, timeout=self.wait_interval)
+            if done is not None:
+                return done
             if self.on_wait is not None and time.monotonic() - last_call >= self.wait_interval:
                 last_call = time.monotonic()
                 self.on_wait()

@@ -10,12 +10,10 @@ gives up with a clear error when it does not answer in time.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from typing import Any
 
 from distributed import Client, Future, as_completed
-from tornado.platform.asyncio import BaseAsyncIOLoop
 
 from nbfan.cluster.connect import scheduler_address
 from nbfan.exception import ClusterConnectionError
@@ -73,34 +71,15 @@ class SchedulerWatch:
             raise self.lost(f"{type(exc).__name__}: {exc}") from None
         self._last_sign = time.monotonic()
 
-    def gather(self, future: Future[Any]) -> Any:
-        """`future.result()` of a finished future, without hanging on a scheduler that goes
-        silent mid-transfer: the transfer runs on the client's loop while this thread keeps
-        checking the scheduler (a slow, big transfer from a live scheduler is waited for)."""
-        coro = self.client.gather([future], asynchronous=True)
-        loop = self.client.loop
-        if not isinstance(loop, BaseAsyncIOLoop):  # always one: Dask raises rather than return None
-            raise RuntimeError(f"the Dask client's event loop is not a running asyncio loop: {loop!r}")
-        pending = asyncio.run_coroutine_threadsafe(coro, loop.asyncio_loop)
-        while True:
-            try:
-                return pending.result(timeout=0.2)[0]
-            except concurrent.futures.TimeoutError:
-                try:
-                    self.check()
-                except ClusterConnectionError:
-                    pending.cancel()
-                    raise
-            except OSError as exc:  # CommClosedError: the connection broke mid-transfer
-                raise self.lost(f"{type(exc).__name__}: {exc}") from None
-
     def mark_alive(self) -> None:
         """The scheduler just answered (a result arrived): no ping needed for a while."""
         self._last_sign = time.monotonic()
 
-    def next_done(self, completed: as_completed, timeout: float | None = None) -> Future[Any] | None:
-        """The next finished future of `completed`; None when none finished within `timeout`
-        seconds; ClusterConnectionError when the scheduler is lost meanwhile."""
+    def next_done(self, completed: as_completed, timeout: float | None = None) -> tuple[Future[Any], Any] | None:
+        """The next finished future of `completed` (made `with_results`: its result is fetched
+        as soon as it finishes, while this thread handles others) with its result; None when
+        none finished within `timeout` seconds; ClusterConnectionError when the scheduler is
+        lost meanwhile, a transfer in progress included."""
         condition: Any = getattr(completed, "thread_condition", None)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not completed.has_ready():
@@ -116,5 +95,5 @@ class SchedulerWatch:
             if not completed.has_ready():
                 self.check()
         self.mark_alive()
-        done: Future[Any] = next(completed)
+        done: tuple[Future[Any], Any] = next(completed)
         return done

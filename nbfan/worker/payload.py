@@ -13,8 +13,9 @@ import os
 import pickle
 import sys
 import sysconfig
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, cast
 
 import cloudpickle
@@ -141,11 +142,52 @@ def loads(data: bytes | Payload) -> Any:
     return cloudpickle.loads(data)
 
 
+class Columns(Sequence[Args]):
+    """A batch of inputs with the same number of positional arguments and the same keyword
+    arguments (what `.map(xs, ys, kwargs=...)` makes): sent as one list per parameter, which
+    pickles and unpickles several times faster than a pair of tuples per input. Reads as the
+    (args, kwargs) pairs it stands for."""
+
+    __slots__ = ("columns", "kwargs")
+
+    def __init__(self, columns: tuple[list[Any], ...], kwargs: dict[str, Any]) -> None:
+        self.columns = columns
+        self.kwargs = kwargs
+
+    @classmethod
+    def of(cls, inputs: Sequence[Args]) -> Columns | None:
+        """The batch as columns, or None when its inputs differ in shape or keyword arguments."""
+        if len(inputs) < 2 or isinstance(inputs, Columns):
+            return inputs if isinstance(inputs, Columns) else None
+        args = list(map(itemgetter(0), inputs))  # C loops throughout: this runs for every batch
+        kwargs = list(map(itemgetter(1), inputs))
+        same_kwargs = len(set(map(id, kwargs))) == 1 or not any(kwargs)
+        widths = set(map(len, args))
+        if not same_kwargs or len(widths) != 1 or not args[0]:
+            return None
+        return cls(tuple(list(map(itemgetter(i), args)) for i in range(widths.pop())), kwargs[0])
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return tuple(column[index] for column in self.columns), self.kwargs
+
+    def __iter__(self) -> Iterator[Args]:
+        kwargs = self.kwargs
+        return ((args, kwargs) for args in zip(*self.columns, strict=True))
+
+    def __reduce__(self) -> tuple[type[Columns], tuple[tuple[list[Any], ...], dict[str, Any]]]:
+        return Columns, (self.columns, self.kwargs)
+
+
 def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> Payload:
     """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
     refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory)."""
     try:
-        payload = dumps(list(inputs))
+        payload = dumps(Columns.of(inputs) or list(inputs))
     except Exception as exc:
         for offset, (args, kwargs) in enumerate(inputs):
             what = _describe_arg(args, kwargs)

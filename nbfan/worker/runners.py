@@ -10,12 +10,12 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbfan.exception import ExecutionError, FunctionTimeoutError, InputCancellation
 from nbfan.worker import isolated, stopping
-from nbfan.worker.payload import Failure
+from nbfan.worker.payload import Columns, Failure
 from nbfan.worker.tracebacks import unpickle_function
 
 Outcome = tuple[bool, Any]
@@ -56,7 +56,7 @@ class InThread:
         find = getattr(self.fn, "nbfan_gatherer", None)
         return find() if find is not None else None
 
-    def call_gathered(self, gatherer: Any, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
+    def call_gathered(self, gatherer: Any, inputs: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
         """Every input of the task added to the batched function's lists at once, then each outcome."""
         slots = [gatherer.submit(args, kwargs) for args, kwargs in inputs]
         outcomes: list[Outcome] = []
@@ -70,6 +70,31 @@ class InThread:
 
     def registered(self) -> Any:
         return stopping.running(self.call_id, stopping.ThreadToken())
+
+    def call_columns(self, batch: Columns) -> tuple[list[Any], Outcome | None]:
+        """Run a batch's inputs in a tight loop (a map of a cheap function costs a fraction of a
+        microsecond per input this way), up to the first that raises: (the results before it,
+        its failed outcome or None). A function whose results are coroutines runs nothing here:
+        ([], None), and its inputs take the per-input path (`call`)."""
+        fn, kwargs = self.fn, batch.kwargs
+        values: list[Any] = []
+        append = values.append
+        try:
+            if len(batch.columns) == 1 and not kwargs:
+                for x in batch.columns[0]:
+                    append(fn(x))
+            else:
+                for args in zip(*batch.columns, strict=True):
+                    append(fn(*args, **kwargs))
+        except Exception as exc:
+            if not (values and asyncio.iscoroutine(values[0])):
+                return values, (False, Failure.capture(exc))
+        if values and asyncio.iscoroutine(values[0]):  # created, never started: nothing ran
+            for value in values:
+                if asyncio.iscoroutine(value):
+                    value.close()
+            return [], None
+        return values, None
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         try:

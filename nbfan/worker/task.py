@@ -8,8 +8,9 @@ like that many separate calls. Where an input runs (this thread or a child proce
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from nbfan.worker import isolated
 from nbfan.worker import telemetry as _telemetry
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
-from nbfan.worker.payload import Args, Failure, Payload, dumps_outcomes, loads
+from nbfan.worker.payload import Args, Columns, Failure, Payload, dumps_outcomes, loads
 from nbfan.worker.retries import Retries
 from nbfan.worker.runners import InChild, InThread, load_function
 from nbfan.worker.stopping import (  # noqa: F401  re-exported: where the engine and tests find them
@@ -76,12 +77,15 @@ def runner_for(fn_blob: bytes, spec: TaskSpec) -> InThread | InChild:
 
 
 def run_input(
-    runner: InThread | InChild, args: tuple[Any, ...], kwargs: dict[str, Any], spec: TaskSpec
+    runner: InThread | InChild, args: tuple[Any, ...], kwargs: dict[str, Any], spec: TaskSpec,
+    first: tuple[bool, Any] | None = None,
 ) -> tuple[bool, Any]:
-    """One input with the call's retries: (True, result) or (False, Failure)."""
+    """One input with the call's retries: (True, result) or (False, Failure). `first`: the
+    outcome of its first attempt, when that already ran (`InThread.call_columns`)."""
     attempt = 0
     while True:
-        ok, value = runner.call(args, kwargs)
+        ok, value = first if first is not None else runner.call(args, kwargs)
+        first = None
         if ok:
             return ok, value
         if value.exc_type is InputCancellation or call_cancelled(spec):
@@ -129,7 +133,7 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
 
 
 def _run_inputs(
-    runner: InThread | InChild, inputs: list[Args], spec: TaskSpec
+    runner: InThread | InChild, inputs: Sequence[Args], spec: TaskSpec
 ) -> tuple[list[Any], dict[int, Failure], int, int]:
     """(values, failures by position, inputs failed, inputs skipped) of a batch's inputs."""
     values: list[Any] = []  # input order; a failed input's slot holds None and its Failure is in `failures`
@@ -148,7 +152,12 @@ def _run_inputs(
         return values, failures, n_failed, n_skipped
     try:
         with runner.registered():
-            for args, kwargs in inputs:
+            rest: Iterable[Args] = inputs
+            first: tuple[bool, Any] | None = None  # the failed first attempt of the next input
+            if isinstance(inputs, Columns) and isinstance(runner, InThread) and not call_cancelled(spec):
+                values, first = runner.call_columns(inputs)
+                rest = itertools.islice(inputs, len(values), None)
+            for args, kwargs in rest:
                 if (failed and spec.stop_on_error) or call_cancelled(spec):
                     skipped = InputCancellation(
                         "not run: the call was cancelled or an earlier input of the batch failed"
@@ -157,7 +166,8 @@ def _run_inputs(
                     values.append(None)
                     n_skipped += 1
                     continue
-                ok, value = run_input(runner, args, kwargs, spec)
+                ok, value = run_input(runner, args, kwargs, spec, first)
+                first = None
                 if ok:
                     values.append(value)
                     continue
