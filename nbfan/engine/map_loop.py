@@ -203,7 +203,8 @@ class MapLoop:
         self.ready: dict[int, Finished] = {}  # reorder buffer: batch start -> finished batch
         self.exhausted = False
         self.submitted = 0  # inputs submitted so far
-        self._completed = as_completed(loop=plan.client.loop, with_results=True)  # fetched as they finish
+        # results are fetched as each task finishes; a task's error is read from its future
+        self._completed = as_completed(loop=plan.client.loop, with_results=True, raise_errors=False)
         self._queue: Any = None
 
     # -- submitting ------------------------------------------------------------------------------
