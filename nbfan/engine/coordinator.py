@@ -2,17 +2,19 @@
 
 It runs on a worker, secedes from the worker's thread pool (it only waits), and drives the one
 map loop (`map_loop.MapLoop`) through the worker's client; where results go is the scheduler's
-map store (`scheduler/mapstore.py`), one finished batch at a time. Dask reruns it if its worker
-dies; the rerun skips what was stored, so at most the in-flight window is redone.
+map store (`scheduler/mapstore.py`), one finished batch at a time (a large batch stays on the
+workers: `map_data.py`). Dask reruns it if its worker dies; the rerun skips what was stored, so
+at most the in-flight window is redone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from nbfan.engine import hooks
+from nbfan.engine.map_data import INLINE_RESULT_BYTES, ChunkedInputs, scatter_result
 from nbfan.engine.map_loop import Finished, MapLoop, RangeSource, StopMap, pending_ranges
 from nbfan.engine.plan import CallPlan
 from nbfan.exception import ExecutionError, InputCancellation
@@ -44,8 +46,11 @@ def coordinate(map_id: str, fn_blob: bytes, spec: TaskSpec, resources: dict[str,
         return cast(str, claim["state"])
     epoch = claim["epoch"]
     try:
-        with gc_paused():
-            inputs = loads(claim["inputs"])
+        if claim.get("chunks"):  # large inputs stay on the workers: read a chunk at a time
+            inputs: Sequence[Any] = ChunkedInputs(client, claim["chunks"], claim["total"])
+        else:
+            with gc_paused():
+                inputs = loads(claim["inputs"])
         state = _drive(client, rpc, map_id, epoch, inputs, claim, fn_blob, spec, resources, window)
     except BaseException as exc:
         logger.exception("nbfan: the coordinator of map %s failed", map_id)
@@ -61,7 +66,7 @@ def _drive(
     rpc: Rpc,
     map_id: str,
     epoch: int,
-    inputs: list[Any],
+    inputs: Sequence[Any],
     claim: dict[str, Any],
     fn_blob: bytes,
     spec: TaskSpec,
@@ -85,7 +90,7 @@ def _drive(
             assert isinstance(event, Finished)
             failed = count_failed(event.outcomes)
             failed_any = failed_any or failed > 0
-            state = _store(rpc, map_id, epoch, event, failed)
+            state = _store(client, rpc, map_id, epoch, event, failed)
             if state not in ("running", "done"):  # done: that was the last batch
                 return state
         state = cast(str, rpc("finish", map_id=map_id, epoch=epoch))
@@ -100,9 +105,18 @@ def _drive(
             loop.close(cancel=state != "superseded")
 
 
-def _store(rpc: Rpc, map_id: str, epoch: int, finished: Finished, failed: int) -> str:
-    """Keep one finished batch on the scheduler; the map's state after it."""
+def _store(client: Any, rpc: Rpc, map_id: str, epoch: int, finished: Finished, failed: int) -> str:
+    """Keep one finished batch (on the scheduler, or on the workers when large); the map's
+    state after it."""
     batch = finished.batch
+    if isinstance(finished.blob, Payload) and finished.blob.nbytes > INLINE_RESULT_BYTES:
+        held = scatter_result(client, finished.blob)
+        kept: str = rpc(
+            "store", map_id=map_id, epoch=epoch, start=batch.start, count=batch.count, outcomes=None,
+            done=batch.count - failed, failed=failed, key=held.key, nbytes=finished.blob.nbytes,
+        )
+        held.release()  # the map store holds it now (or refused it: a stale coordinator's)
+        return kept
     if finished.blob is not None:
         blob = finished.blob.to_bytes() if isinstance(finished.blob, Payload) else finished.blob
     else:  # the task died: each of its inputs failed with what killed it

@@ -25,6 +25,7 @@ from nbfan.cluster.connect import scheduler_address
 from nbfan.engine import hooks
 from nbfan.engine.aio import CancelMethod, MapGetMethod, aio_method, in_thread, iterate_in_thread, user_facing
 from nbfan.engine.coordinator import coordinate
+from nbfan.engine.map_data import INLINE_INPUT_BYTES, read_held, scatter_inputs
 from nbfan.engine.map_loop import note_failed_input, window_size
 from nbfan.engine.plan import cancel_call, plan_call
 from nbfan.engine.target import CallTarget
@@ -66,10 +67,18 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall[Any]:
         )
     with gc_paused():  # 100k small tuples would otherwise set off costly collections
         items = list(inputs)  # a failing input iterator raises here, before anything is submitted
-        blob = dumps_inputs(items).to_bytes()  # the map store keeps bytes
+        payload = dumps_inputs(items, check_size=False)
     plan = plan_call(function, client, stop_on_error=False)
     map_id = plan.call_id
-    _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), inputs=blob)
+    if payload.nbytes <= INLINE_INPUT_BYTES:  # small: the map store keeps them
+        chunks: list[tuple[int, int, Any]] = []
+        stored: dict[str, Any] = {"inputs": payload.to_bytes()}
+    else:  # large: they stay on the workers, the map store holds their keys
+        chunks = scatter_inputs(client, items, payload.nbytes)
+        stored = {"inputs": None, "chunks": [(start, count, future.key) for start, count, future in chunks]}
+    del payload
+    _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), **stored)
+    del chunks, stored  # held by the map store now
     hooks.call_started(client, map_id, function, "spawn_map")
     hooks.call_total(client, map_id, len(items))
     if items:
@@ -176,8 +185,9 @@ class MapCall(Generic[R]):
             reply = _rpc(client, "results", map_id=self.object_id, cursor=cursor, wait=wait)
             _raise_if_missing(reply, client)
             total = reply["total"]
-            for start, count, blob in reply["batches"]:
-                yield from _batch_values(blob, start, return_exceptions)
+            for start, count, blob, key in reply["batches"]:
+                outcomes = loads(blob) if key is None else _read_batch(client, key, start, count)
+                yield from _batch_values(outcomes, start, return_exceptions)
                 cursor = start + count
             if reply["batches"]:
                 waited_since = time.monotonic()
@@ -263,9 +273,20 @@ def _raise_if_missing(summary: dict[str, Any], client: Client) -> None:
         raise NotFoundError(f"spawned map {summary['map_id']!r} was released from the scheduler: {summary['error']}")
 
 
-def _batch_values(blob: bytes, start: int, return_exceptions: bool) -> Iterator[Any]:
+def _read_batch(client: Client, key: str, start: int, count: int) -> Any:
+    """A batch of results kept on the workers."""
+    try:
+        return read_held(client, key)
+    except Exception as exc:
+        raise ExecutionError(
+            f"the results of inputs {start}..{start + count - 1} were kept on the cluster's workers and could not "
+            f"be read back ({type(exc).__name__}: {exc}); the workers holding them may have died"
+        ) from exc
+
+
+def _batch_values(stored: tuple[float, Any], start: int, return_exceptions: bool) -> Iterator[Any]:
     """A stored batch's values in input order; its first failure raised, or each in its slot."""
-    _elapsed, outcomes = loads(blob)
+    _elapsed, outcomes = stored
     values = ok_values(outcomes)
     if values is not None:
         yield from values

@@ -1,12 +1,17 @@
 """Durable state of `spawn_map` calls, kept on the SCHEDULER (a part of nbfan's plugin).
 
-The scheduler outlives callers and workers, so a map's inputs, progress and finished batches
-live here: a coordinator task that dies with its worker is rerun by Dask and resumes from what
-was stored, and any process can re-attach to a map by id to watch or collect it.
+The scheduler outlives callers and workers, so a map's progress and where its inputs and
+finished batches are live here: a coordinator task that dies with its worker is rerun by Dask
+and resumes from what was stored, and any process can re-attach to a map by id to watch or
+collect it.
 
-Memory: a map costs its pickled inputs until it finishes, plus its pickled results until they
-are collected. Results are dropped `KEEP_AFTER_COLLECT` seconds after a reader read them to the
-end, and at most `MAX_FINISHED` finished maps are kept (the oldest finished ones go first).
+Memory: the scheduler is the one process every user of a cluster shares, so it keeps only
+small data. Small inputs (a pickled total up to `INLINE_INPUT_BYTES`) and small batches of
+results (up to `INLINE_RESULT_BYTES`) are kept here as bytes; larger ones stay on the workers as
+Dask data (input chunks the caller scattered, result batches the coordinator scattered), held
+for the map by the pseudo-client `HOLDER`: the scheduler keeps their keys. Results are dropped
+`KEEP_AFTER_COLLECT` seconds after a reader read them to the end, and at most `MAX_FINISHED`
+finished maps are kept (the oldest finished ones go first).
 """
 
 from __future__ import annotations
@@ -24,9 +29,22 @@ KEEP_AFTER_COLLECT = 600.0  # seconds a collected map's results stay (a second r
 MAX_FINISHED = 100  # finished maps kept with their results, oldest dropped first
 MAX_TOMBSTONES = 10_000  # ids of dropped maps remembered, to say "released" rather than "unknown"
 READ_BYTES = 16 * 2**20  # results sent per read, at most (one batch more if a batch is bigger)
+INLINE_INPUT_BYTES = 16 * 2**20  # a map's inputs up to this size are kept here; larger ones on workers
+INLINE_RESULT_BYTES = 2**20  # a batch of results up to this size is kept here; larger ones on workers
+HOLDER = "nbfan-mapstore"  # the pseudo-client that holds maps' data on the workers
 
 FINISHED = ("done", "cancelled", "failed")
 
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A finished batch's outcomes: the blob itself, or the key of their data on the workers."""
+
+    count: int
+    blob: bytes | None
+    key: str | None
+    nbytes: int
 
 
 @dataclass
@@ -35,12 +53,13 @@ class MapRecord:
     name: str
     total: int
     inputs: bytes | None
+    chunks: list[tuple[int, int, str]] = field(default_factory=list)  # (start, count, key) of inputs on workers
     state: str = "running"  # running | done | cancelled | failed
     error: str | None = None
     epoch: int = 0  # bumped each time a coordinator (re)starts; stale coordinators are refused
     done: int = 0
     failed: int = 0
-    batches: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # start -> (count, outcomes blob)
+    batches: dict[int, StoredBatch] = field(default_factory=dict)  # by the index of its first input
     created: float = field(default_factory=time.time)
     finished_at: float | None = None
     collected_at: float | None = None
@@ -97,6 +116,8 @@ class MapStore:
         record.state = state
         record.error = error
         record.inputs = None
+        self._let_go([key for _start, _count, key in record.chunks])
+        record.chunks = []
         record.finished_at = time.time()
         record.notify()
         self._trim()
@@ -112,7 +133,14 @@ class MapStore:
             elif record.collected_at is not None and now - record.collected_at > KEEP_AFTER_COLLECT:
                 self._release(record, f"its results were collected more than {KEEP_AFTER_COLLECT:g}s ago")
 
+    def _let_go(self, keys: list[str]) -> None:
+        """Stop holding data of a map on the workers (Dask forgets it unless someone else holds it)."""
+        held = [key for key in keys if key in self.scheduler.tasks]
+        if held:
+            compat.release_keys(self.scheduler, held, HOLDER)
+
     def _release(self, record: MapRecord, why: str) -> None:
+        self._let_go([batch.key for batch in record.batches.values() if batch.key is not None])
         del self.records[record.map_id]
         self.released[record.map_id] = why
         while len(self.released) > MAX_TOMBSTONES:
@@ -127,10 +155,15 @@ class MapStore:
 
     # -- handlers (called through `client.scheduler.nbfan_map_<op>(...)`) ----------------------
 
-    def create(self, map_id: str, name: str, total: int, inputs: bytes) -> dict[str, Any]:
+    def create(
+        self, map_id: str, name: str, total: int, inputs: bytes | None, chunks: list[Any] | None = None
+    ) -> dict[str, Any]:
+        """A new map: its inputs as bytes, or as `chunks` (start, count, key) the caller scattered."""
         if map_id not in self.records:
             self._trim()
-            record = MapRecord(map_id, name, total, inputs if total else None)
+            held = [(int(start), int(count), str(key)) for start, count, key in chunks or ()]
+            compat.hold_on_scheduler(self.scheduler, [key for _s, _c, key in held], HOLDER)
+            record = MapRecord(map_id, name, total, inputs if total else None, held)
             self.records[map_id] = record
             if total == 0:
                 self._finish(record, "done")
@@ -160,12 +193,17 @@ class MapStore:
             reply.update(
                 epoch=found.epoch,
                 inputs=found.inputs,
-                stored=sorted((start, count) for start, (count, _) in found.batches.items()),
+                chunks=found.chunks,
+                stored=sorted((start, batch.count) for start, batch in found.batches.items()),
             )
         return reply
 
-    def store(self, map_id: str, epoch: int, start: int, count: int, outcomes: bytes, done: int, failed: int) -> str:
-        """Keep one finished batch. Returns the map's state; `superseded` tells a stale
+    def store(
+        self, map_id: str, epoch: int, start: int, count: int, outcomes: bytes | None, done: int, failed: int,
+        key: str | None = None, nbytes: int = 0,
+    ) -> str:
+        """Keep one finished batch: its `outcomes` blob, or the `key` of their data on the
+        workers (then held here). Returns the map's state; `superseded` tells a stale
         coordinator (a newer one took over) to stop."""
         record = self.records.get(map_id)
         if record is None:
@@ -175,7 +213,9 @@ class MapStore:
         if epoch != record.epoch:
             return "superseded"
         if start not in record.batches:
-            record.batches[start] = (count, outcomes)
+            if key is not None:
+                compat.hold_on_scheduler(self.scheduler, [key], HOLDER)
+            record.batches[start] = StoredBatch(count, outcomes, key, nbytes or len(outcomes or b""))
             record.done += done
             record.failed += failed
             if record.done + record.failed >= record.total:  # complete: no need to wait for the coordinator
@@ -214,13 +254,13 @@ class MapStore:
                 await asyncio.wait_for(record.changed.wait(), wait)
             except asyncio.TimeoutError:
                 pass
-        batches: list[tuple[int, int, bytes]] = []
+        batches: list[tuple[int, int, bytes | None, str | None]] = []  # (start, count, blob, key)
         size = 0
         while cursor in record.batches and size < READ_BYTES:
-            count, blob = record.batches[cursor]
-            batches.append((cursor, count, blob))
-            size += len(blob)
-            cursor += count
+            batch = record.batches[cursor]
+            batches.append((cursor, batch.count, batch.blob, batch.key))
+            size += batch.nbytes if batch.key is None else 0  # a key is read from the workers, not sent here
+            cursor += batch.count
         if cursor >= record.total and record.collected_at is None:  # read to the end
             record.collected_at = time.time()
         reply = record.summary()

@@ -183,9 +183,10 @@ class Columns(Sequence[Args]):
         return Columns, (self.columns, self.kwargs)
 
 
-def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> Payload:
+def dumps_inputs(inputs: Sequence[Args], first_index: int = 0, *, check_size: bool = True) -> Payload:
     """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
-    refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory)."""
+    refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory;
+    `check_size=False` where it does not: a spawn_map scatters large inputs to the workers)."""
     try:
         payload = dumps(Columns.of(inputs) or list(inputs))
     except Exception as exc:
@@ -201,7 +202,7 @@ def dumps_inputs(inputs: Sequence[Args], first_index: int = 0) -> Payload:
         raise SerializationError(f"inputs could not be serialized: {type(exc).__name__}: {exc}") from exc
     from nbfan.config import config
 
-    if payload.nbytes > config.max_input_bytes:
+    if check_size and payload.nbytes > config.max_input_bytes:
         where = f"input {first_index}" if len(inputs) == 1 else f"inputs {first_index}..{first_index + len(inputs) - 1}"
         raise InvalidError(
             f"{where}: the arguments are {payload.nbytes / 2**20:.0f} MiB pickled, over nbfan.config.max_input_bytes "

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from waiting import wait_until
 
@@ -45,6 +46,11 @@ def logged(path: str, x: int, seconds: float = 0.2) -> int:
 @app.generator
 def gen(n: int):
     yield n
+
+
+@app.function
+def scaled(a: np.ndarray) -> np.ndarray:
+    return a * 2.0
 
 
 def ran(path: Path) -> list[int]:
@@ -109,6 +115,27 @@ def test_collected_results_are_released_from_the_scheduler(client, monkeypatch):
     with pytest.raises(NotFoundError, match="released"):
         nbfan.MapCall.from_id(collected.object_id)
     assert kept.get(timeout=60) == [0, 1, 4]
+
+
+def test_large_inputs_and_results_stay_on_the_workers_not_the_scheduler(client, local_cluster, monkeypatch):
+    from nbfan.scheduler import mapstore
+
+    monkeypatch.setattr(mapstore, "KEEP_AFTER_COLLECT", 0.0)
+    store = local_cluster.scheduler.plugins["nbfan"].maps  # the session cluster's scheduler is in this process
+    arrays = [np.full(2**17, float(i)) for i in range(24)]  # 24 MiB of inputs: over INLINE_INPUT_BYTES
+    call = scaled.spawn_map(arrays)
+    record = store.records[call.object_id]
+    assert record.inputs is None and record.chunks  # only the chunks' keys are on the scheduler
+    chunk_keys = [key for _start, _count, key in record.chunks]
+    results = nbfan.MapCall.from_id(call.object_id).get(timeout=120)
+    assert all(np.array_equal(r, a * 2.0) for r, a in zip(results, arrays, strict=True))
+    held = [batch.key for batch in record.batches.values()]
+    assert record.state == "done" and any(held)  # batches of 1 MiB results and more are held by key
+    assert all(batch.blob is None for batch in record.batches.values() if batch.key)
+    tasks = local_cluster.scheduler.tasks
+    wait_until(lambda: not any(key in tasks for key in chunk_keys), what="the input chunks to be released")
+    square.spawn_map([])  # a new map trims the store: the collected map's results go
+    wait_until(lambda: not any(key in tasks for key in held if key), what="the held results to be released")
 
 
 def test_bad_calls_fail_early(client):
