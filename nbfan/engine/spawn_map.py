@@ -1,14 +1,14 @@
 """`f.spawn_map(...)`: hand a whole map to the cluster and return at once with a `MapCall`.
 
-All inputs are serialized at call time and stored on the scheduler (`mapstore`), then ONE
-coordinator task is submitted fire-and-forget (`coordinator`); we return only once the
-scheduler holds both, so the caller may exit at once. The map goes on with no client: its
-handle can be re-attached by id from any process connected to the same cluster.
+All inputs are serialized at call time and stored (`mapstore`: on the scheduler when small,
+on the workers when large, see `map_data`), then ONE coordinator task is submitted
+fire-and-forget (`coordinator`); we return only once the scheduler holds both, so the caller
+may exit at once. The map goes on with no client: its handle can be re-attached by id from any
+process connected to the same cluster.
 
-Memory: the scheduler holds the map's pickled inputs until it finishes, and its pickled results
-until they are read (`.get()` or iteration). Collected results are dropped 10 minutes after
-they were read to the end, and at most the last 100 finished maps keep their results. Maps
-with large results should write them somewhere (a Volume, files) and return small values.
+Memory: the map's inputs are kept until it finishes, and its results until they are read
+(`.get()` or iteration). Collected results are dropped 10 minutes after they were read to the
+end, and at most the last 100 finished maps keep their results.
 """
 
 from __future__ import annotations
