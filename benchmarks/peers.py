@@ -44,7 +44,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 WORKERS = 2
-CHUNK = 100  # inputs per task where a system is chunked by hand (trivial inputs)
+CHUNKS = 100  # tasks where a system is chunked by hand (trivial inputs): "hand-chunked x100"
+ARRAY_CHUNK = 100  # arrays per task at most where a system is chunked by hand
 
 SYSTEMS = ["nbfan", "dask", "dask-chunked", "ray", "joblib", "ipyparallel", "pool"]
 LABELS = {
@@ -127,10 +128,15 @@ def same_sums(results: list[float], expected: list[float]) -> bool:
     return len(results) == len(expected) and all(math.isclose(r, e, rel_tol=1e-12) for r, e in zip(results, expected))
 
 
+def chunk_size(count: int) -> int:
+    """Inputs per task for hand-chunked trivial inputs: CHUNKS tasks in all."""
+    return max(1, math.ceil(count / CHUNKS))
+
+
 def array_chunk_size(count: int) -> int:
-    """Inputs per task for the hand-chunked arrays: CHUNK, but at least 2 tasks per worker
+    """Inputs per task for the hand-chunked arrays: ARRAY_CHUNK, but at least 2 tasks per worker
     (60 arrays of 16 MiB in one task of 960 MiB would leave one worker idle)."""
-    return max(1, min(CHUNK, math.ceil(count / (2 * WORKERS))))
+    return max(1, min(ARRAY_CHUNK, math.ceil(count / (2 * WORKERS))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +215,7 @@ class DaskRunner(Runner):
 
     def map_trivial(self, inputs):
         if self.chunked:
-            return flat(self.client.gather(self.client.map(inc_chunk, chunks(inputs, CHUNK), pure=False)))
+            return flat(self.client.gather(self.client.map(inc_chunk, chunks(inputs, chunk_size(len(inputs))), pure=False)))
         return self.client.gather(self.client.map(inc, inputs, pure=False))
 
     def map_arrays(self, arrays):
@@ -227,7 +233,7 @@ class DaskRunner(Runner):
 
 
 class DaskChunkedRunner(DaskRunner):
-    """Dask with the inputs batched by hand: 100 trivial inputs per task."""
+    """Dask with the inputs batched by hand: trivial inputs in CHUNKS tasks."""
 
     chunked = True
 
@@ -246,7 +252,7 @@ class RayRunner(Runner):
         self.total = ray.remote(total)
 
     def map_trivial(self, inputs):
-        return flat(self.ray.get([self.inc_chunk.remote(c) for c in chunks(inputs, CHUNK)]))
+        return flat(self.ray.get([self.inc_chunk.remote(c) for c in chunks(inputs, chunk_size(len(inputs)))]))
 
     def map_arrays(self, arrays):
         return self.ray.get([self.total.remote(a) for a in arrays])
@@ -289,7 +295,7 @@ class IpyparallelRunner(Runner):
         self.view = self.rc.load_balanced_view()
 
     def map_trivial(self, inputs):
-        return list(self.view.map_sync(inc, inputs, chunksize=CHUNK))
+        return list(self.view.map_sync(inc, inputs, chunksize=chunk_size(len(inputs))))
 
     def map_arrays(self, arrays):
         return list(self.view.map_sync(total, arrays))
@@ -635,10 +641,10 @@ def notes(systems: list[str], results: dict[str, dict[str, Any]], args: argparse
             if args.dask_cluster == "local"
             else "raw Dask: plain `Client` on nbfan's `start_local_cluster(2)`, `client.map` one task per input. "
         )
-        + f"Dask, chunked: {CHUNK} trivial inputs per task; arrays min({CHUNK}, count/{2 * WORKERS}) per task.",
-        f"Ray: `ray.init(num_cpus={WORKERS})`, {CHUNK} trivial inputs per task, one task per array. "
+        + f"Dask, chunked: trivial inputs in {CHUNKS} tasks; arrays min({ARRAY_CHUNK}, count/{2 * WORKERS}) per task.",
+        f"Ray: `ray.init(num_cpus={WORKERS})`, trivial inputs in {CHUNKS} tasks, one task per array. "
         "joblib: `Parallel(n_jobs=2)` (loky, its automatic batching). "
-        f"ipyparallel: `ipp.Cluster(n={WORKERS})`, load-balanced `map_sync` ({CHUNK} trivial inputs per task), `apply_sync`. "
+        f"ipyparallel: `ipp.Cluster(n={WORKERS})`, load-balanced `map_sync` (trivial inputs in {CHUNKS} chunks), `apply_sync`. "
         "ProcessPool: `ProcessPoolExecutor(2)`, `map` with chunksize=N//8 for trivial inputs; its maps include the pool's start-up.",
     ]
     for s in systems:

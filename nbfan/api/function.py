@@ -114,13 +114,17 @@ class Function(Generic[P, R]):
 
     # -- one call -------------------------------------------------------------------------
 
-    def _submit_one(self, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> FunctionCall[R]:
+    def _submit_one(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], kind: str, *, snapshot: bool = True
+    ) -> FunctionCall[R]:
+        """Submit one call. `snapshot=False` where the caller blocks until the result (its
+        arrays are sent before it can change them): they are not copied then."""
         self._require_plain(kind, "remote_gen")
         endpoint = endpoint_kind(self.raw_f)
         if endpoint is not None:  # before anything is submitted
             raise refusal(endpoint, self.name)
         client = get_client()
-        plan = plan_call(self, client)
+        plan = plan_call(self, client, snapshot_inputs=snapshot)
         # announce before submitting: the events then travel ahead of the task in the same
         # client stream, so they cannot be lost if this process exits right after the result
         hooks.call_started(client, plan.call_id, self, kind)
@@ -142,7 +146,7 @@ class Function(Generic[P, R]):
 
     def _remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run once on the cluster and return its result (or raise its exception)."""
-        call = self._submit_one(args, kwargs, "remote")
+        call = self._submit_one(args, kwargs, "remote", snapshot=False)
         try:
             with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
                 outcomes = batch_outcomes(call._future, 0, 1)

@@ -46,6 +46,7 @@ class CallPlan:
     spec: TaskSpec
     resources: dict[str, float] | None
     inputs_per_list: int = 1  # a @batched function's max_batch_size: its tasks carry at least that many
+    snapshot_inputs: bool = True  # copy arrays at submit (see payload.dumps); not where the caller waits
 
     def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
         """One task running inputs [start, start + len(inputs)) of a plain function."""
@@ -56,7 +57,7 @@ class CallPlan:
         return self._submit(run_generator, inputs, start, queue_name, start)
 
     def _submit(self, task: Any, inputs: Sequence[Args], start: int, *extra: Any) -> Batch:
-        payload = dumps_inputs(inputs, start)
+        payload = dumps_inputs(inputs, start, snapshot=self.snapshot_inputs)
         future = self.client.submit(
             task, self.fn_blob, payload, self.spec, *extra,
             key=task_key(self.call_id, start, len(inputs)), resources=self.resources, pure=False, retries=0,
@@ -65,7 +66,8 @@ class CallPlan:
 
 
 def plan_call(
-    function: CallTarget, client: Client, *, stop_on_error: bool = True, call_id: str | None = None
+    function: CallTarget, client: Client, *, stop_on_error: bool = True, call_id: str | None = None,
+    snapshot_inputs: bool = True,
 ) -> CallPlan:
     """Serialize the function once for the call and fix its task settings."""
     opts = function.options
@@ -89,6 +91,7 @@ def plan_call(
         spec=spec,
         resources=plan_resources(function, client),
         inputs_per_list=int(getattr(function.raw_f, "max_batch_size", None) or 1),
+        snapshot_inputs=snapshot_inputs,
     )
 
 

@@ -32,7 +32,9 @@ def run_map(
     Leaving early (break, an error, KeyboardInterrupt) cancels what is left on the cluster.
     `total`: the number of inputs when known up front (sized inputs), for progress and ETA."""
     client = get_client()
-    plan = plan_call(function, client, stop_on_error=not return_exceptions)
+    # inputs are not copied at submit, as with raw Dask: arrays given to a map must not be
+    # changed in place before their results arrive
+    plan = plan_call(function, client, stop_on_error=not return_exceptions, snapshot_inputs=False)
     hooks.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
     source = IteratorSource(inputs, lambda first: check_first_input(function.raw_f, first, label))
     stream = f"nbfan-stream-{plan.call_id}" if function.is_generator else None

@@ -120,15 +120,20 @@ class Payload:
 sizeof.register(Payload)(lambda payload: payload.nbytes)  # Dask's memory accounting of task results
 
 
-def dumps(value: object) -> Payload:
-    """Pickle `value`; buffers of OUT_OF_BAND_BYTES or more stay out of the blob."""
+def dumps(value: object, *, snapshot: bool = True) -> Payload:
+    """Pickle `value`; buffers of OUT_OF_BAND_BYTES or more stay out of the blob. With
+    `snapshot`, a writable buffer is copied once, here, so the payload is the value as it was
+    (`f.spawn(frame)` then refilling `frame` must not change what the call gets; nor may a
+    function that returns a buffer it refills), while Dask sends the frames later without
+    copying. Without it (a blocking `.remote`, `.map`'s inputs, as raw Dask) the frames are
+    views of the caller's arrays until they are sent."""
     frames: list[Frame] = []
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:
         raw = buffer.raw()
         if raw.nbytes < OUT_OF_BAND_BYTES:
             return True  # in the blob
-        frames.append(Frame(raw))
+        frames.append(Frame(raw if raw.readonly or not snapshot else memoryview(bytearray(raw))))
         return False
 
     blob = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)
@@ -183,12 +188,14 @@ class Columns(Sequence[Args]):
         return Columns, (self.columns, self.kwargs)
 
 
-def dumps_inputs(inputs: Sequence[Args], first_index: int = 0, *, check_size: bool = True) -> Payload:
+def dumps_inputs(
+    inputs: Sequence[Args], first_index: int = 0, *, check_size: bool = True, snapshot: bool = True
+) -> Payload:
     """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
     refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory;
     `check_size=False` where it does not: a spawn_map scatters large inputs to the workers)."""
     try:
-        payload = dumps(Columns.of(inputs) or list(inputs))
+        payload = dumps(Columns.of(inputs) or list(inputs), snapshot=snapshot)
     except Exception as exc:
         for offset, (args, kwargs) in enumerate(inputs):
             what = _describe_arg(args, kwargs)

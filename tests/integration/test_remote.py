@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 from remote_tb import assert_reads_like_local
 
@@ -14,6 +15,21 @@ import nbfan
 from nbfan.exception import FunctionTimeoutError, InvalidError, RemoteError, SerializationError
 
 app = nbfan.App("test-remote")
+
+
+@app.function
+def array_total(a: np.ndarray) -> float:
+    return float(a.sum())
+
+
+def test_a_spawned_call_gets_its_array_as_it_was_when_spawned(client):
+    frame = np.ones(1 << 18)  # 2 MiB: travels beside the batch, out of band
+    calls = []
+    for value in range(5):  # one buffer refilled between calls, as a video reader does
+        frame[:] = value
+        calls.append(array_total.spawn(frame))
+    assert [call.get(timeout=60) for call in calls] == [float(v * frame.size) for v in range(5)]
+    assert array_total.remote(frame) == 4.0 * frame.size
 
 
 @app.function

@@ -45,3 +45,11 @@ def test_a_payload_pickles_whole_without_protocol_5() -> None:
     payload = dumps([np.arange(1 << 15)])
     again = pickle.loads(pickle.dumps(payload, protocol=4))
     assert isinstance(again, Payload) and np.array_equal(loads(again)[0], np.arange(1 << 15))
+
+
+def test_a_payload_is_a_snapshot_of_the_value_when_it_was_made() -> None:
+    frame = np.zeros(1 << 16)  # refilled by its owner after the call, as a video reader does
+    payload = dumps_inputs([((frame,), {})])
+    frame[:] = 7.0
+    [((sent,), _kwargs)] = loads(payload)
+    assert not sent.any()  # what the call got is what it was given
