@@ -21,7 +21,7 @@ from nbfan.exception import ExecutionError, InputCancellation
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.outcomes import count_failed
-from nbfan.worker.payload import Failure, Payload, dumps_outcomes, loads
+from nbfan.worker.payload import Failure, dumps_outcomes, loads
 from nbfan.worker.task import TaskSpec
 
 logger = logging.getLogger("nbfan")
@@ -109,7 +109,7 @@ def _store(client: Any, rpc: Rpc, map_id: str, epoch: int, finished: Finished, f
     """Keep one finished batch (on the scheduler, or on the workers when large); the map's
     state after it."""
     batch = finished.batch
-    if isinstance(finished.blob, Payload) and finished.blob.nbytes > INLINE_RESULT_BYTES:
+    if finished.blob is not None and finished.blob.nbytes > INLINE_RESULT_BYTES:
         held = scatter_result(client, finished.blob)
         kept: str = rpc(
             "store", map_id=map_id, epoch=epoch, start=batch.start, count=batch.count, outcomes=None,
@@ -118,7 +118,7 @@ def _store(client: Any, rpc: Rpc, map_id: str, epoch: int, finished: Finished, f
         held.release()  # the map store holds it now (or refused it: a stale coordinator's)
         return kept
     if finished.blob is not None:
-        blob = finished.blob.to_bytes() if isinstance(finished.blob, Payload) else finished.blob
+        blob = finished.blob.to_bytes()
     else:  # the task died: each of its inputs failed with what killed it
         assert finished.known is not None
         blob = _failed_blob(finished.known[0][1], batch.count)

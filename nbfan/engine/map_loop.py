@@ -129,7 +129,7 @@ class Finished:
 
     batch: Batch
     elapsed: float = 0.0
-    blob: Payload | bytes | None = None
+    blob: Payload | None = None
     known: Sequence[tuple[bool, Any]] | None = None
     stream_end: bool = False  # a generator input ended: its outcome carries no value
     _outcomes: Sequence[tuple[bool, Any]] | None = field(default=None, repr=False)
