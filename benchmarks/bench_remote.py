@@ -1,20 +1,25 @@
-"""Issue 2 figures: `.remote` round trip vs raw `client.submit(...).result()` on the same
-cluster (goal <= 1.2x), and embedded-cluster start-up time.
+"""One call's round trip, p50 / p90 over 300 calls: nbfan's `.remote`, `.spawn().get()` and
+`await .remote.aio()` against raw Dask's `client.submit(...).result()`, as it comes (its own
+client) and on nbfan's client, on the same embedded cluster in one run; and the embedded
+cluster's start-up time.
 
     .venv/bin/python benchmarks/bench_remote.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import nbfan
 from nbfan.cluster.local import start_local_cluster
 
 ROUNDS = 300
+WARMUP = 20
 
 
 def inc(x: int) -> int:
@@ -25,15 +30,37 @@ app = nbfan.App("bench-remote")
 remote_inc = app.function(inc)
 
 
-def median_seconds(call, rounds: int = ROUNDS) -> float:
-    for i in range(20):  # warm up both paths (function caches, connections)
-        call(i)
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """(p50, p90) in milliseconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.9)] * 1e3
+
+
+def timed(call: Callable[[int], object]) -> tuple[float, float]:
+    for i in range(WARMUP):  # warm up the path (function caches, connections)
+        assert call(i) == i + 1
     samples = []
-    for i in range(rounds):
+    for i in range(ROUNDS):
         start = time.perf_counter()
-        call(i)
+        result = call(i)
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        assert result == i + 1
+    return percentiles(samples)
+
+
+def timed_async(call: Callable[[int], Awaitable[object]]) -> tuple[float, float]:
+    async def run() -> tuple[float, float]:
+        for i in range(WARMUP):
+            assert await call(i) == i + 1
+        samples = []
+        for i in range(ROUNDS):
+            start = time.perf_counter()
+            result = await call(i)
+            samples.append(time.perf_counter() - start)
+            assert result == i + 1
+        return percentiles(samples)
+
+    return asyncio.run(run())
 
 
 def startup_seconds() -> float:
@@ -53,17 +80,17 @@ def main() -> None:
     from distributed import Client
 
     plain = Client(cluster, set_as_default=False)  # Dask as it comes: its client sends every 10 ms
-    dask_default = median_seconds(lambda i: plain.submit(inc, i, pure=False).result())
+    rows = {"raw Dask, its own client": timed(lambda i: plain.submit(inc, i, pure=False).result())}
     plain.close()
-    raw = median_seconds(lambda i: client.submit(inc, i, pure=False).result())
-    ours = median_seconds(lambda i: remote_inc.remote(i))
-    raw_again = median_seconds(lambda i: client.submit(inc, i, pure=False).result())
-    baseline = min(raw, raw_again)
-    print(f"raw Dask, default client:     {dask_default * 1e3:.2f} ms (median of {ROUNDS})")
-    print(f"raw submit on nbfan's client: {baseline * 1e3:.2f} ms (send interval {nbfan.config.send_interval * 1e3:g} ms)")
-    print(f"nbfan .remote():              {ours * 1e3:.2f} ms")
-    print(f"ratio .remote / raw (same client): {ours / baseline:.2f}x   (goal <= 1.2x)")
-    print(f"ratio .remote / raw Dask default:  {ours / dask_default:.2f}x")
+    rows["raw Dask on nbfan's client"] = timed(lambda i: client.submit(inc, i, pure=False).result())
+    rows["nbfan .remote()"] = timed(remote_inc.remote)
+    rows["nbfan .spawn().get()"] = timed(lambda i: remote_inc.spawn(i).get())
+    rows["nbfan await .remote.aio()"] = timed_async(remote_inc.remote.aio)
+    dask_p50 = rows["raw Dask, its own client"][0]
+    print(f"{'one call, round trip':32} {'p50 ms':>8} {'p90 ms':>8} {'p50 / raw Dask':>15}")
+    for name, (p50, p90) in rows.items():
+        print(f"{name:32} {p50:8.2f} {p90:8.2f} {p50 / dask_p50:14.2f}x")
+    print("goal: nbfan's p50 <= 0.4x raw Dask's (issue 18)")
     nbfan.disconnect()
     cluster.close()
     starts = [startup_seconds() for _ in range(3)]

@@ -79,6 +79,19 @@ def clients_wanting(scheduler: Any, key: Any) -> set[str]:
     return {cs.client_key for cs in (ts.who_wants or ())} if ts is not None else set()
 
 
+def drop_events(scheduler: Any, topic: str) -> None:
+    """Forget the events kept for `topic` (they were forwarded to its subscribers already).
+    Dask keeps the last `distributed.scheduler.events-log-length` events of every topic, and
+    has no public way to drop them (distributed 2026.8.0: `Scheduler._broker.truncate`)."""
+    scheduler._broker.truncate(topic)
+
+
+def forget_topic(scheduler: Any, topic: str) -> None:
+    """Forget an event topic altogether, subscribers included: its one subscriber left
+    (distributed 2026.8.0: `Broker._topics`, a defaultdict of `Topic`)."""
+    scheduler._broker._topics.pop(topic, None)
+
+
 def set_worker_resource(scheduler: Any, address: str, name: str, amount: float) -> None:
     """The scheduler's record of one resource of one worker. Not `Scheduler.add_resources`: it
     zeroes the worker's used resources, all of them, while its tasks still hold them, and the
@@ -189,6 +202,18 @@ def set_send_interval(client: Any, seconds: float) -> bool:
     client's is most of a `.remote` round trip; `BatchedSend.interval` is read on every send, so
     setting it applies at once. False when there is no such stream."""
     comm = getattr(client, "scheduler_comm", None) or getattr(client, "batched_stream", None)
+    if comm is None or not hasattr(comm, "interval"):
+        return False
+    comm.interval = seconds
+    return True
+
+
+def set_stream_interval(scheduler: Any, peer: str, seconds: float) -> bool:
+    """How long the scheduler's batched stream to one worker or client gathers messages before
+    sending (distributed 2026.8.0: `Scheduler.stream_comms[worker]` and
+    `Scheduler.client_comms[client]`, BatchedSends of 5 ms and 2 ms, no config). False when
+    there is no such stream (yet)."""
+    comm = scheduler.stream_comms.get(peer) or scheduler.client_comms.get(peer)
     if comm is None or not hasattr(comm, "interval"):
         return False
     comm.interval = seconds

@@ -3,7 +3,7 @@ event topic workers report on. A leaf: it imports nothing from nbfan.
 
 Task keys carry the call id and the input range, `nbfan-<call id>-<first input>-<count>`, so
 the scheduler-side tracker counts inputs per call from keys alone; a spawn_map's coordinator
-task is `nbfan-coordinator-<map id>`."""
+task is `nbfan-coordinator-<map id>`. Event topics: telemetry, and one per client for pushed results."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ KEY_PREFIX = "nbfan"
 COORDINATOR_PREFIX = "nbfan-coordinator-"
 #: the log-event topic on which worker tasks report failed, skipped and retried inputs
 EVENT_TOPIC = "nbfan-telemetry"
+#: the log-event topics on which workers push small results to the client waiting for them
+RESULT_TOPIC_PREFIX = "nbfan-result-"
+
+
+def result_topic(client_id: str) -> str:
+    """The topic a client hears pushed results on (one per client: nobody else gets them)."""
+    return RESULT_TOPIC_PREFIX + client_id
 
 
 def new_call_id() -> str:

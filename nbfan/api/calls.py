@@ -11,7 +11,8 @@ from nbfan import compat
 from nbfan.cluster import get_client
 from nbfan.cluster.connect import scheduler_address
 from nbfan.engine.aio import CancelMethod, GetMethod, aio_method, in_thread, user_facing, wait_future
-from nbfan.engine.plan import batch_outcomes, cancel_call
+from nbfan.engine.plan import cancel_call
+from nbfan.engine.pushed import Pushed, call_outcomes
 from nbfan.exception import NotFoundError
 from nbfan.keys import parse_task_key, task_key
 from nbfan.scheduler.rpc import request
@@ -33,13 +34,19 @@ class FunctionCall(Generic[R]):
     """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
     or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
 
-    def __init__(self, future: Future[Any]) -> None:
+    def __init__(self, future: Future[Any], pushed: Pushed | None = None) -> None:
         parsed = parse_task_key(future.key)
         if parsed is None:
             raise NotFoundError(f"{future.key!r} is not an nbfan call")
         self._future = future
+        self._pushed = pushed  # where the worker pushes the outcome, for the process that made the call
         self.object_id: str = parsed[0]
         self._read = False
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # a handle travels as its id (into another call, back as a result) and re-attaches
+        # where it lands, as `FunctionCall.from_id` does
+        return (FunctionCall._from_id, (self.object_id,))
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.object_id} {self._future.status}>"
@@ -49,7 +56,7 @@ class FunctionCall(Generic[R]):
         has not finished within `timeout` seconds (the call keeps running)."""
         try:
             with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
-                outcomes = batch_outcomes(self._future, 0, 1, timeout=timeout)
+                outcomes = call_outcomes(self._future, self._pushed, timeout=timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"call {self.object_id} has not finished after {timeout}s; it is still running"
@@ -68,12 +75,19 @@ class FunctionCall(Generic[R]):
         import asyncio
 
         try:
-            await asyncio.wait_for(wait_future(self._future), timeout)
+            await asyncio.wait_for(self._finished(), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
                 f"call {self.object_id} has not finished after {timeout}s; it is still running"
             ) from None
         return self._get()
+
+    async def _finished(self) -> None:
+        """Wait on the running event loop until the outcome is here or the task finished."""
+        if self._pushed is not None:
+            await self._pushed.wait_async()
+        else:
+            await wait_future(self._future)
 
     if TYPE_CHECKING:
 

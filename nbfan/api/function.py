@@ -11,9 +11,9 @@ from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
 from nbfan.api.options import FunctionOptions, parse_options
 from nbfan.api.web import endpoint_kind, refusal
 from nbfan.cluster import get_client
-from nbfan.engine import hooks
-from nbfan.engine.aio import aio_method, connected, iterate_in_thread, user_iterator, wait_future
-from nbfan.engine.plan import batch_outcomes, plan_call
+from nbfan.engine import hooks, pushed
+from nbfan.engine.aio import aio_method, connected, iterate_in_thread, user_iterator
+from nbfan.engine.plan import plan_call
 from nbfan.engine.run import stream_one
 from nbfan.exception import InvalidError
 from nbfan.worker.waiting import waiting_for_the_cluster
@@ -124,12 +124,17 @@ class Function(Generic[P, R]):
         if endpoint is not None:  # before anything is submitted
             raise refusal(endpoint, self.name)
         client = get_client()
-        plan = plan_call(self, client, snapshot_inputs=snapshot)
+        push_to = pushed.topic_for(client)  # small outcomes come straight back: no gather
+        plan = plan_call(self, client, snapshot_inputs=snapshot, push_to=push_to)
         # announce before submitting: the events then travel ahead of the task in the same
         # client stream, so they cannot be lost if this process exits right after the result
         hooks.call_started(client, plan.call_id, self, kind)
         hooks.call_total(client, plan.call_id, 1)
-        return FunctionCall(plan.submit_batch([(args, kwargs)], 0).future)
+        wait = pushed.expect(plan.call_id) if push_to is not None else None
+        future = plan.submit_batch([(args, kwargs)], 0).future
+        if wait is not None:
+            wait.watch(future)
+        return FunctionCall(future, wait)
 
     def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
@@ -149,7 +154,7 @@ class Function(Generic[P, R]):
         call = self._submit_one(args, kwargs, "remote", snapshot=False)
         try:
             with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
-                outcomes = batch_outcomes(call._future, 0, 1)
+                outcomes = pushed.call_outcomes(call._future, call._pushed)
             return cast(R, unwrap_outcome(outcomes))
         except BaseException:
             if not call.done():
@@ -162,7 +167,7 @@ class Function(Generic[P, R]):
         await connected()
         call = self._submit_one(args, kwargs, "remote")
         try:
-            await wait_future(call._future)
+            await call._finished()
             return call._get()
         except BaseException:
             if not call.done():

@@ -67,9 +67,10 @@ class CallPlan:
 
 def plan_call(
     function: CallTarget, client: Client, *, stop_on_error: bool = True, call_id: str | None = None,
-    snapshot_inputs: bool = True,
+    snapshot_inputs: bool = True, push_to: str | None = None,
 ) -> CallPlan:
-    """Serialize the function once for the call and fix its task settings."""
+    """Serialize the function once for the call and fix its task settings. `push_to`: the
+    topic a one-input call's task pushes its outcome to (engine/pushed.py)."""
     opts = function.options
     if opts.image is not None and hasattr(opts.image, "check_on_cluster"):
         opts.image.check_on_cluster(client)  # packages the image names, missing on workers: a clear error
@@ -83,6 +84,7 @@ def plan_call(
         volumes=function.volume_mounts(),
         isolated=config.isolate_all or bool(getattr(opts, "isolated", False)),
         name=function.name,
+        push_to=push_to,
     )
     return CallPlan(
         client=client,

@@ -134,6 +134,11 @@ class MapCall(Generic[R]):
     def __repr__(self) -> str:
         return f"<MapCall {self.object_id} ({self.total} inputs)>"
 
+    def __reduce__(self) -> tuple[Any, tuple[str, None, int | None]]:
+        # a handle travels as its id (into another call, back as a result) and finds the
+        # client where it lands
+        return (MapCall, (self.object_id, None, self.total))
+
     @property
     def client(self) -> Client:
         if self._client is None or self._client.status in ("closed", "closing"):

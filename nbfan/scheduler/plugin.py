@@ -19,7 +19,7 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from nbfan import compat
-from nbfan.keys import parse_task_key
+from nbfan.keys import EVENT_TOPIC, RESULT_TOPIC_PREFIX, parse_task_key, result_topic
 from nbfan.scheduler.caps import Caps
 from nbfan.scheduler.mapstore import MapStore
 from nbfan.scheduler.retention import Retention
@@ -144,9 +144,17 @@ class NbfanPlugin(SchedulerPlugin):
         self.caps.remove_worker(scheduler, worker, **kwargs)
 
     def remove_client(self, scheduler: Any, client: str) -> None:
-        """A client left: its calls that nobody else holds end."""
+        """A client left: its calls that nobody else holds end, and its results topic goes."""
         self.telemetry.remove_client(scheduler, client)
+        compat.forget_topic(scheduler, result_topic(client))
 
     def log_event(self, topic: str, msg: Any) -> None:
-        """Workers report failed, skipped and retried inputs as events."""
-        self.telemetry.log_event(topic, msg)
+        """Workers report failed, skipped and retried inputs as events, and push small results
+        to the clients waiting for them (already forwarded when this runs). Neither is kept:
+        Dask would keep the last 100,000 of each topic."""
+        if topic == EVENT_TOPIC:
+            self.telemetry.log_event(topic, msg)
+        elif not (isinstance(topic, str) and topic.startswith(RESULT_TOPIC_PREFIX)):
+            return
+        if self.scheduler is not None:
+            compat.drop_events(self.scheduler, topic)

@@ -20,6 +20,7 @@ from nbfan.worker import telemetry as _telemetry
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
 from nbfan.worker.payload import Args, Columns, Failure, Payload, dumps_outcomes, loads
+from nbfan.worker.push import push_outcome
 from nbfan.worker.retries import Retries
 from nbfan.worker.runners import InChild, InThread, load_function
 from nbfan.worker.stopping import (  # noqa: F401  re-exported: where the engine and tests find them
@@ -46,6 +47,7 @@ class TaskSpec:
     volumes: dict[str, str] = field(default_factory=dict)  # mount path -> volume folder
     name: str = "the function"  # for messages
     isolated: bool = False  # run in a child process even without env or timeout (%%remote cells)
+    push_to: str | None = None  # the event topic of the client waiting for this one-input call (push.py)
 
     @property
     def lineage(self) -> tuple[str, ...]:
@@ -129,7 +131,10 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
         runner = runner_for(fn_blob, spec)
         values, failures, n_failed, n_skipped = _run_inputs(runner, loads(inputs), spec)
     _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
-    return dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
+    payload = dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
+    if spec.push_to is not None:
+        push_outcome(spec.push_to, spec.call_id, payload)
+    return payload
 
 
 def _run_inputs(

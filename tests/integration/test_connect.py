@@ -116,10 +116,18 @@ def test_connect_rejects_other_types():
 
 
 def test_clusters_nbfan_starts_send_without_dask_s_fixed_waits(client) -> None:
-    """The workers' and this client's batched streams to the scheduler (latency of every call)."""
+    """The workers' and this client's batched streams to the scheduler, and the scheduler's to
+    them (latency of every call)."""
+    from nbfan.cluster.scheduler_setup import SCHEDULER_SEND_INTERVAL
     from nbfan.cluster.worker_setup import WORKER_SEND_INTERVAL
     from nbfan.config import config
 
     intervals = client.run(lambda dask_worker: dask_worker.batched_stream.interval)
     assert set(intervals.values()) == {WORKER_SEND_INTERVAL}
     assert client.scheduler_comm.interval == config.send_interval
+
+    def scheduler_side(client_id: str, dask_scheduler=None) -> tuple[set[float], float]:
+        return {c.interval for c in dask_scheduler.stream_comms.values()}, dask_scheduler.client_comms[client_id].interval
+
+    to_workers, to_this_client = client.run_on_scheduler(scheduler_side, client.id)
+    assert to_workers == {SCHEDULER_SEND_INTERVAL} and to_this_client == SCHEDULER_SEND_INTERVAL

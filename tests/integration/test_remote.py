@@ -285,3 +285,72 @@ print(f.remote(1))
     result = run_py(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "202"
+
+
+@app.function
+def text_of(size: int) -> str:
+    return "x" * size
+
+
+@app.function
+def result_of(call: nbfan.FunctionCall) -> int:
+    return call.get(timeout=60)
+
+
+def _count_fetches(dask_scheduler=None) -> None:
+    """Count the scheduler's `gather` requests: how a client fetches results from workers."""
+    original = dask_scheduler.handlers["gather"]
+
+    async def counted(keys, serializers=None):
+        dask_scheduler.nbfan_test_fetches += 1
+        return await original(keys=keys, serializers=serializers)
+
+    dask_scheduler.nbfan_test_fetches = 0
+    dask_scheduler.nbfan_test_original_gather = original
+    dask_scheduler.handlers["gather"] = counted
+
+
+def _fetches(dask_scheduler=None) -> int:
+    dask_scheduler.handlers["gather"] = dask_scheduler.nbfan_test_original_gather
+    return dask_scheduler.nbfan_test_fetches
+
+
+def test_small_results_come_pushed_with_no_fetch_and_the_scheduler_keeps_none(client):
+    from nbfan.keys import EVENT_TOPIC, result_topic
+    from nbfan.worker.push import PUSH_MAX_BYTES
+
+    client.run_on_scheduler(_count_fetches)
+    try:
+        assert square.remote(3) == 9
+        assert square.spawn(4).get(timeout=60) == 16
+        assert asyncio.run(square.remote.aio(5)) == 25
+        with pytest.raises(CustomError):
+            fail.remote(2)  # a failure is pushed too (and telemetry hears of it)
+        pushed_only = client.run_on_scheduler(_fetches)
+        client.run_on_scheduler(_count_fetches)
+        assert len(text_of.remote(PUSH_MAX_BYTES * 2)) == PUSH_MAX_BYTES * 2  # too large: fetched
+    finally:
+        fetched = client.run_on_scheduler(_fetches)
+    assert pushed_only == 0
+    assert fetched == 1
+    # forwarded, then dropped: Dask would keep the last 100,000 of each topic
+    assert client.get_events(result_topic(client.id)) == ()
+    assert client.get_events(EVENT_TOPIC) == ()
+
+
+@app.function
+def spawn_square(x: int) -> nbfan.FunctionCall:
+    return square.spawn(x)
+
+
+@app.function
+def spawn_squares(n: int) -> nbfan.MapCall:
+    return square.spawn_map(range(n))
+
+
+def test_handles_travel_into_calls_and_back_as_results(client):
+    call = square.spawn(7)
+    assert result_of.remote(call) == 49  # a handle given to another call re-attaches on its worker
+    assert call.get(timeout=60) == 49
+    assert spawn_square.remote(6).get(timeout=60) == 36  # spawned on a worker, collected here
+    assert spawn_squares.remote(4).get(timeout=60) == [0, 1, 4, 9]

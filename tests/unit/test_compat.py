@@ -36,6 +36,12 @@ def test_client_internals_nbfan_uses_are_there() -> None:
     assert 'BatchedSend(interval="10ms"' in client_source and "self.scheduler_comm = bcomm" in client_source
     assert "self.interval" in inspect.getsource(BatchedSend._background_send)  # read on every send (set_send_interval)
     assert 'self.batched_stream = BatchedSend(interval="2ms"' in inspect.getsource(Worker)  # worker_setup
+    # scheduler_setup: the scheduler's streams to workers and clients (set_stream_interval)
+    assert 'self.stream_comms[address] = BatchedSend(interval="5ms"' in inspect.getsource(Scheduler.add_worker)
+    add_client = inspect.getsource(Scheduler.add_client)
+    assert 'BatchedSend(interval="2ms"' in add_client and "self.client_comms[client] = bcomm" in add_client
+    # ...whose client stream is made after the plugins' add_client hook (scheduler_setup waits a turn)
+    assert add_client.index("plugin.add_client") < add_client.index("self.client_comms[client] = bcomm")
     assert callable(ClientClass._send_to_scheduler)
     assert params(ClientClass._send_to_scheduler)[:2] == ["self", "msg"]
     assert "self._adaptive" in inspect.getsource(Cluster)  # set by Cluster.adapt()
@@ -112,3 +118,32 @@ def test_cancel_keys_and_who_wants_on_a_real_task() -> None:
         with pytest.raises(Exception, match="cancel"):
             future.result(timeout=10)
         event.set()
+
+
+def test_events_are_dropped_topics_forgotten_and_stream_intervals_set() -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        heard: list[Any] = []
+        client.subscribe_topic("nbfan-compat", heard.append)
+        client.log_event("nbfan-compat", {"n": 1})
+
+        async def on_scheduler(client_id: str, dask_scheduler: Any = None) -> dict[str, Any]:
+            while not dask_scheduler.get_events("nbfan-compat"):  # the event is on its way
+                await asyncio.sleep(0.01)
+            compat.drop_events(dask_scheduler, "nbfan-compat")
+            dropped = dask_scheduler.get_events("nbfan-compat") == ()
+            compat.forget_topic(dask_scheduler, "nbfan-compat")
+            worker = next(iter(dask_scheduler.workers))
+            return {
+                "dropped": dropped,
+                "forgotten": "nbfan-compat" not in dask_scheduler._broker._topics,
+                "set": [compat.set_stream_interval(dask_scheduler, peer, 0.0005) for peer in (worker, client_id)],
+                "intervals": [dask_scheduler.stream_comms[worker].interval,
+                              dask_scheduler.client_comms[client_id].interval],
+                "unknown": compat.set_stream_interval(dask_scheduler, "tcp://nowhere:1", 0.0005),
+            }
+
+        got = client.run_on_scheduler(on_scheduler, client.id)
+        assert got == {"dropped": True, "forgotten": True, "set": [True, True], "intervals": [0.0005, 0.0005],
+                       "unknown": False}
