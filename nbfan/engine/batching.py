@@ -4,7 +4,11 @@ Small first batches make the first result quick; then each batch aims at `target
 compute, so per-task overhead (a few ms) stays small next to the work, and big inputs go one
 per task (`max_bytes`). A `@batched` function's tasks carry at least `floor` inputs (its
 `max_batch_size`): its compute time includes waiting for lists to fill, which says nothing of
-how long an input takes, and a task with fewer inputs than a list could never fill one."""
+how long an input takes, and a task with fewer inputs than a list could never fill one.
+
+While the sizes still ramp up (`ramping`), the map loop keeps fewer tasks in flight: a task
+costs the scheduler and the caller about a millisecond whatever its size, and a window of
+tasks of one input each is mostly that cost."""
 
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ class BatchSizer:
     growth: int = 16  # fast inputs reach full batches in a few results; slow ones stay at 1
     size: int = 1
     floor: int = 1
+    ramping: bool = True  # no batch observed yet, or the last size was held back by `growth`
     _seconds_per_input: float | None = None
+    _seconds_seen: float = 0.0  # compute seconds and inputs of the batches seen, older ones fading
+    _inputs_seen: float = 0.0
     _bytes_per_input: float = 0.0
 
     def next_size(self) -> int:
@@ -30,12 +37,15 @@ class BatchSizer:
         if inputs <= 0:
             return
         per_input = max(compute_seconds / inputs, 1e-7)
-        if self._seconds_per_input is None:
-            self._seconds_per_input = per_input
-        else:  # smooth, but react quickly to slow inputs
-            self._seconds_per_input = max(per_input, 0.7 * self._seconds_per_input + 0.3 * per_input)
+        # Per input, over the inputs seen: a batch counts as much as it has inputs, so the fixed
+        # cost of a task (~0.1 ms) read off the first one-input batches does not hold big
+        # batches back; a batch slower per input than that is believed at once (slow inputs).
+        self._seconds_seen = 0.7 * self._seconds_seen + compute_seconds
+        self._inputs_seen = 0.7 * self._inputs_seen + inputs
+        self._seconds_per_input = max(per_input, self._seconds_seen / self._inputs_seen, 1e-7)
         self._bytes_per_input = max(self._bytes_per_input * 0.7, payload_bytes / inputs)
         by_time = self.target_seconds / self._seconds_per_input
         by_bytes = self.max_bytes / max(self._bytes_per_input, 1.0)
         wanted = int(max(1, min(by_time, by_bytes, self.max_batch)))
+        self.ramping = wanted > self.size * self.growth
         self.size = min(wanted, self.size * self.growth) if wanted > self.size else wanted

@@ -211,7 +211,7 @@ class MapLoop:
 
     def fill(self) -> None:
         """Submit batches until the window is full or the inputs are exhausted."""
-        while not self.exhausted and len(self.in_flight) + len(self.ready) < self.window:
+        while not self.exhausted and len(self.in_flight) + len(self.ready) < self._window_now():
             taken = self.source.take(1 if self.stream else self.sizer.next_size())
             if taken is None:
                 self.exhausted = True
@@ -221,6 +221,13 @@ class MapLoop:
             start, inputs = taken
             self._submit(inputs, start)
             self.submitted += len(inputs)
+
+    def _window_now(self) -> int:
+        """The window, or a third of it while batch sizes ramp up (about a task per worker
+        thread: slow inputs keep every thread busy, and the sizer learns from each result)."""
+        if self.stream is None and self.sizer.ramping:
+            return max(1, self.window // 3)
+        return self.window
 
     def _submit(self, inputs: Sequence[Args], start: int) -> None:
         with gc_paused():

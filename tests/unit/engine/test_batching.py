@@ -30,3 +30,26 @@ def test_a_slow_batch_after_fast_ones_shrinks_at_once() -> None:
         sizer.observe(sizer.next_size(), 1e-6 * sizer.next_size(), 0)
     sizer.observe(100, 10.0, 0)  # 0.1 s per input now
     assert sizer.next_size() == 1
+
+
+def test_a_task_s_fixed_cost_seen_on_one_input_batches_does_not_hold_big_batches_back() -> None:
+    sizer = BatchSizer()
+    sizes = []
+    for _ in range(5):  # ~0.1 ms per task whatever its size, 0.1 us per input
+        size = sizer.next_size()
+        sizer.observe(size, 1e-4 + 1e-7 * size, 10 * size)
+        sizes.append(sizer.next_size())
+    assert sizes[:4] == [16, 256, 4096, sizer.max_batch]
+
+
+def test_the_sizer_says_when_it_still_ramps_up() -> None:
+    fast = BatchSizer()
+    assert fast.ramping  # nothing seen yet: the map loop keeps few tasks in flight
+    fast.observe(1, 1e-6, 10)
+    assert fast.ramping and fast.next_size() == 16
+    for _ in range(4):
+        fast.observe(fast.next_size(), 1e-6 * fast.next_size(), 10)
+    assert not fast.ramping and fast.next_size() == fast.max_batch
+    slow = BatchSizer()
+    slow.observe(1, 0.1, 10)
+    assert not slow.ramping and slow.next_size() == 1  # slow inputs: the whole window at once
