@@ -35,6 +35,9 @@ class Config:
     #: run every function's inputs in a child process of the worker, not only those with secrets,
     #: an environment or a timeout: every cancel then stops them for real, even inside a C call
     isolate_all: bool = field(default_factory=lambda: env_flag("NBFAN_ISOLATE_ALL", False))
+    #: large arrays of a `.map` or `.remote` go to workers on this host through shared memory
+    #: (/dev/shm), not through the scheduler and sockets
+    shared_memory: bool = field(default_factory=lambda: env_flag("NBFAN_SHARED_MEMORY", True))
 
 
 config = Config()

@@ -34,12 +34,13 @@ class FunctionCall(Generic[R]):
     """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
     or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
 
-    def __init__(self, future: Future[Any], pushed: Pushed | None = None) -> None:
+    def __init__(self, future: Future[Any], pushed: Pushed | None = None, shared: tuple[str, ...] = ()) -> None:
         parsed = parse_task_key(future.key)
         if parsed is None:
             raise NotFoundError(f"{future.key!r} is not an nbfan call")
         self._future = future
         self._pushed = pushed  # where the worker pushes the outcome, for the process that made the call
+        self._shared = shared  # its inputs' shared-memory files (a blocking `.remote` only: it removes them)
         self.object_id: str = parsed[0]
         self._read = False
 

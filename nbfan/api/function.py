@@ -16,6 +16,7 @@ from nbfan.engine.aio import aio_method, connected, iterate_in_thread, user_iter
 from nbfan.engine.plan import plan_call
 from nbfan.engine.run import stream_one
 from nbfan.exception import InvalidError
+from nbfan.worker.shared import release as release_shared
 from nbfan.worker.waiting import waiting_for_the_cluster
 
 if TYPE_CHECKING:
@@ -125,16 +126,18 @@ class Function(Generic[P, R]):
             raise refusal(endpoint, self.name)
         client = get_client()
         push_to = pushed.topic_for(client)  # small outcomes come straight back: no gather
-        plan = plan_call(self, client, snapshot_inputs=snapshot, push_to=push_to)
+        # where the caller waits (not snapshot), large arrays may go through shared memory:
+        # it removes the files when the call is over
+        plan = plan_call(self, client, snapshot_inputs=snapshot, push_to=push_to, share_buffers=not snapshot)
         # announce before submitting: the events then travel ahead of the task in the same
         # client stream, so they cannot be lost if this process exits right after the result
         hooks.call_started(client, plan.call_id, self, kind)
         hooks.call_total(client, plan.call_id, 1)
         wait = pushed.expect(plan.call_id) if push_to is not None else None
-        future = plan.submit_batch([(args, kwargs)], 0).future
+        batch = plan.submit_batch([(args, kwargs)], 0)
         if wait is not None:
-            wait.watch(future)
-        return FunctionCall(future, wait)
+            wait.watch(batch.future)
+        return FunctionCall(batch.future, wait, batch.shared)
 
     def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
@@ -162,6 +165,7 @@ class Function(Generic[P, R]):
             raise
         finally:  # a kept traceback (a notebook's last error) must not pin the task on the cluster
             call._future.release()
+            release_shared(call._shared)
 
     async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
         await connected()

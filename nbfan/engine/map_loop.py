@@ -30,6 +30,7 @@ from nbfan.engine.stream import iter_queue_events
 from nbfan.engine.watchdog import SchedulerWatch
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.payload import Args, Payload, loads
+from nbfan.worker.shared import release as release_shared
 
 
 def window_size(client: Client) -> int:
@@ -271,20 +272,21 @@ class MapLoop:
         batch = self.in_flight.pop(future.key)
         client = self.plan.client
         if future.status == "cancelled" and client.status != "running":
+            release_shared(batch.shared)
             raise self.watch.lost(f"the client is {client.status}; input {batch.start} and others had not finished")
         error = _task_error(future)
         if isinstance(error, KilledWorker) and batch.count > 1:
             # Workers died running this batch: run its inputs one per task, so only an input
             # that kills its worker fails, not its batch-mates.
-            future.release()
+            batch.done_with()
             for offset, args in enumerate(batch.inputs):
                 self._submit([args], batch.start + offset)
             return None
         if error is not None:
             failure = describe_task_error(error, batch.start, batch.count)
-            future.release()
+            batch.done_with()
             return Finished(batch, known=[(False, failure)] * batch.count)
-        future.release()
+        batch.done_with()
         finished = Finished(batch, blob=result)
         finished.outcomes  # noqa: B018  (decode now: the sizer learns from its compute time)
         self.sizer.observe(batch.count, finished.elapsed, batch.payload_bytes)
@@ -319,7 +321,7 @@ class MapLoop:
                         continue
                     batch = by_index.pop(index)
                     self.in_flight.pop(batch.future.key, None)
-                    batch.future.release()
+                    batch.done_with()
                     yield Finished(batch, known=[(kind == "e", payload)], stream_end=True)
                     break  # refill the window
         except OSError as exc:  # the stream's queue lives on the scheduler
@@ -332,13 +334,16 @@ class MapLoop:
     def close(self, *, cancel: bool = True) -> None:
         """Stop: cancel the tasks still in flight and stop their running inputs (`cancel`), or
         only drop them (a superseded coordinator: a newer one runs the same inputs)."""
-        futures = [b.future for b in self.in_flight.values()]
+        batches = list(self.in_flight.values())
+        futures = [b.future for b in batches]
         client = self.plan.client
         if futures and not cancel and client.status == "running":
             client.cancel(futures)
         elif (futures or cancel) and not self.watch.gone:
             cancel_call(client, self.plan.call_id, futures)
         self.in_flight.clear()
+        for batch in batches:  # cancelled: an input that did not start finds no buffer, and fails as it should
+            release_shared(batch.shared)
         if self._queue is not None and client.status == "running":
             try:
                 self._queue.close()

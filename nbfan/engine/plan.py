@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from distributed.scheduler import KilledWorker
 from nbfan import compat
 from nbfan.config import config
 from nbfan.engine.placement import plan_resources
+from nbfan.engine.same_host import sharer
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
 from nbfan.keys import new_call_id, task_key
@@ -21,6 +22,8 @@ from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.generator import run_generator
 from nbfan.worker.payload import Args, dumps_function, dumps_inputs, loads
+from nbfan.worker.shared import SharedFrame
+from nbfan.worker.shared import release as release_shared
 from nbfan.worker.task import TaskSpec, cancel_running, current_lineage, run_batch
 
 
@@ -34,6 +37,14 @@ class Batch:
     count: int
     payload_bytes: int
     inputs: Sequence[Args] = ()
+    shared: tuple[str, ...] = ()  # its inputs' shared-memory files: removed when the task is over
+
+    def done_with(self) -> None:
+        """The task is over for the caller (its result is here, or it failed or was cancelled):
+        Dask may forget it, and its shared-memory files go."""
+        self.future.release()
+        if self.shared:
+            release_shared(self.shared)
 
 
 @dataclass
@@ -47,6 +58,7 @@ class CallPlan:
     resources: dict[str, float] | None
     inputs_per_list: int = 1  # a @batched function's max_batch_size: its tasks carry at least that many
     snapshot_inputs: bool = True  # copy arrays at submit (see payload.dumps); not where the caller waits
+    share: Callable[[memoryview], SharedFrame | None] | None = None  # large buffers via shared memory
 
     def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
         """One task running inputs [start, start + len(inputs)) of a plain function."""
@@ -57,20 +69,26 @@ class CallPlan:
         return self._submit(run_generator, inputs, start, queue_name, start)
 
     def _submit(self, task: Any, inputs: Sequence[Args], start: int, *extra: Any) -> Batch:
-        payload = dumps_inputs(inputs, start, snapshot=self.snapshot_inputs)
-        future = self.client.submit(
-            task, self.fn_blob, payload, self.spec, *extra,
-            key=task_key(self.call_id, start, len(inputs)), resources=self.resources, pure=False, retries=0,
-        )
-        return Batch(future, start, len(inputs), payload.nbytes, inputs)
+        payload = dumps_inputs(inputs, start, snapshot=self.snapshot_inputs, share=self.share)
+        try:
+            future = self.client.submit(
+                task, self.fn_blob, payload, self.spec, *extra,
+                key=task_key(self.call_id, start, len(inputs)), resources=self.resources, pure=False, retries=0,
+            )
+        except BaseException:
+            release_shared(payload.shared)
+            raise
+        return Batch(future, start, len(inputs), payload.nbytes, inputs, payload.shared)
 
 
 def plan_call(
     function: CallTarget, client: Client, *, stop_on_error: bool = True, call_id: str | None = None,
-    snapshot_inputs: bool = True, push_to: str | None = None,
+    snapshot_inputs: bool = True, push_to: str | None = None, share_buffers: bool = False,
 ) -> CallPlan:
     """Serialize the function once for the call and fix its task settings. `push_to`: the
-    topic a one-input call's task pushes its outcome to (engine/pushed.py)."""
+    topic a one-input call's task pushes its outcome to (engine/pushed.py). `share_buffers`:
+    large input buffers go through shared memory where the workers share this host's (only
+    where the caller waits for the tasks: it removes the files when they are over)."""
     opts = function.options
     if opts.image is not None and hasattr(opts.image, "check_on_cluster"):
         opts.image.check_on_cluster(client)  # packages the image names, missing on workers: a clear error
@@ -94,6 +112,7 @@ def plan_call(
         resources=plan_resources(function, client),
         inputs_per_list=int(getattr(function.raw_f, "max_batch_size", None) or 1),
         snapshot_inputs=snapshot_inputs,
+        share=sharer(client) if share_buffers else None,
     )
 
 

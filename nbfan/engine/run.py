@@ -34,7 +34,7 @@ def run_map(
     client = get_client()
     # inputs are not copied at submit, as with raw Dask: arrays given to a map must not be
     # changed in place before their results arrive
-    plan = plan_call(function, client, stop_on_error=not return_exceptions, snapshot_inputs=False)
+    plan = plan_call(function, client, stop_on_error=not return_exceptions, snapshot_inputs=False, share_buffers=True)
     hooks.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
     source = IteratorSource(inputs, lambda first: check_first_input(function.raw_f, first, label))
     stream = f"nbfan-stream-{plan.call_id}" if function.is_generator else None
@@ -59,7 +59,7 @@ def run_map(
 def stream_one(function: CallTarget, args: Args) -> Iterator[Any]:
     """`.remote_gen`: one generator input's yields, as they are produced."""
     client = get_client()
-    plan = plan_call(function, client)
+    plan = plan_call(function, client, share_buffers=True)
     hooks.call_started(client, plan.call_id, function, "remote_gen")  # ahead of the task: it cannot be lost
     hooks.call_total(client, plan.call_id, 1)
     progress = Progress(f"{function.name}.remote_gen", plan.call_id)

@@ -22,6 +22,8 @@ import cloudpickle
 from dask.sizeof import sizeof
 
 from nbfan.exception import InvalidError, RemoteError, SerializationError
+from nbfan.worker.shared import SharedFrame
+from nbfan.worker.shared import release as release_shared
 from nbfan.worker.tracebacks import RemoteFrame, capture_frames, format_remote, pickle_function, remote_traceback_object
 
 Args = tuple[tuple[Any, ...], dict[str, Any]]
@@ -93,6 +95,10 @@ class Frame:
     def __init__(self, data: memoryview) -> None:
         self.data = data
 
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
     def __reduce_ex__(self, protocol: object) -> tuple[type[Frame], tuple[object]]:
         if isinstance(protocol, int) and protocol >= 5:
             return Frame, (pickle.PickleBuffer(self.data),)
@@ -104,11 +110,21 @@ class Payload:
     """A pickled value: `blob`, and the large buffers of the values in it as `frames`."""
 
     blob: bytes
-    frames: tuple[Frame, ...] = ()
+    frames: tuple[Frame | SharedFrame, ...] = ()
 
     @property
     def nbytes(self) -> int:
-        return len(self.blob) + sum(frame.data.nbytes for frame in self.frames)
+        return len(self.blob) + sum(frame.nbytes for frame in self.frames)
+
+    @property
+    def wire_bytes(self) -> int:
+        """What Dask carries (and the scheduler may hold): all but the shared-memory frames."""
+        return len(self.blob) + sum(frame.nbytes for frame in self.frames if isinstance(frame, Frame))
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """The names of its shared-memory files (the caller removes them when the task is over)."""
+        return tuple(frame.name for frame in self.frames if isinstance(frame, SharedFrame))
 
     def to_bytes(self) -> bytes:
         """The value pickled in one blob (to keep it where only bytes go: the scheduler's map store)."""
@@ -120,23 +136,34 @@ class Payload:
 sizeof.register(Payload)(lambda payload: payload.nbytes)  # Dask's memory accounting of task results
 
 
-def dumps(value: object, *, snapshot: bool = True) -> Payload:
+def dumps(
+    value: object, *, snapshot: bool = True, share: Callable[[memoryview], SharedFrame | None] | None = None
+) -> Payload:
     """Pickle `value`; buffers of OUT_OF_BAND_BYTES or more stay out of the blob. With
     `snapshot`, a writable buffer is copied once, here, so the payload is the value as it was
     (`f.spawn(frame)` then refilling `frame` must not change what the call gets; nor may a
     function that returns a buffer it refills), while Dask sends the frames later without
     copying. Without it (a blocking `.remote`, `.map`'s inputs, as raw Dask) the frames are
-    views of the caller's arrays until they are sent."""
-    frames: list[Frame] = []
+    views of the caller's arrays until they are sent. `share`: puts a buffer in shared memory
+    (worker/shared.py), or says no (None): a copy that is a snapshot too."""
+    frames: list[Frame | SharedFrame] = []
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:
         raw = buffer.raw()
         if raw.nbytes < OUT_OF_BAND_BYTES:
             return True  # in the blob
-        frames.append(Frame(raw if raw.readonly or not snapshot else memoryview(bytearray(raw))))
+        in_shared_memory = share(raw) if share is not None else None
+        if in_shared_memory is not None:
+            frames.append(in_shared_memory)
+        else:
+            frames.append(Frame(raw if raw.readonly or not snapshot else memoryview(bytearray(raw))))
         return False
 
-    blob = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)
+    try:
+        blob = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)
+    except BaseException:
+        release_shared([frame.name for frame in frames if isinstance(frame, SharedFrame)])
+        raise
     return Payload(blob, tuple(frames))
 
 
@@ -189,13 +216,14 @@ class Columns(Sequence[Args]):
 
 
 def dumps_inputs(
-    inputs: Sequence[Args], first_index: int = 0, *, check_size: bool = True, snapshot: bool = True
+    inputs: Sequence[Args], first_index: int = 0, *, check_size: bool = True, snapshot: bool = True,
+    share: Callable[[memoryview], SharedFrame | None] | None = None,
 ) -> Payload:
     """Serialize a batch of (args, kwargs); name the argument that cannot be serialized, and
     refuse a batch over `nbfan.config.max_input_bytes` (it would sit in the scheduler's memory;
     `check_size=False` where it does not: a spawn_map scatters large inputs to the workers)."""
     try:
-        payload = dumps(Columns.of(inputs) or list(inputs), snapshot=snapshot)
+        payload = dumps(Columns.of(inputs) or list(inputs), snapshot=snapshot, share=share)
     except Exception as exc:
         for offset, (args, kwargs) in enumerate(inputs):
             what = _describe_arg(args, kwargs)
@@ -209,10 +237,12 @@ def dumps_inputs(
         raise SerializationError(f"inputs could not be serialized: {type(exc).__name__}: {exc}") from exc
     from nbfan.config import config
 
-    if check_size and payload.nbytes > config.max_input_bytes:
+    if check_size and payload.wire_bytes > config.max_input_bytes:
+        release_shared(payload.shared)
         where = f"input {first_index}" if len(inputs) == 1 else f"inputs {first_index}..{first_index + len(inputs) - 1}"
         raise InvalidError(
-            f"{where}: the arguments are {payload.nbytes / 2**20:.0f} MiB pickled, over nbfan.config.max_input_bytes "
+            f"{where}: the arguments are {payload.wire_bytes / 2**20:.0f} MiB pickled, over "
+            f"nbfan.config.max_input_bytes "
             f"({config.max_input_bytes / 2**20:.0f} MiB). Arguments travel through the scheduler with every call: "
             f"put large data in a nbfan.Volume (or storage every worker reads) and pass its path, or raise "
             f"nbfan.config.max_input_bytes if you mean to ship it."

@@ -1,0 +1,148 @@
+"""Large buffers through shared memory, between a caller and workers on one host.
+
+The caller copies each large buffer of a call's inputs once into a file of its own in
+/dev/shm; the task carries only the file's name, and the worker maps the file copy-on-write
+(the array arrives writable; the caller's copy is never touched). Neither the scheduler nor a
+socket carries the bytes, and the array arrives page-aligned. What Ray does with its object store.
+
+The caller owns the files: it removes them once the task has finished (its result arrived,
+it failed, or it was cancelled), and at exit; the files of a process that died are removed by
+the next nbfan process on the host that shares memory (the pid is in the name). A worker that
+finds no file (its caller removed it: the call was cancelled, or the caller exited) fails the
+input with a message that says so.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import mmap
+import os
+import threading
+import uuid
+from typing import Any
+
+from nbfan.exception import ExecutionError
+
+SHM_DIR = "/dev/shm"
+PREFIX = "nbfan-shm-"
+
+_owned: set[str] = set()  # names of the files this process made and has not removed yet
+_lock = threading.Lock()
+_counter = itertools.count()
+_token = uuid.uuid4().hex[:8]  # a pid can be reused: names stay unique
+_swept = False
+
+
+class SharedFrame:
+    """A buffer in a shared-memory file: pickles as its name, maps where it is unpickled."""
+
+    __slots__ = ("_view", "name", "nbytes")
+
+    def __init__(self, name: str, nbytes: int) -> None:
+        self.name = name
+        self.nbytes = nbytes
+        self._view: memoryview | None = None
+
+    @property
+    def data(self) -> memoryview:
+        """The buffer, mapped copy-on-write from the file (once)."""
+        if self._view is None:
+            self._view = _map(self.name, self.nbytes)
+        return self._view
+
+    def __reduce__(self) -> tuple[type[SharedFrame], tuple[str, int]]:
+        return SharedFrame, (self.name, self.nbytes)
+
+
+def available() -> bool:
+    """Whether this host has a shared-memory folder nbfan can write."""
+    return os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+def share(buffer: memoryview) -> SharedFrame | None:
+    """Copy `buffer` (contiguous) into a new shared-memory file; None when there is no room
+    (the caller then sends the buffer the usual way)."""
+    _sweep_once()
+    name = f"{PREFIX}{os.getpid()}-{_token}-{next(_counter)}"
+    path = os.path.join(SHM_DIR, name)
+    data = buffer.cast("B")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        return None
+    with _lock:
+        _owned.add(name)
+    try:
+        try:  # written, not mapped: a full /dev/shm is an error here (ENOSPC), never a SIGBUS
+            written = 0
+            while written < data.nbytes:
+                written += os.pwrite(fd, data[written:], written)
+        finally:
+            os.close(fd)
+    except OSError:  # no room: the caller sends this buffer the usual way
+        release([name])
+        return None
+    return SharedFrame(name, data.nbytes)
+
+
+def release(names: Any) -> None:
+    """Remove shared-memory files this process made (mapped buffers stay valid)."""
+    for name in names:
+        with _lock:
+            _owned.discard(name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(SHM_DIR, name))
+
+
+def _map(name: str, nbytes: int) -> memoryview:
+    try:
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY)
+    except FileNotFoundError:
+        raise ExecutionError(
+            f"an input's shared-memory buffer ({name}) is gone: its caller removed it, because the call was "
+            f"cancelled or the caller exited"
+        ) from None
+    try:
+        mapped = mmap.mmap(fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    return memoryview(mapped)
+
+
+def _sweep_once() -> None:
+    """Remove the files of nbfan processes of this host that died without removing theirs."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    try:
+        names = [n for n in os.listdir(SHM_DIR) if n.startswith(PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        try:
+            pid = int(name[len(PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(SHM_DIR, name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+@atexit.register
+def _release_all() -> None:
+    with _lock:
+        names = list(_owned)
+    release(names)
