@@ -1,7 +1,7 @@
 """One call's round trip, p50 / p90 over 300 calls: nbfan's `.remote`, `.spawn().get()` and
 `await .remote.aio()` against raw Dask's `client.submit(...).result()`, as it comes (its own
-client) and on nbfan's client, on the same embedded cluster in one run; and the embedded
-cluster's start-up time.
+client) and on nbfan's client, on the same embedded cluster in one run, taking turns 100 calls
+at a time; and the embedded cluster's start-up time.
 
     .venv/bin/python benchmarks/bench_remote.py
 """
@@ -20,6 +20,7 @@ from nbfan.cluster.local import start_local_cluster
 
 ROUNDS = 300
 WARMUP = 20
+TURNS = 3
 
 
 def inc(x: int) -> int:
@@ -36,31 +37,35 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[int(len(ordered) * 0.9)] * 1e3
 
 
-def timed(call: Callable[[int], object]) -> tuple[float, float]:
-    for i in range(WARMUP):  # warm up the path (function caches, connections)
-        assert call(i) == i + 1
-    samples = []
-    for i in range(ROUNDS):
-        start = time.perf_counter()
-        result = call(i)
-        samples.append(time.perf_counter() - start)
-        assert result == i + 1
-    return percentiles(samples)
+def in_turns(calls: dict[str, Callable[[int], Awaitable[object]]]) -> dict[str, tuple[float, float]]:
+    """(p50, p90) of each way of calling: each makes 100 calls in a row (a loop of calls, as a
+    user writes it: Dask's client then waits out its 10 ms send interval), in turns, three times,
+    after a warm-up of each; so that no way gets a quieter moment of the machine than another."""
 
-
-def timed_async(call: Callable[[int], Awaitable[object]]) -> tuple[float, float]:
-    async def run() -> tuple[float, float]:
-        for i in range(WARMUP):
-            assert await call(i) == i + 1
-        samples = []
-        for i in range(ROUNDS):
-            start = time.perf_counter()
-            result = await call(i)
-            samples.append(time.perf_counter() - start)
-            assert result == i + 1
-        return percentiles(samples)
+    async def run() -> dict[str, tuple[float, float]]:
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for name, call in calls.items():
+            for i in range(WARMUP):
+                assert await call(i) == i + 1
+        for turn in range(TURNS):
+            for name, call in calls.items():
+                for i in range(ROUNDS // TURNS):
+                    start = time.perf_counter()
+                    result = await call(i)
+                    samples[name].append(time.perf_counter() - start)
+                    assert result == i + 1, (name, result)
+        return {name: percentiles(values) for name, values in samples.items()}
 
     return asyncio.run(run())
+
+
+def blocking(call: Callable[[int], object]) -> Callable[[int], Awaitable[object]]:
+    """A blocking call, run as it is (on this thread: it blocks the loop, which nothing else uses)."""
+
+    async def run(i: int) -> object:
+        return call(i)
+
+    return run
 
 
 def startup_seconds() -> float:
@@ -80,12 +85,14 @@ def main() -> None:
     from distributed import Client
 
     plain = Client(cluster, set_as_default=False)  # Dask as it comes: its client sends every 10 ms
-    rows = {"raw Dask, its own client": timed(lambda i: plain.submit(inc, i, pure=False).result())}
+    rows = in_turns({
+        "raw Dask, its own client": blocking(lambda i: plain.submit(inc, i, pure=False).result()),
+        "raw Dask on nbfan's client": blocking(lambda i: client.submit(inc, i, pure=False).result()),
+        "nbfan .remote()": blocking(remote_inc.remote),
+        "nbfan .spawn().get()": blocking(lambda i: remote_inc.spawn(i).get()),
+        "nbfan await .remote.aio()": remote_inc.remote.aio,
+    })
     plain.close()
-    rows["raw Dask on nbfan's client"] = timed(lambda i: client.submit(inc, i, pure=False).result())
-    rows["nbfan .remote()"] = timed(remote_inc.remote)
-    rows["nbfan .spawn().get()"] = timed(lambda i: remote_inc.spawn(i).get())
-    rows["nbfan await .remote.aio()"] = timed_async(remote_inc.remote.aio)
     dask_p50 = rows["raw Dask, its own client"][0]
     print(f"{'one call, round trip':32} {'p50 ms':>8} {'p90 ms':>8} {'p50 / raw Dask':>15}")
     for name, (p50, p90) in rows.items():

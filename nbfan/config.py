@@ -30,8 +30,9 @@ class Config:
     #: largest pickled arguments of one call (bytes); bigger ones belong in a Volume
     max_input_bytes: int = 1 << 30
     #: seconds the Dask client gathers messages to the scheduler before sending them (Dask's own
-    #: default is 10 ms, most of a `.remote` round trip); applied to the clients nbfan uses
-    send_interval: float = 0.001
+    #: default is 10 ms, most of a `.remote` round trip: a call's task waits out the interval
+    #: begun by the previous call's release); applied to the clients nbfan uses
+    send_interval: float = 0.0002
     #: run every function's inputs in a child process of the worker, not only those with secrets,
     #: an environment or a timeout: every cancel then stops them for real, even inside a C call
     isolate_all: bool = field(default_factory=lambda: env_flag("NBFAN_ISOLATE_ALL", False))
