@@ -172,7 +172,7 @@ class Function(Generic[P, R]):
         call = self._submit_one(args, kwargs, "remote")
         try:
             await call._finished()
-            return call._get()
+            return cast(R, unwrap_outcome(pushed.call_outcomes(call._future, call._pushed)))
         except BaseException:
             if not call.done():
                 call._cancel()
