@@ -31,6 +31,7 @@ from nbfan.engine.watchdog import SchedulerWatch
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.payload import Args, Payload, loads
 from nbfan.worker.shared import release as release_shared
+from nbfan.worker.shared import trim as trim_shared
 
 
 def window_size(client: Client) -> int:
@@ -286,7 +287,7 @@ class MapLoop:
             failure = describe_task_error(error, batch.start, batch.count)
             batch.done_with()
             return Finished(batch, known=[(False, failure)] * batch.count)
-        batch.done_with()
+        batch.done_with(result)
         finished = Finished(batch, blob=result)
         finished.outcomes  # noqa: B018  (decode now: the sizer learns from its compute time)
         self.sizer.observe(batch.count, finished.elapsed, batch.payload_bytes)
@@ -344,6 +345,8 @@ class MapLoop:
         self.in_flight.clear()
         for batch in batches:  # cancelled: an input that did not start finds no buffer, and fails as it should
             release_shared(batch.shared)
+        if self.plan.share is not None:
+            trim_shared()  # the files kept for this map's next inputs
         if self._queue is not None and client.status == "running":
             try:
                 self._queue.close()

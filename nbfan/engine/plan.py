@@ -23,6 +23,7 @@ from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.generator import run_generator
 from nbfan.worker.payload import Args, dumps_function, dumps_inputs, loads
 from nbfan.worker.shared import SharedFrame
+from nbfan.worker.shared import recycle as recycle_shared
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.task import TaskSpec, cancel_running, current_lineage, run_batch
 
@@ -39,12 +40,16 @@ class Batch:
     inputs: Sequence[Args] = ()
     shared: tuple[str, ...] = ()  # its inputs' shared-memory files: removed when the task is over
 
-    def done_with(self) -> None:
+    def done_with(self, result: Any = None) -> None:
         """The task is over for the caller (its result is here, or it failed or was cancelled):
-        Dask may forget it, and its shared-memory files go."""
+        Dask may forget it, and its shared-memory files go, or are kept for the next inputs
+        where the worker says it no longer maps them (`result.unmapped`)."""
         self.future.release()
         if self.shared:
-            release_shared(self.shared)
+            unmapped = [(name, size) for name, size in getattr(result, "unmapped", ()) if name in self.shared]
+            recycle_shared(unmapped)
+            reused = {name for name, _ in unmapped}
+            release_shared([name for name in self.shared if name not in reused])
 
 
 @dataclass

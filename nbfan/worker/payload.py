@@ -111,6 +111,8 @@ class Payload:
 
     blob: bytes
     frames: tuple[Frame | SharedFrame, ...] = ()
+    #: a task's result: its inputs' shared-memory files (name, size) the worker no longer maps
+    unmapped: tuple[tuple[str, int], ...] = ()
 
     @property
     def nbytes(self) -> int:

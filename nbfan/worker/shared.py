@@ -5,6 +5,11 @@ The caller copies each large buffer of a call's inputs once into a file of its o
 (the array arrives writable; the caller's copy is never touched). Neither the scheduler nor a
 socket carries the bytes, and the array arrives page-aligned. What Ray does with its object store.
 
+Writing a new file costs the kernel a fresh page per 4 KiB, three times what copying into
+pages it already has costs; so a worker says, with a task's result, which of its input files it
+no longer maps (`unmap`: no array of the task is left alive), and the caller writes the next
+inputs of the map into those (`recycle`), until the map ends (`trim`).
+
 The caller owns the files: it removes them once the task has finished (its result arrived,
 it failed, or it was cancelled), and at exit; the files of a process that died are removed by
 the next nbfan process on the host that shares memory (the pid is in the name). A worker that
@@ -29,6 +34,10 @@ SHM_DIR = "/dev/shm"
 PREFIX = "nbfan-shm-"
 
 _owned: set[str] = set()  # names of the files this process made and has not removed yet
+_free: dict[int, list[str]] = {}  # size -> files of that size no reader maps: written again next
+_free_bytes = 0
+#: the most bytes of files kept for reuse (each one is as much memory held in /dev/shm)
+FREE_MAX_BYTES = 256 << 20
 _lock = threading.Lock()
 _counter = itertools.count()
 _token = uuid.uuid4().hex[:8]  # a pid can be reused: names stay unique
@@ -38,19 +47,34 @@ _swept = False
 class SharedFrame:
     """A buffer in a shared-memory file: pickles as its name, maps where it is unpickled."""
 
-    __slots__ = ("_view", "name", "nbytes")
+    __slots__ = ("_mapped", "_view", "name", "nbytes")
 
     def __init__(self, name: str, nbytes: int) -> None:
         self.name = name
         self.nbytes = nbytes
+        self._mapped: mmap.mmap | None = None
         self._view: memoryview | None = None
 
     @property
     def data(self) -> memoryview:
         """The buffer, mapped copy-on-write from the file (once)."""
         if self._view is None:
-            self._view = _map(self.name, self.nbytes)
+            self._mapped = _map(self.name, self.nbytes)
+            self._view = memoryview(self._mapped)
         return self._view
+
+    def unmap(self) -> bool:
+        """Let go of the mapping: True when nothing (no array) used it any more, so the file
+        may be written again; False, and the mapping is kept, while something does."""
+        if self._view is None or self._mapped is None:
+            return False
+        try:
+            self._view.release()
+            self._mapped.close()
+        except BufferError:  # an array made from it is still alive (kept by the function?)
+            return False
+        self._view = self._mapped = None
+        return True
 
     def __reduce__(self) -> tuple[type[SharedFrame], tuple[str, int]]:
         return SharedFrame, (self.name, self.nbytes)
@@ -65,11 +89,15 @@ def share(buffer: memoryview) -> SharedFrame | None:
     """Copy `buffer` (contiguous) into a new shared-memory file; None when there is no room
     (the caller then sends the buffer the usual way)."""
     _sweep_once()
-    name = f"{PREFIX}{os.getpid()}-{_token}-{next(_counter)}"
-    path = os.path.join(SHM_DIR, name)
     data = buffer.cast("B")
+    name = _take_free(data.nbytes)
+    if name is None:
+        name = f"{PREFIX}{os.getpid()}-{_token}-{next(_counter)}"
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+    else:
+        flags = os.O_WRONLY  # a file of this size no reader maps any more: its pages are reused
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        fd = os.open(os.path.join(SHM_DIR, name), flags, 0o600)
     except OSError:
         return None
     with _lock:
@@ -87,6 +115,42 @@ def share(buffer: memoryview) -> SharedFrame | None:
     return SharedFrame(name, data.nbytes)
 
 
+def _take_free(nbytes: int) -> str | None:
+    global _free_bytes
+    with _lock:
+        names = _free.get(nbytes)
+        if not names:
+            return None
+        _free_bytes -= nbytes
+        return names.pop()
+
+
+def recycle(frames: Any) -> None:
+    """Files (name, size) that their reader no longer maps: keep them to write the next
+    buffers of that size into (up to FREE_MAX_BYTES), remove the others."""
+    global _free_bytes
+    removed = []
+    for name, nbytes in frames:
+        with _lock:
+            keep = name in _owned and _free_bytes + nbytes <= FREE_MAX_BYTES
+            if keep:
+                _free.setdefault(nbytes, []).append(name)
+                _free_bytes += nbytes
+        if not keep:
+            removed.append(name)
+    release(removed)
+
+
+def trim() -> None:
+    """Remove the files kept for reuse (a map ended)."""
+    global _free_bytes
+    with _lock:
+        names = [name for kept in _free.values() for name in kept]
+        _free.clear()
+        _free_bytes = 0
+    release(names)
+
+
 def release(names: Any) -> None:
     """Remove shared-memory files this process made (mapped buffers stay valid)."""
     for name in names:
@@ -96,7 +160,7 @@ def release(names: Any) -> None:
             os.unlink(os.path.join(SHM_DIR, name))
 
 
-def _map(name: str, nbytes: int) -> memoryview:
+def _map(name: str, nbytes: int) -> mmap.mmap:
     try:
         fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY)
     except FileNotFoundError:
@@ -105,10 +169,9 @@ def _map(name: str, nbytes: int) -> memoryview:
             f"cancelled or the caller exited"
         ) from None
     try:
-        mapped = mmap.mmap(fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        return mmap.mmap(fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
         os.close(fd)
-    return memoryview(mapped)
 
 
 def _sweep_once() -> None:
@@ -145,4 +208,5 @@ def _alive(pid: int) -> bool:
 def _release_all() -> None:
     with _lock:
         names = list(_owned)
+        _free.clear()
     release(names)

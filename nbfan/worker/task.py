@@ -8,6 +8,7 @@ like that many separate calls. Where an input runs (this thread or a child proce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +24,7 @@ from nbfan.worker.payload import Args, Columns, Failure, Payload, dumps_outcomes
 from nbfan.worker.push import push_outcome
 from nbfan.worker.retries import Retries
 from nbfan.worker.runners import InChild, InThread, load_function
+from nbfan.worker.shared import SharedFrame
 from nbfan.worker.stopping import (  # noqa: F401  re-exported: where the engine and tests find them
     any_cancelled,
     cancel_running,
@@ -134,6 +136,10 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
     payload = dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
     if spec.push_to is not None:
         push_outcome(spec.push_to, spec.call_id, payload)
+    if not spec.in_child:  # the caller may write its next inputs into the files no array uses now
+        unmapped = tuple((f.name, f.nbytes) for f in inputs.frames if isinstance(f, SharedFrame) and f.unmap())
+        if unmapped:
+            payload = dataclasses.replace(payload, unmapped=unmapped)
     return payload
 
 

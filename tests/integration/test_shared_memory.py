@@ -73,3 +73,23 @@ def test_spawned_calls_and_the_switch_off_send_arrays_the_dask_way(client):
         assert [r[0] for r in inspect.map([a, a])] != ["mmap", "mmap"]
     finally:
         config.shared_memory = True
+
+
+@app.function
+def keep_first(a: np.ndarray) -> float:
+    """Keeps the first array it gets alive on its worker, and reads it again at every call."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    if not hasattr(worker, "nbfan_test_kept"):
+        worker.nbfan_test_kept = a
+    return float(worker.nbfan_test_kept[0])
+
+
+def test_an_array_a_function_keeps_alive_is_never_overwritten_by_later_inputs(client):
+    arrays = [np.full(1 << 18, float(i + 1)) for i in range(40)]
+    firsts = list(keep_first.map(arrays))
+    kept = client.run(lambda dask_worker: float(dask_worker.nbfan_test_kept[0]))
+    assert len(set(firsts)) <= 2 and set(firsts) <= set(kept.values())  # each worker reads back its first
+    client.run(lambda dask_worker: delattr(dask_worker, "nbfan_test_kept"))
+    assert our_files() == []

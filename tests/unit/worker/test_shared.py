@@ -49,3 +49,23 @@ def test_files_of_dead_processes_are_swept_and_live_ones_kept() -> None:
         for path in (dead_file, live_file):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def test_a_file_no_reader_maps_is_written_again_and_one_in_use_is_not() -> None:
+    import numpy as np
+
+    first = shared.share(memoryview(bytes(range(256)) * 512))
+    assert first is not None
+    reader = pickle.loads(pickle.dumps(first))
+    array = np.frombuffer(reader.data, dtype=np.uint8)
+    assert not reader.unmap()  # an array made from it is alive: the mapping stays
+    assert array[1] == 1
+    del array
+    assert reader.unmap()
+    shared.recycle([(first.name, first.nbytes)])
+    second = shared.share(memoryview(b"\x07" * first.nbytes))
+    assert second is not None and second.name == first.name  # the same pages, written again
+    assert bytes(pickle.loads(pickle.dumps(second)).data[:2]) == b"\x07\x07"
+    shared.recycle([(second.name, second.nbytes)])
+    shared.trim()  # a map ended: the kept files go
+    assert not os.path.exists(os.path.join(shared.SHM_DIR, first.name))
