@@ -86,8 +86,9 @@ def available() -> bool:
 
 
 def share(buffer: memoryview) -> SharedFrame | None:
-    """Copy `buffer` (contiguous) into a new shared-memory file; None when there is no room
-    (the caller then sends the buffer the usual way)."""
+    """Copy `buffer` (contiguous) into a shared-memory file (a new one, or one of its size no
+    reader maps any more); None when there is no room (the caller then sends the buffer the
+    usual way)."""
     _sweep_once()
     data = buffer.cast("B")
     name = _take_free(data.nbytes)
