@@ -115,7 +115,7 @@ class FunctionCall(Generic[R]):
 
     def done(self) -> bool:
         """Whether the call has finished (with a result, an error or cancelled), without waiting."""
-        return cast(bool, self._future.done())
+        return (self._pushed is not None and self._pushed.blob is not None) or cast(bool, self._future.done())
 
     @staticmethod
     def _from_id(object_id: str) -> FunctionCall[Any]:

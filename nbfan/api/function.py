@@ -164,7 +164,7 @@ class Function(Generic[P, R]):
                 call._cancel()
             raise
         finally:  # a kept traceback (a notebook's last error) must not pin the task on the cluster
-            call._future.release()
+            pushed.release_when_finished(call._future)
             release_shared(call._shared)
 
     async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -178,7 +178,7 @@ class Function(Generic[P, R]):
                 call._cancel()
             raise
         finally:
-            call._future.release()
+            pushed.release_when_finished(call._future)
 
     if not TYPE_CHECKING:  # typed below
         remote = aio_method(_remote, _remote_aio)

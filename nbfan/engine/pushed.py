@@ -104,6 +104,16 @@ def call_outcomes(future: Future[Any], pushed: Pushed | None, timeout: float | N
     return batch_outcomes(future, 0, 1, timeout)
 
 
+def release_when_finished(future: Future[Any]) -> None:
+    """Let Dask forget a one-input call's task once the scheduler has told this client that it
+    ended. Its outcome is pushed before that: a release that overtook the task's end would make
+    the scheduler drop a running task (telemetry would count the call cancelled)."""
+    if future.done():
+        future.release()
+    else:
+        future.add_done_callback(lambda finished: finished.release())
+
+
 def _listen(client: Client) -> bool:
     client_id = client.id
     with _lock:

@@ -3,6 +3,7 @@ tasks), failures and retries reported by workers, cancellation, late joiners, tw
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -111,6 +112,31 @@ def test_failed_spawn_and_remote_kinds(client: Client) -> None:
     assert tele_square.remote(7) == 49
     call = wait_for_call(client, lambda c: c["function"] == "tele_square" and c["kind"] == "remote" and c["ended"])
     assert (call["state"], call["done"], call["total"]) == ("done", 1, 1)
+
+
+def test_one_input_calls_end_done_or_failed_never_cancelled(client: Client) -> None:
+    """A small outcome reaches the caller before the scheduler hears that the task ended (it is
+    pushed): the caller must not release or cancel the task before then."""
+    earlier = {c["call_id"] for c in query.calls_snapshot(client)["calls"]}
+    calls = [tele_square.spawn(i) for i in range(10)]
+    assert [tele_square.remote(i) for i in range(20)] == [i * i for i in range(20)]
+    assert [asyncio.run(tele_square.remote.aio(i)) for i in range(5)] == [i * i for i in range(5)]
+    assert [call.get(timeout=30) for call in calls] == [i * i for i in range(10)]
+    for _ in range(5):
+        with pytest.raises(RuntimeError):
+            tele_boom.remote()
+    records: list[dict] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        records = [c for c in query.calls_snapshot(client)["calls"] if c["call_id"] not in earlier
+                   and c["function"] in ("tele_square", "tele_boom") and c["kind"] in ("remote", "spawn")]
+        if len(records) >= 40 and all(c["ended"] and c["running"] == 0 for c in records):
+            break
+        time.sleep(0.05)
+    squares = [(c["state"], c["done"]) for c in records if c["function"] == "tele_square"]
+    booms = [(c["state"], c["failed"]) for c in records if c["function"] == "tele_boom" and c["kind"] == "remote"]
+    assert squares == [("done", 1)] * 35
+    assert booms == [("failed", 1)] * 5
 
 
 def test_retries_are_counted(client: Client, tmp_path: Path) -> None:
