@@ -80,10 +80,15 @@ def clients_wanting(scheduler: Any, key: Any) -> set[str]:
 
 
 def drop_events(scheduler: Any, topic: str) -> None:
-    """Forget the events kept for `topic` (they were forwarded to its subscribers already).
-    Dask keeps the last `distributed.scheduler.events-log-length` events of every topic, and
-    has no public way to drop them (distributed 2026.8.0: `Scheduler._broker.truncate`)."""
+    """Forget the events kept for `topic` (they were forwarded to its subscribers already), and
+    the topic itself when nobody listens to it (its client left). Dask keeps the last
+    `distributed.scheduler.events-log-length` events of every topic, and has no public way to
+    drop them (distributed 2026.8.0: `Scheduler._broker.truncate`, `Broker._topics` of `Topic`s
+    with their `subscribers`)."""
     scheduler._broker.truncate(topic)
+    kept = scheduler._broker._topics.get(topic)
+    if kept is not None and not kept.subscribers:
+        scheduler._broker._topics.pop(topic, None)
 
 
 def forget_topic(scheduler: Any, topic: str) -> None:

@@ -127,16 +127,22 @@ def test_events_are_dropped_topics_forgotten_and_stream_intervals_set() -> None:
         heard: list[Any] = []
         client.subscribe_topic("nbfan-compat", heard.append)
         client.log_event("nbfan-compat", {"n": 1})
+        client.log_event("nbfan-compat-unheard", {"n": 1})
 
         async def on_scheduler(client_id: str, dask_scheduler: Any = None) -> dict[str, Any]:
             while not dask_scheduler.get_events("nbfan-compat"):  # the event is on its way
                 await asyncio.sleep(0.01)
             compat.drop_events(dask_scheduler, "nbfan-compat")
             dropped = dask_scheduler.get_events("nbfan-compat") == ()
+            heard_topic_kept = "nbfan-compat" in dask_scheduler._broker._topics
+            while not dask_scheduler.get_events("nbfan-compat-unheard"):
+                await asyncio.sleep(0.01)
+            compat.drop_events(dask_scheduler, "nbfan-compat-unheard")  # nobody listens: the topic goes too
+            unheard_gone = "nbfan-compat-unheard" not in dask_scheduler._broker._topics
             compat.forget_topic(dask_scheduler, "nbfan-compat")
             worker = next(iter(dask_scheduler.workers))
             return {
-                "dropped": dropped,
+                "dropped": dropped and heard_topic_kept and unheard_gone,
                 "forgotten": "nbfan-compat" not in dask_scheduler._broker._topics,
                 "set": [compat.set_stream_interval(dask_scheduler, peer, 0.0005) for peer in (worker, client_id)],
                 "intervals": [dask_scheduler.stream_comms[worker].interval,
