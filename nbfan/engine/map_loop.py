@@ -25,11 +25,11 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from nbfan.engine.batching import BatchSizer
-from nbfan.engine.plan import Batch, CallPlan, cancel_call, describe_task_error
+from nbfan.engine.plan import Batch, CallPlan, cancel_call, decode_outcomes, describe_task_error
 from nbfan.engine.stream import iter_queue_events
 from nbfan.engine.watchdog import SchedulerWatch
 from nbfan.worker.gcpause import gc_paused
-from nbfan.worker.payload import Args, Payload, loads
+from nbfan.worker.payload import Args, Payload
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.shared import trim as trim_shared
 
@@ -143,8 +143,7 @@ class Finished:
                 self._outcomes = self.known
             else:
                 assert self.blob is not None
-                with gc_paused():  # a batch's results are many small objects
-                    self.elapsed, self._outcomes = loads(self.blob)
+                self.elapsed, self._outcomes = decode_outcomes(self.blob)
         return self._outcomes
 
 

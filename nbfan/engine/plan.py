@@ -21,7 +21,7 @@ from nbfan.keys import new_call_id, task_key
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.generator import run_generator
-from nbfan.worker.payload import Args, dumps_function, dumps_inputs, loads
+from nbfan.worker.payload import Args, Payload, dumps_function, dumps_inputs, loads
 from nbfan.worker.shared import SharedFrame
 from nbfan.worker.shared import recycle as recycle_shared
 from nbfan.worker.shared import release as release_shared
@@ -158,6 +158,11 @@ def batch_result(
         if translated is exc:
             raise
         raise translated from None
+    return decode_outcomes(blob)
+
+
+def decode_outcomes(blob: bytes | Payload) -> tuple[float, list[tuple[bool, Any]]]:
+    """(compute seconds, outcomes) of a batch's result, as run_batch made it (or pushed it)."""
     with gc_paused():  # a batch's results are many small objects: see gcpause
         result: tuple[float, list[tuple[bool, Any]]] = loads(blob)
     return result

@@ -18,11 +18,9 @@ from typing import Any
 
 from distributed import Client, Future
 
-from nbfan.engine.plan import batch_outcomes
+from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
 from nbfan.scheduler.rpc import ensure_plugin
-from nbfan.worker.gcpause import gc_paused
-from nbfan.worker.payload import loads
 
 #: call id -> its wait, while someone holds the wait (the caller, or the call's handle)
 _expected: weakref.WeakValueDictionary[str, Pushed] = weakref.WeakValueDictionary()
@@ -98,9 +96,7 @@ def call_outcomes(future: Future[Any], pushed: Pushed | None, timeout: float | N
         if not pushed.wait(timeout):
             raise TimeoutError(f"the call has not finished after {timeout}s")
         if pushed.blob is not None:
-            with gc_paused():
-                outcomes: list[tuple[bool, Any]] = loads(pushed.blob)[1]
-            return outcomes
+            return decode_outcomes(pushed.blob)[1]
     return batch_outcomes(future, 0, 1, timeout)
 
 

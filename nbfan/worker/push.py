@@ -14,16 +14,15 @@ from nbfan.worker.payload import Payload
 PUSH_MAX_BYTES = 64 * 1024
 
 
-def push_outcome(topic: str, call_id: str, payload: Payload) -> bool:
-    """Send `payload` to the client listening on `topic`; False when it is not pushed (too
-    large, buffers out of band, not on a worker): the caller then fetches the task's result."""
+def push_outcome(topic: str, call_id: str, payload: Payload) -> None:
+    """Send `payload` to the client listening on `topic`, unless it is too large, has buffers
+    out of band, or this is not a worker: the caller then fetches the task's result."""
     if payload.frames or len(payload.blob) > PUSH_MAX_BYTES:
-        return False
+        return
     try:
         from distributed import get_worker
 
         worker: Any = get_worker()
         worker.log_event(topic, {"call_id": call_id, "blob": bytes(payload.blob)})
     except Exception:  # not on a worker, or closing: the result is still the task's
-        return False
-    return True
+        pass

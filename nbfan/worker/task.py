@@ -136,7 +136,9 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
     payload = dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
     if spec.push_to is not None:
         push_outcome(spec.push_to, spec.call_id, payload)
-    if not spec.in_child:  # the caller may write its next inputs into the files no array uses now
+    # the caller may write its next inputs into the files no array uses now; inputs run in a
+    # child process are not reported (whether a child still maps a file is not known here)
+    if not spec.in_child:
         unmapped = tuple((f.name, f.nbytes) for f in inputs.frames if isinstance(f, SharedFrame) and f.unmap())
         if unmapped:
             payload = dataclasses.replace(payload, unmapped=unmapped)
