@@ -241,6 +241,16 @@ def current_connection() -> Connection:
         return _current
 
 
+def connection_if_any() -> Connection | None:
+    """This process's open connection, or None: never connects (for clean-up and questions such
+    as "does the work outlive this process?")."""
+    with _lock:
+        conn = _current
+    if conn is None or conn.client.status in ("closed", "closing"):
+        return None
+    return conn
+
+
 def get_client() -> Client:
     """The Dask client every nbfan call goes through (see `current_connection`)."""
     return current_connection().client
