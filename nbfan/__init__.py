@@ -39,8 +39,7 @@ from nbfan.objects.image import Image
 from nbfan.objects.queue import Queue
 from nbfan.objects.secret import Secret
 from nbfan.objects.volume import Volume
-
-__version__ = "0.1.0"
+from nbfan.version import __version__ as __version__
 
 __all__ = [
     # Modal-compatible names (README "Modal compatibility")

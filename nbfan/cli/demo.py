@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import nbfan
+from nbfan.api.app import App
+from nbfan.api.options import Retries
+from nbfan.cluster import connect
 from nbfan.cluster.connect import scheduler_address
 
-app = nbfan.App("demo")
+app = App("demo")  # what a user writes as `nbfan.App`: the package itself sits above the CLI
 
 
-@app.function(retries=nbfan.Retries(2, initial_delay=0.1))
+@app.function(retries=Retries(2, initial_delay=0.1))
 def simulate(seed: int) -> float:
     """A small Monte Carlo estimate of pi."""
     import random
@@ -30,7 +32,7 @@ def countdown(n: int) -> Iterator[int]:
 
 def main() -> None:
     start = time.perf_counter()
-    client = nbfan.connect()
+    client = connect()
     print(f"cluster: {scheduler_address(client)} ({len(client.nthreads())} workers), "
           f"up in {time.perf_counter() - start:.1f}s")
     print("remote:", simulate.remote(0))

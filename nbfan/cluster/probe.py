@@ -31,24 +31,25 @@ def code_fingerprint(root: Any) -> str:
 def nbfan_here(**_: Any) -> tuple[str, str] | None:
     """(version, code fingerprint) of the nbfan this process imports; None when it has none.
     (`**_`: Dask passes `dask_worker` / `dask_scheduler` to functions that accept them.)"""
-    try:
-        nbfan = importlib.import_module("nbfan")
+    try:  # importing the leaf `nbfan.version` imports the package too: proof that it imports here
+        version = importlib.import_module("nbfan.version")
     except ImportError:
         return None
     from importlib.resources import files
+    from importlib.util import find_spec
 
-    version = str(getattr(nbfan, "__version__", "?"))
-    stale = _stale_module(nbfan)
+    package = find_spec("nbfan")  # the package just imported (its spec; nothing more is imported)
+    roots = list(package.submodule_search_locations or []) if package is not None else []
+    stale = _stale_module(roots)
     if stale:  # modules of another copy were imported before this one replaced it: a mix
-        return version, f"mixed with {stale}"
-    return version, code_fingerprint(files("nbfan"))
+        return str(version.__version__), f"mixed with {stale}"
+    return str(version.__version__), code_fingerprint(files("nbfan"))
 
 
-def _stale_module(nbfan: Any) -> str | None:
+def _stale_module(roots: list[str]) -> str | None:
     """An imported `nbfan.*` module that does not come from the package's current location."""
     import sys
 
-    roots = [str(p) for p in getattr(nbfan, "__path__", [])]
     for name, module in list(sys.modules.items()):
         where = getattr(module, "__file__", None)
         if name.startswith("nbfan.") and where and not any(where.startswith(root) for root in roots):

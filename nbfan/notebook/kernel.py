@@ -10,7 +10,7 @@ from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
-from nbfan import __version__
+from nbfan.version import __version__
 
 
 class NbfanKernel(IPythonKernel):
