@@ -144,7 +144,7 @@ def enable_output(show_progress: bool = True) -> Iterator[None]:
     from nbfan.config import config
     from nbfan.engine import progress
 
-    old_factory, old_flag = progress._factory, config.progress
+    old_factory, old_flag = progress.progress_factory(), config.progress
     if show_progress:
         if old_factory is None:
             install_terminal_progress()

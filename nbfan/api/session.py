@@ -8,26 +8,21 @@ outlive this process (a cluster from `nbfan cluster up`, NBFAN_SCHEDULER or nbfa
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import socket
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbfan.api.calls import begin_session, end_session
+from nbfan.cluster.connect import connection_if_any
 from nbfan.exception import InvalidError
-
-if TYPE_CHECKING:
-    from nbfan.cluster.connect import Connection
-
-_connect = importlib.import_module("nbfan.cluster.connect")  # the module (the package exports a function by that name)
 
 
 def shared_cluster_available() -> bool:
     """Whether calls from here go to a cluster that outlives this process."""
-    conn: Connection | None = getattr(_connect, "_current", None)
-    if conn is not None and conn.client.status not in ("closed", "closing"):
+    conn = connection_if_any()
+    if conn is not None:
         return conn.source != "embedded"
     if os.environ.get("NBFAN_SCHEDULER", "").strip():
         return True
@@ -48,10 +43,8 @@ def require_shared_cluster(what: str) -> None:
 
 def _connected_client() -> Any:
     """The client of this process if it connected, without starting a cluster just to clean up."""
-    conn = getattr(_connect, "_current", None)
-    if conn is None or conn.client.status in ("closed", "closing"):
-        return None
-    return conn.client
+    conn = connection_if_any()
+    return conn.client if conn is not None else None
 
 
 def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]:

@@ -39,6 +39,11 @@ def set_progress_factory(factory: ProgressFactory | None) -> None:
     _factory = factory
 
 
+def progress_factory() -> ProgressFactory | None:
+    """How progress is shown in this process now (None: it is not)."""
+    return _factory
+
+
 class Progress:
     """Throttled fan-out progress: at most one update every `interval` seconds, plus the last."""
 
