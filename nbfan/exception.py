@@ -15,6 +15,10 @@ class ResourceUnavailableError(InvalidError):
     """No worker of the cluster can run the function as its `gpu=`/`cpu=`/`memory=` ask."""
 
 
+class PlacementWarning(UserWarning):
+    """A resource option cannot be enforced on this cluster, or cannot be satisfied yet."""
+
+
 class NotFoundError(Error, LookupError):
     """A named object (deployed function, call id, volume...) does not exist."""
 

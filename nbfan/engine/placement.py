@@ -22,22 +22,15 @@ from typing import Any, cast
 from nbfan import compat
 from nbfan.engine.resources import GpuRequest
 from nbfan.engine.target import CallTarget
-from nbfan.exception import ResourceUnavailableError
+from nbfan.exception import PlacementWarning, ResourceUnavailableError
 from nbfan.scheduler.caps import cap_resource, function_identity
 from nbfan.scheduler.rpc import ensure_cap
 
-__all__ = [
-    "ClusterView", "PlacementWarning", "ResourceUnavailableError", "WorkerOffer", "cluster_view", "plan_resources",
-    "resolve_resources",
-]
+__all__ = ["ClusterView", "WorkerOffer", "cluster_view", "plan_resources", "resolve_resources"]
 
 
 #: seconds a scheduler_info() answer is reused
 INFO_TTL = 5.0
-
-
-class PlacementWarning(UserWarning):
-    """A resource option cannot be enforced on this cluster, or cannot be satisfied yet."""
 
 
 @dataclass(frozen=True)

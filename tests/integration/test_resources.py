@@ -16,9 +16,9 @@ from distributed import LocalCluster
 from overlap import max_overlap
 
 import nbfan
-from nbfan.engine.placement import PlacementWarning, ResourceUnavailableError, cluster_view, describe_offer
+from nbfan.engine.placement import cluster_view, describe_offer
 from nbfan.engine.resources import GpuRequest, parse_cpu, parse_gpu, parse_memory
-from nbfan.exception import InvalidError
+from nbfan.exception import InvalidError, PlacementWarning, ResourceUnavailableError
 
 app = nbfan.App("test-resources")
 
