@@ -7,12 +7,13 @@ import inspect
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from nbfan.api.cls import Cls
 from nbfan.api.function import Function, GeneratorFunction
 from nbfan.api.options import parse_options
 from nbfan.exception import InvalidError
 
 if TYPE_CHECKING:
-    from nbfan.api.signatures import ClsOf, FunctionDecorator
+    from nbfan.api.decorators import ClsOf, FunctionDecorator
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,7 +33,7 @@ class App:
         self._defaults = {"image": image, "secrets": secrets, "volumes": volumes}
         self.registered_functions: dict[str, Function[Any, Any]] = {}
         self.registered_entrypoints: dict[str, Callable[..., Any]] = {}
-        self.registered_classes: dict[str, Any] = {}  # name -> nbfan.Cls
+        self.registered_classes: dict[str, Cls] = {}
 
     def __repr__(self) -> str:
         return f"<nbfan.App {self.name!r} functions={sorted(self.registered_functions)}>"
@@ -111,12 +112,17 @@ class App:
         Type checkers see `Model(...)` make an instance of the class, whose methods are Functions
         of the methods' types; the parameters given to `Model(...)` are checked when it is
         called, not by them."""
-        from nbfan.api.cls import register_cls
-
         if _cls is not None:
-            return register_cls(self, _cls, options)
+            return self._register_cls(_cls, options)
         parse_options(**options)
-        return lambda c: register_cls(self, c, options)
+        return lambda c: self._register_cls(c, options)
+
+    def _register_cls(self, user_cls: Any, options: dict[str, Any]) -> Cls:
+        if not isinstance(user_cls, type):
+            raise InvalidError(f"@app.cls decorates a class; got {user_cls!r}")
+        cls = Cls(user_cls, self, self._options(options))
+        self.registered_classes[user_cls.__name__] = cls
+        return cls
 
     def run(self, *, detach: bool = False, show_progress: bool | None = None, **_modal_options: Any) -> Any:
         """`with app.run(): ...` (Modal's way to run a script's calls): yields the app; on the way

@@ -25,12 +25,12 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
-from nbfan.api.function import Function
+from nbfan.api import deployed
+from nbfan.api.function import Function, Owner
 from nbfan.exception import InvalidError
 
 if TYPE_CHECKING:
-    from nbfan.api.app import App
-    from nbfan.api.signatures import GeneratorMethodOf, MethodDecorator, MethodOf
+    from nbfan.api.decorators import GeneratorMethodOf, MethodDecorator, MethodOf
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -173,7 +173,7 @@ class Cls:
     """What `@app.cls` returns: call it (with parameters) to get an object whose methods are
     Functions (`Model().predict.remote(x)`)."""
 
-    def __init__(self, user_cls: type, app: App | None, options: Any) -> None:
+    def __init__(self, user_cls: type, app: Owner | None, options: Any) -> None:
         self.user_cls = user_cls
         self.app = app
         self.options = options
@@ -190,9 +190,7 @@ class Cls:
     def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Cls:
         """A class `nbfan deploy` registered on the cluster (`Model = nbfan.Cls.from_name("app",
         "Model")`, then `Model(p=1).method.remote(x)`); NotFoundError lists what is deployed."""
-        from nbfan.api.deploy import lookup_cls
-
-        user_cls, options = lookup_cls(app_name, name)
+        user_cls, options = deployed.lookup_cls(app_name, name)
         return Cls(user_cls, None, options)
 
     lookup = from_name  # Modal's older name
@@ -235,12 +233,3 @@ class ClsObject:
         raise AttributeError(
             f"{self._cls.user_cls.__name__} has no @modal.method() {name!r} (methods: {self._cls.methods})"
         )
-
-
-def register_cls(app: App, user_cls: Any, options: dict[str, Any]) -> Cls:
-    """What `@app.cls(...)` does: check it decorates a class and wrap it with the app's options."""
-    if not isinstance(user_cls, type):
-        raise InvalidError(f"@app.cls decorates a class; got {user_cls!r}")
-    cls = Cls(user_cls, app, app._options(options))
-    app.registered_classes[user_cls.__name__] = cls
-    return cls

@@ -1,4 +1,4 @@
-"""`nbfan deploy FILE.py`, `nbfan apps`, `Function.from_name(app, function)`.
+"""`nbfan deploy FILE.py` and `nbfan stop` (reading deployments back: `deployed.py`).
 
 Deploying stores each function of the file's apps, cloudpickled (its module by value, so no
 process needs the file afterwards), in the scheduler's store (`nbfan/store.py`): it outlives
@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from nbfan.api.deployed import describe_apps, list_apps
 from nbfan.cluster import get_client
-from nbfan.cluster.connect import scheduler_address
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.scheduler.rpc import store_call
 from nbfan.scheduler.store import APPS_OP
 from nbfan.worker.payload import ship_module_by_value
-from nbfan.worker.tracebacks import pickle_function, unpickle_function
+from nbfan.worker.tracebacks import pickle_function
 
 if TYPE_CHECKING:
     from nbfan.api.app import App
-    from nbfan.api.function import Function
 
 
 def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, Any]:
@@ -55,46 +54,7 @@ def _packed(app: App, name: str, defined: Any, what: Any) -> bytes:
         raise InvalidError(f"{name!r} of app {app.name!r} cannot be serialized to deploy it: {exc}") from exc
 
 
-def list_apps(client: Any = None) -> dict[str, dict[str, Any]]:
-    """{app name: {"functions": [...], "source": ..., "deployed": epoch seconds, ...}}."""
-    return cast(dict[str, dict[str, Any]], store_call(client or get_client(), APPS_OP, action="list")["apps"])
-
-
 def stop_app(name: str, client: Any = None) -> None:
     """Remove a deployed app."""
     if not store_call(client or get_client(), APPS_OP, action="stop", name=name)["found"]:
-        raise NotFoundError(f"no deployed app named {name!r}; deployed: {_describe(list_apps(client))}")
-
-
-def _describe(apps: dict[str, dict[str, Any]]) -> str:
-    if not apps:
-        return "none (deploy one with `nbfan deploy FILE.py`)"
-    return "; ".join(
-        f"{name}: {', '.join([*rec['functions'], *rec.get('classes', [])])}" for name, rec in sorted(apps.items())
-    )
-
-
-def lookup(app_name: str, function_name: str, client: Any = None) -> Function[Any, Any]:
-    """The deployed function, unpickled here; NotFoundError listing what is deployed."""
-    c = client or get_client()
-    record = store_call(c, APPS_OP, action="get", name=app_name)["app"]
-    if record is None or function_name not in record["functions"]:
-        what = f"app {app_name!r}" if record is None else f"function {function_name!r} in app {app_name!r}"
-        raise NotFoundError(
-            f"no deployed {what} on the cluster at {scheduler_address(c)}; deployed: {_describe(list_apps(c))}"
-        )
-    return cast("Function[Any, Any]", unpickle_function(record["functions"][function_name]))
-
-
-def lookup_cls(app_name: str, class_name: str, client: Any = None) -> tuple[type, Any]:
-    """The deployed class and its options, unpickled here; NotFoundError listing what is deployed."""
-    c = client or get_client()
-    record = store_call(c, APPS_OP, action="get", name=app_name)["app"]
-    classes = (record or {}).get("classes", {})
-    if class_name not in classes:
-        what = f"app {app_name!r}" if record is None else f"class {class_name!r} in app {app_name!r}"
-        raise NotFoundError(
-            f"no deployed {what} on the cluster at {scheduler_address(c)}; deployed: {_describe(list_apps(c))}"
-        )
-    user_cls, options = unpickle_function(classes[class_name])
-    return user_cls, options
+        raise NotFoundError(f"no deployed app named {name!r}; deployed: {describe_apps(list_apps(client))}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
+from nbfan.api import deployed
 from nbfan.api import map_methods as methods
 from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
 from nbfan.api.options import FunctionOptions, parse_options
@@ -15,12 +16,11 @@ from nbfan.engine import hooks, pushed
 from nbfan.engine.aio import aio_method, connected, iterate_in_thread, user_iterator
 from nbfan.engine.plan import plan_call
 from nbfan.engine.run import stream_one
-from nbfan.exception import InvalidError
+from nbfan.exception import InvalidError, NotFoundError
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.waiting import waiting_for_the_cluster
 
 if TYPE_CHECKING:
-    from nbfan.api.app import App
     from nbfan.api.signatures import (
         ForEachMethod,
         MapMethod,
@@ -35,12 +35,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class Owner(Protocol):
+    """What a Function knows of the App it belongs to: its name. (`App` makes Functions; a
+    Function does not know the App class.)"""
+
+    @property
+    def name(self) -> str | None:
+        """The App's name (None for an unnamed App)."""
+
+
 class Function(Generic[P, R]):
     """A user function registered on an App. Call it here (`.local`), on the cluster
     (`.remote`, `.spawn`), or over many inputs (`.map`, `.starmap`, `.for_each`, `.spawn_map`)."""
 
     def __init__(
-        self, raw_f: Callable[P, R], options: FunctionOptions, app: App | None = None, name: str | None = None
+        self, raw_f: Callable[P, R], options: FunctionOptions, app: Owner | None = None, name: str | None = None
     ):
         if not callable(raw_f):
             raise InvalidError(f"@app.function decorates functions; got {type(raw_f).__name__}")
@@ -96,9 +105,10 @@ class Function(Generic[P, R]):
     def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Function[Any, Any]:
         """A function `nbfan deploy` registered on the cluster, usable from any process connected
         to it; NotFoundError lists what is deployed when there is no such app or function."""
-        from nbfan.api.deploy import lookup
-
-        return lookup(app_name, name)
+        found = deployed.lookup(app_name, name)
+        if not isinstance(found, Function):
+            raise NotFoundError(f"{name!r} of deployed app {app_name!r} is not a function: {type(found).__name__}")
+        return found
 
     lookup = from_name  # Modal's older name
 

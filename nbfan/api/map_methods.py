@@ -11,11 +11,11 @@ from nbfan.engine.inputs import as_sync_iterables, check_kwargs, map_inputs, siz
 from nbfan.engine.run import run_map
 
 if TYPE_CHECKING:
-    from nbfan.api.function import Function
+    from nbfan.engine.target import CallTarget
 
 
 def _map(
-    self: Function[Any, Any],
+    self: CallTarget,
     *iterables: Any,
     kwargs: dict[str, Any] | None = None,
     order_outputs: bool = True,
@@ -32,7 +32,7 @@ def _map(
 
 
 async def _map_aio(
-    self: Function[Any, Any],
+    self: CallTarget,
     *iterables: Any,
     kwargs: dict[str, Any] | None = None,
     order_outputs: bool = True,
@@ -46,7 +46,7 @@ async def _map_aio(
 
 
 def _starmap(
-    self: Function[Any, Any], iterable: Any, *, kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
+    self: CallTarget, iterable: Any, *, kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
     return_exceptions: bool = False,
 ) -> Iterator[Any]:
     """Like map, but each input is a tuple of positional arguments: f.starmap([(1, 2), (3, 4)])."""
@@ -58,7 +58,7 @@ def _starmap(
 
 
 async def _starmap_aio(
-    self: Function[Any, Any], iterable: Any, *, kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
+    self: CallTarget, iterable: Any, *, kwargs: dict[str, Any] | None = None, order_outputs: bool = True,
     return_exceptions: bool = False,
 ) -> AsyncIterator[Any]:
     (sync_iterable,) = as_sync_iterables((iterable,))
@@ -69,7 +69,7 @@ async def _starmap_aio(
 
 
 def _results_in_thread(
-    function: Function[Any, Any], inputs: Any, order_outputs: bool, return_exceptions: bool, method: str
+    function: CallTarget, inputs: Any, order_outputs: bool, return_exceptions: bool, method: str
 ) -> AsyncIterator[Any]:
     """A map's results for an `async for`: the map loop runs in a thread of its own."""
     results = run_map(
@@ -80,7 +80,7 @@ def _results_in_thread(
 
 
 def _for_each(
-    self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
+    self: CallTarget, *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
 ) -> None:
     """Run the function over the inputs for its side effects; block until all are done."""
     inputs = map_inputs(iterables, check_kwargs(kwargs, "for_each"), "for_each")
@@ -93,20 +93,20 @@ def _for_each(
 
 
 async def _for_each_aio(
-    self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
+    self: CallTarget, *iterables: Any, kwargs: dict[str, Any] | None = None, ignore_exceptions: bool = False
 ) -> None:
     async for _ in _map_aio(self, *iterables, kwargs=kwargs, order_outputs=False, return_exceptions=ignore_exceptions):
         pass
 
 
-def _spawn_map(self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
+def _spawn_map(self: CallTarget, *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
     """Start the map on the cluster and return at once; it goes on after this process exits."""
     from nbfan.engine.spawn_map import spawn_map
 
     return spawn_map(self, map_inputs(iterables, check_kwargs(kwargs, "spawn_map"), "spawn_map"))
 
 
-async def _spawn_map_aio(self: Function[Any, Any], *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
+async def _spawn_map_aio(self: CallTarget, *iterables: Any, kwargs: dict[str, Any] | None = None) -> Any:
     sync_iterables = as_sync_iterables(iterables)
     return await in_thread(_spawn_map, self, *sync_iterables, kwargs=kwargs)
 

@@ -1,22 +1,22 @@
 """What type checkers see of the call methods: each method (`f.remote`, `f.map`...) is, at
 run time, a descriptor pairing a blocking call with its `.aio` twin (`engine/aio.py`); these
 protocols give each pair the parameter and result types of the decorated function, so that
-`f.remote(1)` is a `float` when `f` returns one and `f.remote("x")` is a type error."""
+`f.remote(1)` is a `float` when `f` returns one and `f.remote("x")` is a type error. (The
+decorators' types, which know `Function`, are in `decorators.py`: a Function's methods come
+first, the things that make Functions after.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from nbfan.api.calls import FunctionCall
-    from nbfan.api.function import Function, GeneratorFunction
     from nbfan.engine.spawn_map import MapCall
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-C_co = TypeVar("C_co", covariant=True)
 
 
 class RemoteMethod(Protocol[P, R_co]):
@@ -85,46 +85,3 @@ class SpawnMapMethod(Protocol[R]):
     async def aio(
         self, *iterables: Iterable[Any] | AsyncIterator[Any], kwargs: dict[str, Any] | None = None
     ) -> MapCall[R]: ...
-
-
-class FunctionDecorator(Protocol):
-    """`@app.function(...)` with options: keeps the decorated function's types, as without."""
-
-    @overload
-    def __call__(self, f: Callable[P, Coroutine[Any, Any, R]], /) -> Function[P, R]: ...
-    @overload
-    def __call__(self, f: Callable[P, Iterator[R]], /) -> GeneratorFunction[P, R]: ...
-    @overload
-    def __call__(self, f: Callable[P, R], /) -> Function[P, R]: ...
-
-
-class MethodOf(Protocol[P, R]):
-    """A `@modal.method()` of an `@app.cls` class: on an instance (`Model(p=1).predict`), a
-    Function of the method's parameters after `self`."""
-
-    def __get__(self, obj: object, owner: type | None = None, /) -> Function[P, R]: ...
-
-
-class GeneratorMethodOf(MethodOf[P, Iterator[R]], Protocol[P, R]):
-    """A generator `@modal.method()`: on an instance, a GeneratorFunction of its yields."""
-
-    def __get__(self, obj: object, owner: type | None = None, /) -> GeneratorFunction[P, R]: ...
-
-
-class ClsOf(Protocol[C_co]):
-    """What `@app.cls` makes of a class: called with its `modal.parameter()` values (checked at
-    run time), an instance whose `@modal.method()`s are Functions."""
-
-    def __call__(self, **params: Any) -> C_co: ...
-    def with_options(self, **options: Any) -> ClsOf[C_co]: ...
-
-
-class MethodDecorator(Protocol):
-    """`@modal.method()` with parentheses (and options): keeps the method's types."""
-
-    @overload
-    def __call__(self, f: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> MethodOf[P, R]: ...
-    @overload
-    def __call__(self, f: Callable[Concatenate[Any, P], Iterator[R]], /) -> GeneratorMethodOf[P, R]: ...
-    @overload
-    def __call__(self, f: Callable[Concatenate[Any, P], R], /) -> MethodOf[P, R]: ...

@@ -80,7 +80,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _apps(args: argparse.Namespace) -> int:
-    from nbfan.api.deploy import list_apps, stop_app
+    from nbfan.api.deploy import stop_app
+    from nbfan.api.deployed import list_apps
     from nbfan.api.session import require_shared_cluster
 
     require_shared_cluster("nbfan apps")
