@@ -39,6 +39,9 @@ class Config:
     #: large arrays of a `.map` or `.remote` go to workers on this host through shared memory
     #: (/dev/shm), not through the scheduler and sockets
     shared_memory: bool = field(default_factory=lambda: env_flag("NBFAN_SHARED_MEMORY", True))
+    #: what functions print and log is captured on the workers, kept per call (`nbfan logs`) and
+    #: shown to their caller live; off: it goes to the workers' own stdout/stderr, as in Dask
+    forward_output: bool = field(default_factory=lambda: env_flag("NBFAN_FORWARD_OUTPUT", True))
 
 
 config = Config()

@@ -3,7 +3,8 @@ event topic workers report on. A leaf: it imports nothing from nbfan.
 
 Task keys carry the call id and the input range, `nbfan-<call id>-<first input>-<count>`, so
 the scheduler-side tracker counts inputs per call from keys alone; a spawn_map's coordinator
-task is `nbfan-coordinator-<map id>`. Event topics: telemetry, and one per client for pushed results."""
+task is `nbfan-coordinator-<map id>`. Event topics: telemetry, output, and per client: pushed
+results, forwarded output."""
 
 from __future__ import annotations
 
@@ -16,11 +17,20 @@ COORDINATOR_PREFIX = "nbfan-coordinator-"
 EVENT_TOPIC = "nbfan-telemetry"
 #: the log-event topics on which workers push small results to the client waiting for them
 RESULT_TOPIC_PREFIX = "nbfan-result-"
+#: the log-event topic on which workers send what inputs print and log (to nbfan's plugin)
+OUTPUT_TOPIC = "nbfan-output"
+#: the topics on which the plugin forwards a call's output to the client that called it
+OUTPUT_TOPIC_PREFIX = "nbfan-output-"
 
 
 def result_topic(client_id: str) -> str:
     """The topic a client hears pushed results on (one per client: nobody else gets them)."""
     return RESULT_TOPIC_PREFIX + client_id
+
+
+def output_topic(client_id: str) -> str:
+    """The topic a client hears its calls' output on (one per client: nobody else gets it)."""
+    return OUTPUT_TOPIC_PREFIX + client_id
 
 
 def new_call_id() -> str:

@@ -11,6 +11,7 @@ from nbfan import compat
 from nbfan.cluster import get_client
 from nbfan.cluster.connect import scheduler_address
 from nbfan.engine.aio import CancelMethod, GetMethod, aio_method, in_thread, user_facing, wait_future
+from nbfan.engine.output import FailedInput, LogLine, read_failures, read_logs
 from nbfan.engine.plan import cancel_call
 from nbfan.engine.pushed import Pushed, call_outcomes
 from nbfan.exception import NotFoundError
@@ -112,6 +113,15 @@ class FunctionCall(Generic[R]):
             """Stop the call (`await call.cancel.aio()`)."""
     else:
         cancel = aio_method(_cancel, _cancel_aio)
+
+    def logs(self, *, input: int | None = None, since: float | None = None) -> list[LogLine]:
+        """What the call printed and logged on the cluster, oldest first, as LogLine(input,
+        stream, time, worker, text): kept while its result is (`nbfan logs ID` shows the same)."""
+        return read_logs(self._future.client, self.object_id, input=input, since=since)
+
+    def failures(self) -> list[FailedInput]:
+        """The call's input if it failed: FailedInput(input, exc_type, message, traceback, worker, attempts)."""
+        return read_failures(self._future.client, self.object_id)
 
     def done(self) -> bool:
         """Whether the call has finished (with a result, an error or cancelled), without waiting."""

@@ -38,7 +38,8 @@ def _parse_limit(name: str, value: Any) -> int | None:
 
 
 KNOWN_OPTIONS = frozenset(
-    {"gpu", "cpu", "memory", "concurrency_limit", "max_containers", "retries", "timeout", "secrets", "image", "volumes"}
+    {"gpu", "cpu", "memory", "concurrency_limit", "max_containers", "retries", "timeout", "secrets", "image", "volumes",
+     "forward_output"}
 )
 #: Modal options that have no meaning on a Dask cluster: accepted so Modal scripts run unchanged.
 ACCEPTED_WITHOUT_EFFECT = frozenset(
@@ -66,6 +67,7 @@ class FunctionOptions:
     volumes: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     isolated: bool = False  # each input in a child process even without secrets or timeout (%%remote cells)
+    forward_output: bool = True  # what inputs print and log is kept per call and shown to the caller
 
     def with_changes(self, **changes: Any) -> FunctionOptions:
         """A copy with some fields replaced (the options are frozen); give parsed values: they are not checked again."""
@@ -84,6 +86,7 @@ def parse_options(
     secrets: Sequence[Any] | None = None,
     image: Any = None,
     volumes: Mapping[str, Any] | None = None,
+    forward_output: Any = True,
     **extra: Any,
 ) -> FunctionOptions:
     """Validate `@app.function` keyword options; raise InvalidError naming the bad one."""
@@ -110,7 +113,10 @@ def parse_options(
         for path in volumes:
             if not isinstance(path, str) or not path.startswith("/"):
                 raise InvalidError(f"invalid volumes key {path!r}: mount paths must be absolute strings like '/data'")
+    if not isinstance(forward_output, bool):
+        raise InvalidError(f"invalid forward_output={forward_output!r}: give True or False")
     return FunctionOptions(
+        forward_output=forward_output,
         gpu=parse_gpu(gpu),
         cpu=parse_cpu(cpu),
         memory=parse_memory(memory),

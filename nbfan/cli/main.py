@@ -71,9 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 from nbfan.cli import calls as cli_calls  # noqa: E402
+from nbfan.cli import logs as cli_logs  # noqa: E402
 from nbfan.cli import run as cli_run  # noqa: E402
 
-COMMAND_REGISTRARS += [cli_run.register, cli_calls.register]
+COMMAND_REGISTRARS += [cli_run.register, cli_calls.register, cli_logs.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from distributed.scheduler import KilledWorker
 
 from nbfan import compat
 from nbfan.config import config
+from nbfan.engine import output
 from nbfan.engine.placement import plan_resources
 from nbfan.engine.same_host import sharer
 from nbfan.engine.target import CallTarget
@@ -108,6 +109,7 @@ def plan_call(
         isolated=config.isolate_all or bool(getattr(opts, "isolated", False)),
         name=function.name,
         push_to=push_to,
+        **output.spec_fields(client, bool(getattr(opts, "forward_output", True))),
     )
     return CallPlan(
         client=client,

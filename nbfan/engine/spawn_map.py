@@ -27,6 +27,7 @@ from nbfan.engine.aio import CancelMethod, MapGetMethod, aio_method, in_thread, 
 from nbfan.engine.coordinator import coordinate
 from nbfan.engine.map_data import INLINE_INPUT_BYTES, read_held, scatter_inputs
 from nbfan.engine.map_loop import note_failed_input, window_size
+from nbfan.engine.output import FailedInput, Follower, LogLine, read_failures, read_logs
 from nbfan.engine.plan import cancel_call, plan_call
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ExecutionError, InputCancellation, InvalidError, NotFoundError
@@ -130,6 +131,7 @@ class MapCall(Generic[R]):
         self.object_id = object_id
         self._client = client
         self.total = total
+        self._follower: Follower | None = None  # a re-attached handle shows the map's output as it iterates
 
     def __repr__(self) -> str:
         return f"<MapCall {self.object_id} ({self.total} inputs)>"
@@ -155,7 +157,9 @@ class MapCall(Generic[R]):
         client = get_client()
         summary = _rpc(client, "progress", map_id=object_id)
         _raise_if_missing(summary, client)
-        return MapCall(object_id, client, total=summary["total"])
+        call: MapCall[Any] = MapCall(object_id, client, total=summary["total"])
+        call._follower = Follower(client, object_id)
+        return call
 
     # -- watching ----------------------------------------------------------------------------
 
@@ -169,6 +173,15 @@ class MapCall(Generic[R]):
         return await in_thread(self._progress)
 
     progress = aio_method(_progress, _progress_aio)
+
+    def logs(self, *, input: int | None = None, since: float | None = None) -> list[LogLine]:
+        """What the map's inputs printed and logged, oldest first, as LogLine(input, stream,
+        time, worker, text); kept even when nobody is attached, as long as its results are."""
+        return read_logs(self.client, self.object_id, input=input, since=since)
+
+    def failures(self) -> list[FailedInput]:
+        """The map's failed inputs: FailedInput(input, exc_type, message, traceback, worker, attempts)."""
+        return read_failures(self.client, self.object_id)
 
     # -- collecting --------------------------------------------------------------------------
 
@@ -189,6 +202,8 @@ class MapCall(Generic[R]):
             wait = 1.0 if timeout is None else max(0.0, min(1.0, waited_since + timeout - time.monotonic()))
             reply = _rpc(client, "results", map_id=self.object_id, cursor=cursor, wait=wait)
             _raise_if_missing(reply, client)
+            if self._follower is not None:
+                self._follower.poll()
             total = reply["total"]
             for start, count, blob, key in reply["batches"]:
                 outcomes = loads(blob) if key is None else _read_batch(client, key, start, count)

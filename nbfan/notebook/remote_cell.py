@@ -76,7 +76,8 @@ class CellCall:
     def __init__(self, job: CellJob, options: FunctionOptions, stream: bool) -> None:
         self.job = job
         self.client = get_client()
-        isolated = options.with_changes(isolated=True)  # a cell runs in its own process: stoppable for real
+        # a cell runs in its own process (stoppable for real), and streams its output itself (worker/cell.py)
+        isolated = options.with_changes(isolated=True, forward_output=False)
         self.function: Function[Any, Any] = Function(run_cell, isolated, None, name=job.label)
         self.call_id = new_call_id()
         plan = plan_call(self.function, self.client, call_id=self.call_id)

@@ -1,9 +1,10 @@
-"""nbfan's one scheduler plugin. It holds what must outlive callers and workers, in four parts:
+"""nbfan's one scheduler plugin. It holds what must outlive callers and workers, in these parts:
 
 - `telemetry`: every call's counts, from task transitions and call events (tracker.py);
 - `maps`: the durable state of spawn_maps (mapstore.py);
 - `caps`: cluster-wide concurrency caps as worker resources (caps.py);
-- `store`: named Dicts and Queues, and deployed apps (store.py).
+- `store`: named Dicts and Queues, and deployed apps (store.py);
+- `output`: what calls' inputs printed and which failed, kept per call and forwarded (output.py).
 
 It answers one RPC handler, `nbfan`, whose `operation` names a part's operation; requests come through
 `rpc.request` with the protocol version, and a request of another version is refused with a
@@ -19,9 +20,19 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from nbfan import compat
-from nbfan.keys import EVENT_TOPIC, RESULT_TOPIC_PREFIX, parse_task_key, result_topic
+from nbfan.keys import (
+    EVENT_TOPIC,
+    OUTPUT_TOPIC,
+    OUTPUT_TOPIC_PREFIX,
+    RESULT_TOPIC_PREFIX,
+    output_topic,
+    parse_task_key,
+    result_topic,
+)
+from nbfan.scheduler import intervals
 from nbfan.scheduler.caps import Caps
 from nbfan.scheduler.mapstore import MapStore
+from nbfan.scheduler.output import Output
 from nbfan.scheduler.retention import Retention
 from nbfan.scheduler.store import Store
 from nbfan.scheduler.telemetry import STREAM_OP, Telemetry
@@ -45,6 +56,8 @@ class NbfanPlugin(SchedulerPlugin):
         self.caps = Caps()
         self.store = Store()
         self.retention = Retention()
+        self.output = Output(still_held=lambda call_id: call_id in self.retention.held or call_id in self.maps.records,
+                             keep_for=lambda: self.retention.keep_for)
         self.scheduler: Any = None
         self.ops: dict[str, Callable[..., Any]] = {
             "calls": self.telemetry.calls,
@@ -57,17 +70,25 @@ class NbfanPlugin(SchedulerPlugin):
             "apps": self.store.apps_op,
             "retention.lookup": self.retention.lookup,
             "retention.configure": self.retention.configure,
+            "output.read": self.output.read,
+            "output.failures": self.output.failures,
             **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
         }
 
     async def start(self, scheduler: Any) -> None:
         """Attach the parts to the scheduler and answer requests."""
         self.scheduler = scheduler
-        for part in (self.telemetry, self.maps, self.caps, self.store, self.retention):
+        for part in (self.telemetry, self.maps, self.caps, self.store, self.retention, self.output):
             await part.start(scheduler)
         compat.add_rpc_handler(scheduler, HANDLER, self.handle)
         compat.add_stream_handler(scheduler, STREAM_OP, self.handle_event)
-        compat.add_periodic_callback(scheduler, "nbfan-retention", self.retention.sweep, 1000)
+        compat.add_periodic_callback(scheduler, "nbfan-retention", self.sweep, 1000)
+        await intervals.install(scheduler)  # short send intervals on any cluster (intervals.py)
+
+    def sweep(self) -> None:
+        """Once a second: results read long enough ago go, then output nobody keeps."""
+        self.retention.sweep()
+        self.output.sweep()
 
     async def close(self) -> None:
         """The scheduler is closing."""
@@ -147,14 +168,20 @@ class NbfanPlugin(SchedulerPlugin):
         """A client left: its calls that nobody else holds end, and its results topic goes."""
         self.telemetry.remove_client(scheduler, client)
         compat.forget_topic(scheduler, result_topic(client))
+        compat.forget_topic(scheduler, output_topic(client))
 
     def log_event(self, topic: str, msg: Any) -> None:
-        """Workers report failed, skipped and retried inputs as events, and push small results
-        to the clients waiting for them (already forwarded when this runs). Neither is kept:
-        Dask would keep the last 100,000 of each topic."""
+        """Workers report failed, skipped and retried inputs as events, push small results to
+        the clients waiting for them (already forwarded when this runs), and send what inputs
+        print (kept here, and forwarded to the calling client at a bounded rate). None of these
+        events is kept by Dask: it would keep the last 100,000 of each topic."""
         if topic == EVENT_TOPIC:
             self.telemetry.log_event(topic, msg)
-        elif not (isinstance(topic, str) and topic.startswith(RESULT_TOPIC_PREFIX)):
+        elif topic == OUTPUT_TOPIC:
+            forward = self.output.receive(msg)
+            if forward is not None and self.scheduler is not None:
+                self.scheduler.log_event(msg["to"], forward)  # to the caller's topic (dropped below)
+        elif not (isinstance(topic, str) and topic.startswith((RESULT_TOPIC_PREFIX, OUTPUT_TOPIC_PREFIX))):
             return
         if self.scheduler is not None:
             compat.drop_events(self.scheduler, topic)

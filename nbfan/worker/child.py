@@ -2,10 +2,12 @@
 worker (see `isolated.py` for why and when). Forked by the fork server with the function's
 environment already in place, so code reading it in C (`getenv`) sees it too.
 
-Requests: ("run", kind, digest, fn_blob | None, args, kwargs, lineage), kind "call" or "gen".
+Requests: ("run", kind, digest, fn_blob | None, args, kwargs, lineage, output), kind "call" or
+"gen"; output: what `output.in_child` needs to capture the input's prints, or None.
 Replies: ("ok", value) | ("fail", Failure) for a call; ("y", value)... then ("end",) or
 ("fail", Failure) for a generator. Meanwhile the child may ask the worker to act for it:
-("put", queue name, payload) pushes to a Dask Queue, ("secede",) / ("rejoin",) free and take
+("put", queue name, payload) pushes to a Dask Queue, ("output", message) sends what the
+input printed, ("secede",) / ("rejoin",) free and take
 back the worker slot while the input waits for calls it made.
 """
 
@@ -52,29 +54,36 @@ def serve(channel: socket.socket) -> None:
 
 def _run(
     kind: str, digest: bytes, fn_blob: bytes | None, args: tuple[Any, ...], kwargs: dict[str, Any],
-    lineage: tuple[str, ...],
+    lineage: tuple[str, ...], output_spec: tuple[str, str | None, int] | None = None,
 ) -> None:
+    from nbfan.worker import output
     from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE
     from nbfan.worker.payload import Failure
 
     call_token = CURRENT_CALL_ID.set(lineage[-1])
     lineage_token = CURRENT_LINEAGE.set(lineage)
+    reply: tuple[str, Any]
     try:
-        fn = _function(digest, fn_blob)
-        if kind == "gen":
-            for value in fn(*args, **kwargs):
-                _reply("y", value)
-            tell_worker("end")
-            return
-        result = fn(*args, **kwargs)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
-        _reply("ok", result)
+        with output.in_child(output_spec, tell_worker):  # what it prints is sent before the reply
+            fn = _function(digest, fn_blob)
+            if kind == "gen":
+                for value in fn(*args, **kwargs):
+                    _reply("y", value)
+                reply = ("end", None)
+            else:
+                result = fn(*args, **kwargs)
+                if asyncio.iscoroutine(result):
+                    result = asyncio.run(result)
+                reply = ("ok", result)
     except Exception as exc:
-        _reply("fail", Failure.capture(exc))
+        reply = ("fail", Failure.capture(exc))
     finally:
         CURRENT_LINEAGE.reset(lineage_token)
         CURRENT_CALL_ID.reset(call_token)
+    if reply[0] == "end":
+        tell_worker("end")
+    else:
+        _reply(*reply)
 
 
 def _function(digest: bytes, fn_blob: bytes | None) -> Callable[..., Any]:

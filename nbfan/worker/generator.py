@@ -13,6 +13,7 @@ import cloudpickle
 from distributed import Queue
 
 from nbfan.exception import SerializationError
+from nbfan.worker import output
 from nbfan.worker.payload import Failure, Payload, loads
 from nbfan.worker.task import TaskSpec, call_cancelled, call_context, runner_for
 
@@ -42,13 +43,16 @@ def run_generator(fn_blob: bytes, inputs: Payload, spec: TaskSpec, queue_name: s
     """Task body for generator functions: stream every yield of every input of the batch."""
     from distributed import get_client
 
-    with call_context(spec):
+    with call_context(spec), output.capture(spec.call_id, spec.output_to, spec.capture_output, first_index):
         runner = runner_for(fn_blob, spec)
         stream = _Stream(Queue(queue_name, client=get_client()))
+        running = [0]  # the offset of the input running now, for its output lines
+        output.track_position(lambda: running[0])
         with runner.registered():
             for offset, (args, kwargs) in enumerate(loads(inputs)):
                 if call_cancelled(spec):
                     break
+                running[0] = offset
                 index = first_index + offset
                 runner.generate(args, kwargs, functools.partial(stream.add_event, index))
                 if stream.failed and spec.stop_on_error:

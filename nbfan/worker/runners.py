@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbfan.exception import ExecutionError, FunctionTimeoutError, InputCancellation
-from nbfan.worker import isolated, stopping
+from nbfan.worker import isolated, output, stopping
 from nbfan.worker.payload import Columns, Failure
 from nbfan.worker.tracebacks import unpickle_function
 
@@ -79,6 +79,7 @@ class InThread:
         fn, kwargs = self.fn, batch.kwargs
         values: list[Any] = []
         append = values.append
+        output.track_position(values.__len__)
         try:
             if len(batch.columns) == 1 and not kwargs:
                 for x in batch.columns[0]:
@@ -164,7 +165,7 @@ class InChild:
         """Run one input; a Failure when it was stopped (deadline, cancel) or its process died."""
         child = isolated.acquire(self.digest, self.env)
         blob = None if child.loaded == self.digest else self.fn_blob
-        request = ("run", kind, self.digest, blob, args, kwargs, self.lineage)
+        request = ("run", kind, self.digest, blob, args, kwargs, self.lineage, output.for_child())
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         relay = _Relay()
         try:
@@ -201,6 +202,8 @@ class _Relay:
         kind = event[0]
         if kind == "put":
             self._queue(event[1]).put(event[2])
+        elif kind == "output":
+            output.relay(event[1])
         elif kind == "secede" and not self.seceded:
             from nbfan.worker.waiting import secede_slot
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbfan.exception import ExecutionError, InputCancellation
-from nbfan.worker import isolated
+from nbfan.worker import isolated, output
 from nbfan.worker import telemetry as _telemetry
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
@@ -50,6 +50,8 @@ class TaskSpec:
     name: str = "the function"  # for messages
     isolated: bool = False  # run in a child process even without env or timeout (%%remote cells)
     push_to: str | None = None  # the event topic of the client waiting for this one-input call (push.py)
+    capture_output: bool = False  # what inputs print and log is captured and kept per call (output.py)
+    output_to: str | None = None  # the topic of the client shown that output live (None: kept only)
 
     @property
     def lineage(self) -> tuple[str, ...]:
@@ -129,9 +131,11 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
 
     With `stop_on_error`, the inputs after a failure are not run (they are cancelled)."""
     started = time.perf_counter()
-    with call_context(spec):
+    with call_context(spec), output.capture(spec.call_id, spec.output_to, spec.capture_output) as captured:
         runner = runner_for(fn_blob, spec)
         values, failures, n_failed, n_skipped = _run_inputs(runner, loads(inputs), spec)
+    if n_failed and spec.capture_output:
+        report_failures(spec, captured.start if captured is not None else None, failures)
     _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
     payload = dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
     if spec.push_to is not None:
@@ -143,6 +147,12 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
         if unmapped:
             payload = dataclasses.replace(payload, unmapped=unmapped)
     return payload
+
+
+def report_failures(spec: TaskSpec, start: int | None, failures: dict[int, Failure]) -> None:
+    """The failed inputs of a task, for `nbfan logs --failed` (skipped and cancelled ones are not failures)."""
+    real = {position: f for position, f in failures.items() if f.exc_type is not InputCancellation}
+    output.report_failures(spec.call_id, start, real, 1 + (spec.retries.max_retries if spec.retries else 0))
 
 
 def _run_inputs(
@@ -170,6 +180,7 @@ def _run_inputs(
             if isinstance(inputs, Columns) and isinstance(runner, InThread) and not call_cancelled(spec):
                 values, first = runner.call_columns(inputs)
                 rest = itertools.islice(inputs, len(values), None)
+            output.track_position(values.__len__)  # lines printed are of input `len(values)` of the batch
             for args, kwargs in rest:
                 if (failed and spec.stop_on_error) or call_cancelled(spec):
                     skipped = InputCancellation(

@@ -1,0 +1,213 @@
+"""The caller's side of forwarded output (worker/output.py, scheduler/output.py): what its calls'
+inputs print and log, written to this process's sys.stdout / sys.stderr as it arrives (in a
+notebook kernel: the cell's output).
+
+Each client listens on a topic of its own (`keys.output_topic`), subscribed on its first call,
+before that call's tasks are submitted (the subscription goes ahead of them in the client's
+stream). Calls made inside a worker task forward to their parent's topic instead: the output of
+nested calls goes to whoever called the outermost one. The scheduler forwards at most
+`scheduler.output.RATE` lines a second per call; the rest are kept, and this side says how many
+were held back (at most once a second per call, and at exit) and how to read them all."""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+import time
+from typing import Any, NamedTuple
+
+from distributed import Client
+
+from nbfan.config import config
+from nbfan.keys import output_topic
+from nbfan.scheduler.rpc import ensure_plugin, request
+from nbfan.worker import output as worker_output
+
+NOTE_SECONDS = 1.0
+_listening: dict[str, bool] = {}  # client id -> whether it hears its topic
+_held: dict[str, list[float]] = {}  # call id -> [held back so far, held back when last told, last told at]
+_lock = threading.Lock()
+
+
+def spec_fields(client: Client, enabled: bool) -> dict[str, Any]:
+    """The TaskSpec fields of a new call: whether its output is captured, and where it is shown."""
+    if not (enabled and config.forward_output):
+        return {"capture_output": False, "output_to": None}
+    if worker_output.current() is not None:  # a call made inside an input: its caller's topic
+        return {"capture_output": True, "output_to": worker_output.current_topic()}
+    return {"capture_output": True, "output_to": topic_for(client)}
+
+
+def topic_for(client: Client) -> str | None:
+    """The client's output topic, or None when it cannot hear one (no nbfan plugin)."""
+    client_id = client.id
+    with _lock:
+        known = _listening.get(client_id)
+    if known is None:
+        try:
+            ensure_plugin(client)
+            client.subscribe_topic(output_topic(client_id), _arrived)
+            known = True
+        except Exception:
+            known = False
+        with _lock:
+            _listening[client_id] = known
+    return output_topic(client_id) if known else None
+
+
+def _arrived(event: tuple[float, Any]) -> None:
+    """Lines of one call (on the client's event loop): write them where this process prints."""
+    _, msg = event
+    if not isinstance(msg, dict):
+        return
+    for line in msg.get("lines", ()):
+        write_line(line)
+    held = int(msg.get("held", 0) or 0)
+    if held:
+        _note_held(str(msg.get("call_id", "?")), held)
+
+
+def write_line(line: Any) -> None:
+    """One forwarded line: [input index, stream, time, worker, text]."""
+    stream = sys.stdout if line[1] == "stdout" else sys.stderr
+    try:
+        stream.write(f"{line[4]}\n")
+        stream.flush()
+    except Exception:  # a closed stream must not break the client's event loop
+        pass
+
+
+def _note_held(call_id: str, held: int) -> None:
+    """Say how many lines were held back: at once the first time, then at most every NOTE_SECONDS."""
+    now = time.monotonic()
+    with _lock:
+        state = _held.setdefault(call_id, [0.0, 0.0, 0.0])
+        state[0] = max(state[0], held)
+        due = state[0] > state[1] and now - state[2] >= NOTE_SECONDS
+        if due:
+            state[1], state[2] = state[0], now
+        elif call_id not in _timers:  # told a moment ago: tell the rest a little later
+            timer = threading.Timer(NOTE_SECONDS, _later, (call_id,))
+            timer.daemon = True
+            _timers[call_id] = timer
+            timer.start()
+    if due:
+        _tell_held(call_id, int(state[0]))
+
+
+def _later(call_id: str) -> None:
+    with _lock:
+        _timers.pop(call_id, None)
+        state = _held.get(call_id)
+        if state is None or state[0] <= state[1]:
+            return
+        state[1], state[2] = state[0], time.monotonic()
+    _tell_held(call_id, int(state[0]))
+
+
+_timers: dict[str, threading.Timer] = {}
+
+
+def _tell_held(call_id: str, held: int) -> None:
+    try:
+        sys.stderr.write(held_note(call_id, held) + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def held_note(call_id: str, held: int) -> str:
+    from nbfan.scheduler.output import RATE
+
+    return (
+        f"nbfan: call {call_id} prints more than {RATE} lines/s: {held:,} lines held back so far (kept on the "
+        f"cluster); read them all with `nbfan logs {call_id}`"
+    )
+
+
+@atexit.register
+def _tell_rest() -> None:
+    """At exit: the held-back counts not told yet."""
+    with _lock:
+        untold = [(call_id, int(s[0])) for call_id, s in _held.items() if s[0] > s[1]]
+    for call_id, held in untold:
+        _tell_held(call_id, held)
+
+
+# -- reading kept output back (any process connected to the cluster) ---------------------------
+
+
+class LogLine(NamedTuple):
+    """One line an input of a call printed or logged."""
+
+    input: int  # the input's index in its call
+    stream: str  # "stdout", "stderr" or "log" (a record of the root logger)
+    time: float  # unix time it was written
+    worker: str  # address of the worker that ran the input
+    text: str
+
+
+class FailedInput(NamedTuple):
+    """One input of a call that failed (after its retries)."""
+
+    input: int  # the input's index in its call
+    exc_type: str  # module-qualified name of the exception's type
+    message: str
+    traceback: str  # the remote traceback, as text
+    worker: str
+    attempts: int
+
+
+def read_page(client: Client, call_id: str, *, after: int = 0, input: int | None = None,
+              since: float | None = None) -> dict[str, Any]:
+    """One page of a call's kept lines after sequence number `after`: the scheduler's reply
+    (`lines` as [seq, index, stream, time, worker, text], `next`, `known`, `dropped`, `lost`, `held`)."""
+    reply: dict[str, Any] = request(client, "output.read", call_id=call_id, after=after, input=input, since=since)
+    return reply
+
+
+def read_logs(client: Client, call_id: str, *, input: int | None = None, since: float | None = None) -> list[LogLine]:
+    """Every kept line of a call (of input `input`, written at or after unix time `since`)."""
+    lines: list[LogLine] = []
+    after = 0
+    while True:
+        page = read_page(client, call_id, after=after, input=input, since=since)
+        lines.extend(LogLine(*row[1:]) for row in page["lines"])
+        if page["next"] == after:
+            return lines
+        after = page["next"]
+
+
+def read_failures(client: Client, call_id: str) -> list[FailedInput]:
+    """The failed inputs of a call the cluster knows of, by input index."""
+    reply = request(client, "output.failures", call_id=call_id)
+    return [FailedInput(row[0], row[1], row[2], row[3], row[4], row[5]) for row in reply["failures"]]
+
+
+class Follower:
+    """Writes a call's kept lines here as they come, for a handle re-attached in another process
+    (the spawner itself gets them forwarded live)."""
+
+    def __init__(self, client: Client, call_id: str) -> None:
+        self.client = client
+        self.call_id = call_id
+        self.after = 0
+        self.skipped = 0
+
+    def poll(self) -> None:
+        """Write what arrived since the last poll: at most FOLLOW_LINES lines, and a count of the rest."""
+        try:
+            page = read_page(self.client, self.call_id, after=self.after)
+        except Exception:  # an old cluster without the request: nothing to show
+            return
+        rows = page["lines"]
+        for row in rows[:FOLLOW_LINES]:
+            write_line(row[1:])
+        self.skipped += max(0, len(rows) - FOLLOW_LINES)
+        self.after = page["next"]
+        if len(rows) > FOLLOW_LINES:
+            _tell_held(self.call_id, self.skipped)
+
+
+FOLLOW_LINES = 200  # lines a re-attached handle writes per poll (about a second)

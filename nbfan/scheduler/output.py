@@ -1,0 +1,186 @@
+"""What calls' inputs printed and logged, and which inputs failed: kept per call on the
+scheduler, and forwarded live to the client that made the call (a part of nbfan's plugin).
+
+Workers send lines as log events on `keys.OUTPUT_TOPIC` (worker/output.py). Each line is kept
+(read back by `nbfan logs`, `FunctionCall.logs()`, `MapCall.logs()`) and, up to RATE lines a
+second per call (bursts of BURST), forwarded to the call's client topic; lines over that rate
+are kept but not forwarded, and every forwarded message says how many were held back.
+
+Bounds: MAX_CALL_LINES lines per call and MAX_LINES lines on the cluster (the oldest dropped
+first), lines of at most worker.output.MAX_LINE_CHARS; MAX_FAILURES failed inputs per call. A
+call's output goes `keep_for` seconds (retention's, 600 s by default) after its last line, or
+once its result is no longer held (a spawned call's, a spawn_map's) if that is later."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+RATE = 100  # lines a second per call forwarded to its caller
+BURST = 1000  # lines forwarded at once before the rate applies
+MAX_CALL_LINES = 100_000
+MAX_LINES = 1_000_000
+MAX_FAILURES = 1_000
+MAX_CALLS = 10_000  # calls with output kept (the oldest go first)
+READ_LIMIT = 10_000  # lines in one read reply
+
+Row = tuple[int, int, str, float, str, str]  # (seq, input index, stream, time, worker, text)
+
+
+class CallOutput:
+    """One call's kept lines and failures, and its forwarding budget."""
+
+    def __init__(self, now: float) -> None:
+        self.lines: deque[Row] = deque()
+        self.seq = 0  # sequence number of the last line kept
+        self.dropped = 0  # oldest lines dropped for the bounds
+        self.lost = 0  # lines a worker could not queue (more than it sends between two flushes)
+        self.held = 0  # lines kept but not forwarded (over the rate)
+        self.tokens = float(BURST)
+        self.refilled = now
+        self.active = now
+        self.failures: dict[int, list[Any]] = {}
+        self.failures_dropped = 0
+
+    def take(self, n: int, now: float) -> int:
+        """How many of `n` lines may be forwarded now."""
+        self.tokens = min(float(BURST), self.tokens + (now - self.refilled) * RATE)
+        self.refilled = now
+        allowed = min(n, int(self.tokens))
+        self.tokens -= allowed
+        return allowed
+
+
+class Output:
+    """Kept output and failures by call id (a part of `plugin.NbfanPlugin`)."""
+
+    def __init__(self, still_held: Callable[[str], bool] | None = None,
+                 keep_for: Callable[[], float] | None = None) -> None:
+        self.calls: OrderedDict[str, CallOutput] = OrderedDict()  # oldest first
+        self.total = 0
+        self.scheduler: Any = None
+        self.still_held = still_held or (lambda call_id: False)
+        self.keep_for = keep_for or (lambda: 600.0)
+        self.clock: Callable[[], float] = time.time
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def _call(self, call_id: str, now: float) -> CallOutput:
+        rec = self.calls.get(call_id)
+        if rec is None:
+            rec = self.calls[call_id] = CallOutput(now)
+            while len(self.calls) > MAX_CALLS:
+                self._forget(next(iter(self.calls)))
+        return rec
+
+    # -- from workers ---------------------------------------------------------------------
+
+    def receive(self, msg: Any) -> dict[str, Any] | None:
+        """A worker's message: keep its lines or failures. Returns what to forward to the call's
+        client topic (`msg["to"]`), or None."""
+        if not isinstance(msg, dict) or not isinstance(msg.get("call_id"), str):
+            return None
+        now = self.clock()
+        rec = self._call(msg["call_id"], now)
+        rec.active = now
+        worker = str(msg.get("worker") or "")
+        if msg.get("failures"):
+            self._keep_failures(rec, msg["failures"], worker, now)
+            return None
+        lines = msg.get("lines") or []
+        rec.lost += int(msg.get("dropped", 0) or 0)
+        rows = []
+        for line in lines:
+            rec.seq += 1
+            rows.append((rec.seq, int(line[0]), str(line[1]), float(line[2]), worker, str(line[3])))
+        rec.lines.extend(rows)
+        self.total += len(rows)
+        self._bound(rec)
+        to = msg.get("to")
+        if not to or not rows:
+            return None
+        allowed = rec.take(len(rows), now)
+        rec.held += len(rows) - allowed
+        return {"call_id": msg["call_id"], "lines": [list(r[1:]) for r in rows[:allowed]], "held": rec.held}
+
+    def _keep_failures(self, rec: CallOutput, rows: Any, worker: str, now: float) -> None:
+        for row in rows:
+            index, type_name, message, traceback, attempts = row[:5]
+            if len(rec.failures) >= MAX_FAILURES and int(index) not in rec.failures:
+                rec.failures_dropped += 1
+                continue
+            rec.failures[int(index)] = [int(index), str(type_name), str(message), str(traceback), worker,
+                                        int(attempts), now]
+
+    def _bound(self, rec: CallOutput) -> None:
+        while len(rec.lines) > MAX_CALL_LINES:
+            rec.lines.popleft()
+            rec.dropped += 1
+            self.total -= 1
+        for other in self.calls.values():  # oldest call first
+            if self.total <= MAX_LINES:
+                return
+            while other.lines and self.total > MAX_LINES:
+                other.lines.popleft()
+                other.dropped += 1
+                self.total -= 1
+
+    def _forget(self, call_id: str) -> None:
+        rec = self.calls.pop(call_id, None)
+        if rec is not None:
+            self.total -= len(rec.lines)
+
+    def sweep(self) -> None:
+        """Forget the output of calls silent for `keep_for` seconds whose result is not held."""
+        now = self.clock()
+        keep_for = self.keep_for()
+        for call_id, rec in list(self.calls.items()):
+            if now - rec.active >= keep_for and not self.still_held(call_id):
+                self._forget(call_id)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def read(self, call_id: str = "", after: int = 0, input: int | None = None, since: float | None = None,
+             streams: list[str] | None = None, limit: int = READ_LIMIT) -> dict[str, Any]:
+        """The `output.read` request: a call's kept lines after sequence number `after` (of input
+        `input`, at or after unix time `since`), oldest first, at most `limit` of them."""
+        rec = self.calls.get(call_id)
+        if rec is None:
+            return {"known": False, "lines": [], "next": after, "dropped": 0, "lost": 0, "held": 0}
+        out: list[list[Any]] = []
+        limit = max(1, min(int(limit), READ_LIMIT))
+        last = after
+        for row in rec.lines:
+            if row[0] <= after:
+                continue
+            last = row[0]
+            if input is not None and row[1] != input:
+                continue
+            if since is not None and row[3] < since:
+                continue
+            if streams and row[2] not in streams:
+                continue
+            out.append(list(row))
+            if len(out) >= limit:
+                break
+        return {"known": True, "lines": out, "next": last, "dropped": rec.dropped, "lost": rec.lost,
+                "held": rec.held}
+
+    def failures(self, call_id: str = "") -> dict[str, Any]:
+        """The `output.failures` request: a call's failed inputs, by input index."""
+        rec = self.calls.get(call_id)
+        if rec is None:
+            return {"known": False, "failures": [], "dropped": 0}
+        rows = [rec.failures[i] for i in sorted(rec.failures)]
+        return {"known": True, "failures": rows, "dropped": rec.failures_dropped}
+
+    def summary(self, call_id: str, last: int = 20) -> dict[str, Any]:
+        """A call's failed inputs and latest lines, for the panel's per-call view."""
+        rec = self.calls.get(call_id)
+        if rec is None:
+            return {"failures": [], "lines": [], "held": 0}
+        lines = [list(r) for r in list(rec.lines)[-last:]]
+        return {"failures": [rec.failures[i] for i in sorted(rec.failures)][:100], "lines": lines, "held": rec.held}
