@@ -14,6 +14,7 @@ from nbfan.scheduler.schema import SCHEMA_VERSION, CallsSnapshot, ClusterSnapsho
 
 __all__ = [
     "TelemetryUnavailable",
+    "call_detail",
     "calls_snapshot",
     "cancel",
     "cluster_snapshot",
@@ -148,3 +149,20 @@ def cluster_snapshot_from_info(info: dict[str, Any]) -> ClusterSnapshot:
 def cluster_snapshot(client: Any) -> ClusterSnapshot:
     """What the cluster offers now: workers, threads, memory, GPUs, dashboard link."""
     return cluster_snapshot_from_info(client.scheduler_info(n_workers=-1))
+
+
+def call_detail(client: Any, call_id: str, lines: int = 20) -> dict[str, Any]:
+    """A call's failed inputs and its latest output lines (the panel's per-call view):
+    {"call_id", "failures": [{input, exc_type, message, traceback, worker, attempts, time}],
+    "lines": [{input, stream, time, worker, text}], "held"}."""
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidError(f"call_detail() takes a call id string, got {call_id!r}")
+    summary = _request(client, "output.summary", call_id=call_id, last=lines)
+    failure_keys = ("input", "exc_type", "message", "traceback", "worker", "attempts", "time")
+    line_keys = ("input", "stream", "time", "worker", "text")
+    return {
+        "call_id": call_id,
+        "failures": [dict(zip(failure_keys, row, strict=False)) for row in summary["failures"]],
+        "lines": [dict(zip(line_keys, row[1:], strict=False)) for row in summary["lines"]],
+        "held": summary["held"],
+    }

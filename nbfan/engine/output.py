@@ -12,6 +12,7 @@ were held back (at most once a second per call, and at exit) and how to read the
 from __future__ import annotations
 
 import atexit
+import contextvars
 import sys
 import threading
 import time
@@ -72,10 +73,16 @@ def write_line(line: Any) -> None:
     """One forwarded line: [input index, stream, time, worker, text]."""
     stream = sys.stdout if line[1] == "stdout" else sys.stderr
     try:
-        stream.write(f"{line[4]}\n")
-        stream.flush()
+        # in an empty context: the client's event loop runs in the context of the cell that
+        # started it, and ipykernel would file the line under that cell, not the running one
+        contextvars.Context().run(_write_to, stream, f"{line[4]}\n")
     except Exception:  # a closed stream must not break the client's event loop
         pass
+
+
+def _write_to(stream: Any, text: str) -> None:
+    stream.write(text)
+    stream.flush()
 
 
 def _note_held(call_id: str, held: int) -> None:
@@ -111,8 +118,7 @@ _timers: dict[str, threading.Timer] = {}
 
 def _tell_held(call_id: str, held: int) -> None:
     try:
-        sys.stderr.write(held_note(call_id, held) + "\n")
-        sys.stderr.flush()
+        contextvars.Context().run(_write_to, sys.stderr, held_note(call_id, held) + "\n")
     except Exception:
         pass
 

@@ -177,8 +177,9 @@ class Output:
         rows = [rec.failures[i] for i in sorted(rec.failures)]
         return {"known": True, "failures": rows, "dropped": rec.failures_dropped}
 
-    def summary(self, call_id: str, last: int = 20) -> dict[str, Any]:
-        """A call's failed inputs and latest lines, for the panel's per-call view."""
+    def summary(self, call_id: str = "", last: int = 20) -> dict[str, Any]:
+        """The `output.summary` request: a call's failed inputs (the first 100) and latest
+        lines, for the panel's per-call view."""
         rec = self.calls.get(call_id)
         if rec is None:
             return {"failures": [], "lines": [], "held": 0}

@@ -72,6 +72,7 @@ class NbfanPlugin(SchedulerPlugin):
             "retention.configure": self.retention.configure,
             "output.read": self.output.read,
             "output.failures": self.output.failures,
+            "output.summary": self.output.summary,
             **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
         }
 

@@ -72,8 +72,17 @@ class CancelHandler(_Base):
         await self._answer(cancel())
 
 
+class CallDetailHandler(_Base):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, call_id: str) -> None:
+        """GET /nbfan/api/calls/{call_id} -> {"call_id", "failures": [...], "lines": [...], "held"}"""
+        await self._answer(self.manager.detail(call_id))
+
+
 class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
-    """WS /nbfan/api/stream: pushes {"type": "calls", ...} and {"type": "cluster", ...}."""
+    """WS /nbfan/api/stream: pushes {"type": "calls", ...} and {"type": "cluster", ...}, and
+    {"type": "detail", ...} of the call the panel asked to watch ({"type": "watch", "call_id": ...})."""
 
     auth_resource = AUTH_RESOURCE
 
@@ -98,7 +107,15 @@ class StreamHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         self.manager.add_socket(self)
 
     def on_message(self, message: Any) -> None:
-        """The panel only listens; anything it sends is ignored."""
+        """{"type": "watch", "call_id": ID or null}: push that call's detail (failed inputs, latest
+        output lines) with the calls; anything else is ignored."""
+        try:
+            parsed = json.loads(message)
+        except (TypeError, ValueError):
+            return
+        if isinstance(parsed, dict) and parsed.get("type") == "watch":
+            call_id = parsed.get("call_id")
+            self.manager.watch(self, call_id if isinstance(call_id, str) and call_id.isalnum() else None)
 
     def on_close(self) -> None:
         self.manager.remove_socket(self)
@@ -122,6 +139,7 @@ def route_patterns() -> list[tuple[str, type]]:
         ("nbfan/api/cluster", ClusterHandler),
         ("nbfan/api/calls", CallsHandler),
         (f"nbfan/api/calls/{CALL_ID}/cancel", CancelHandler),
+        (f"nbfan/api/calls/{CALL_ID}", CallDetailHandler),
         ("nbfan/api/stream", StreamHandler),
     ]
 

@@ -58,6 +58,7 @@ class TelemetryManager:
         self._greetings: set[asyncio.Future[None]] = set()  # held until done: the loop keeps weak references
         self._wake = asyncio.Event()
         self._closed = False
+        self.watching: dict[Socket, str] = {}  # socket -> the call whose detail it is shown
 
     # -- the Dask client (blocking: runs in the executor) -----------------------------------
 
@@ -120,6 +121,28 @@ class TelemetryManager:
         self.poke()
         return cancelled
 
+    async def detail(self, call_id: str) -> dict[str, Any]:
+        """A call's failed inputs and latest output lines (api.telemetry.call_detail)."""
+        return cast(dict[str, Any], await self._run(self._with_client, lambda c: query.call_detail(c, call_id)))
+
+    def watch(self, socket: Socket, call_id: str | None) -> None:
+        """The socket's panel shows this call's detail (None: none): it gets {"type": "detail", ...}
+        with each push."""
+        if call_id:
+            self.watching[socket] = call_id
+        else:
+            self.watching.pop(socket, None)
+        self.poke()
+
+    async def _push_details(self) -> None:
+        for socket, call_id in list(self.watching.items()):
+            if socket not in self.sockets:
+                self.watching.pop(socket, None)
+                continue
+            if not socket.send_json({"type": "detail", **(await self.detail(call_id))}):
+                self.sockets.discard(socket)
+                self.watching.pop(socket, None)
+
     # -- the push loop ------------------------------------------------------------------------
 
     def add_socket(self, socket: Socket) -> None:
@@ -132,6 +155,7 @@ class TelemetryManager:
 
     def remove_socket(self, socket: Socket) -> None:
         self.sockets.discard(socket)
+        self.watching.pop(socket, None)
 
     def poke(self) -> None:
         """Something changed (a cancel): push soon rather than at the next idle tick."""
@@ -168,6 +192,8 @@ class TelemetryManager:
                     last_calls = body
                 if running:
                     interval = RUNNING_INTERVAL
+                if self.watching:
+                    await self._push_details()
                 if loop.time() >= next_cluster:
                     next_cluster = loop.time() + CLUSTER_INTERVAL
                     self._broadcast({"type": "cluster", **(await self.cluster())})

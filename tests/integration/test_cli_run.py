@@ -48,9 +48,13 @@ def isolated(monkeypatch, tmp_path):
 def test_run_modal_hello_world_with_progress(scheduler):
     result = run_nbfan("run", str(SCRIPTS / "hello_world.py"), scheduler=scheduler, env={"NBFAN_PROGRESS": "1"})
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.split()
-    assert lines[:4] == ["hello", "1000", "1000000", "1000000"]
+    lines = result.stdout.splitlines()
+    # f.local's print, its result, f.remote's print (forwarded from the worker, as Modal shows it), its result
+    assert lines[:4] == ["hello 1000", "1000000", "hello 1000", "1000000"]
+    assert sorted(lines[4:-1]) == sorted(f"hello {i}" for i in range(0, 200, 2))  # the map's prints, once each
     assert lines[-1] == str(sum(i * i for i in range(200)))
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("world")) == sorted(
+        f"world {i}" for i in range(1, 200, 2))
     # the map's progress bar, drawn on stderr
     assert "f.map" in result.stderr and "200/200" in result.stderr
 

@@ -319,3 +319,55 @@ def test_a_detached_spawn_map_keeps_its_output_and_failures(client, local_cluste
     follow = subprocess.run([sys.executable, "-m", "nbfan.cli", "logs", "--follow", "--raw", map_id], capture_output=True,
                             text=True, env=_cli_env(local_cluster), timeout=60)
     assert sorted(follow.stdout.splitlines()) == [f"detached {x}" for x in range(6)]
+
+
+def test_a_notebook_cell_shows_what_its_map_printed(local_cluster, tmp_path):
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.integration.test_kernel import kernel_env
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import logging, sys\nimport nbfan\napp = nbfan.App('output-kernel')\n\n"
+            "@app.function\ndef f(x):\n    print(f'cell out {x}')\n    print(f'cell err {x}', file=sys.stderr)\n"
+            "    logging.warning('cell log %d', x)\n    return x\n"
+        ),
+        nbformat.v4.new_code_cell("sum(f.map(range(4)))"),
+        nbformat.v4.new_code_cell("f.remote(9)"),
+    ]
+    NotebookClient(nb, kernel_name="nbfan", timeout=180, startup_timeout=60,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute(
+        env={**os.environ, **kernel_env(local_cluster.scheduler_address)})
+
+    def streams(cell: Any) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        for out in cell.outputs:
+            if out.output_type == "stream":
+                found[out.name] += out.text.splitlines()
+        return found
+
+    mapped, single = streams(nb.cells[1]), streams(nb.cells[2])
+    assert sorted(mapped["stdout"]) == [f"cell out {x}" for x in range(4)]
+    assert sorted(mapped["stderr"]) == sorted([f"cell err {x}" for x in range(4)] +
+                                              [f"WARNING:root:cell log {x}" for x in range(4)])
+    assert single == {"stdout": ["cell out 9"], "stderr": ["cell err 9", "WARNING:root:cell log 9"]}
+
+
+def test_every_kind_of_call_shows_its_output_on_a_stock_dask_cluster(tmp_path_factory):
+    """A scheduler and workers with dask and distributed only: nbfan ships its code (the
+    plugin that keeps and forwards the output, the workers' capture) on connecting."""
+    from test_stock_cluster import _start_stock_cluster, _stop
+
+    subprocess.run(["bash", str(REPO / "scripts" / "stock-venv.sh")], check=True, timeout=600)
+    address, started = _start_stock_cluster(tmp_path_factory.mktemp("stock-output"), 2)
+    try:
+        result = script(EVERY_KIND, address, timeout=300)
+    finally:
+        _stop(started)
+    out, err = expected_every_kind()
+    assert sorted(result.stdout.splitlines()) == out
+    assert sorted(result.stderr.splitlines()) == err

@@ -34,6 +34,14 @@ def srv_step(x: int) -> int:
 
 
 @app.function
+def srv_fails_on_three(x: int) -> int:
+    print(f"srv line {x}")
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@app.function
 def srv_long(x: int) -> int:
     for _ in range(40):
         time.sleep(0.05)
@@ -230,6 +238,34 @@ async def test_websocket_pushes_snapshots_while_a_map_runs(jp_ws_fetch: Any, clu
         assert len(set(progress)) >= 2  # the bar moved while it ran
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         assert gaps and min(gaps) >= 0.15  # at most ~4 pushes a second (timer slack allowed)
+    finally:
+        ws.close()
+
+
+async def test_a_calls_detail_shows_its_failed_inputs_and_latest_lines(
+    jp_fetch: Any, jp_ws_fetch: Any, cluster_env: str, client: Any
+) -> None:
+    results = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: list(srv_fails_on_three.map(range(5), return_exceptions=True)))
+    assert isinstance(results[3], ValueError)
+    call = await wait_calls(jp_fetch, lambda c: c["function"] == "srv_fails_on_three" and c["state"] != "running")
+    detail = await get_json(jp_fetch, "nbfan", "api", "calls", call["call_id"])
+    (failure,) = detail["failures"]
+    assert (failure["input"], failure["exc_type"], failure["message"], failure["attempts"]) == (
+        3, "builtins.ValueError", "three", 1)
+    assert 'raise ValueError("three")' in failure["traceback"] and failure["worker"].startswith("tcp://")
+    assert sorted(line["text"] for line in detail["lines"]) == [f"srv line {x}" for x in range(5)]
+    ws = await jp_ws_fetch("nbfan", "api", "stream")
+    try:
+        await ws.write_message(json.dumps({"type": "watch", "call_id": call["call_id"]}))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            msg = json.loads(await asyncio.wait_for(ws.read_message(), 20))
+            if msg["type"] == "detail":
+                assert msg["call_id"] == call["call_id"] and msg["failures"] == detail["failures"]
+                break
+        else:
+            raise AssertionError("no detail pushed")
     finally:
         ws.close()
 
