@@ -8,11 +8,27 @@ how long an input takes, and a task with fewer inputs than a list could never fi
 
 While the sizes still ramp up (`ramping`), the map loop keeps fewer tasks in flight: a task
 costs the scheduler and the caller about a millisecond whatever its size, and a window of
-tasks of one input each is mostly that cost."""
+tasks of one input each is mostly that cost.
+
+Wide clusters (`slots`: the worker threads that can run the function) get longer batches:
+a task costs the scheduler about a millisecond, so 100 slots each ending a 0.1 s batch would
+be ~1,000 tasks a second, more than a scheduler on a small machine sends. The target grows
+with the slots (`target_for`), so that a slot frees up about every `target_seconds / 10`
+seconds whatever the width (what an interactive call waits for a slot). And a batch never
+takes more than its share of the inputs still to submit (`next_size(remaining)`), so the last
+inputs of a map are spread over every slot instead of queued on a few."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: slots per `target_seconds` of batch: up to this many slots a batch aims at `target_seconds`
+SLOTS_PER_TARGET = 10
+
+
+def target_for(slots: int, seconds: float = 0.1) -> float:
+    """Compute seconds a batch aims at on a cluster of `slots` slots."""
+    return seconds * max(1.0, slots / SLOTS_PER_TARGET)
 
 
 @dataclass
@@ -23,14 +39,29 @@ class BatchSizer:
     growth: int = 16  # fast inputs reach full batches in a few results; slow ones stay at 1
     size: int = 1
     floor: int = 1
+    slots: int = 1  # the worker threads that can run this function
     ramping: bool = True  # no batch observed yet, or the last size was held back by `growth`
     _seconds_per_input: float | None = None
     _seconds_seen: float = 0.0  # compute seconds and inputs of the batches seen, older ones fading
     _inputs_seen: float = 0.0
     _bytes_per_input: float = 0.0
 
-    def next_size(self) -> int:
-        return max(self.size, self.floor)
+    def start(self, total: int | None) -> None:
+        """Size the first round of a map of `total` inputs (when known) before anything is seen:
+        a slot's share of them, up to `slots / SLOTS_PER_TARGET` inputs (the factor by which
+        `target_for` lengthens batches on this width), so a wide cluster's first round is
+        one task per slot that already carries its share, and a narrow one's starts at 1."""
+        if total is None or self._seconds_per_input is not None:
+            return
+        self.size = max(1, min(total // max(self.slots, 1), self.slots // SLOTS_PER_TARGET))
+
+    def next_size(self, remaining: int | None = None) -> int:
+        """The next batch's size; no more than a slot's share of `remaining` (the inputs not
+        yet submitted, when known) once sizes are learnt."""
+        size = self.size
+        if remaining is not None and self._seconds_per_input is not None:
+            size = min(size, -(-remaining // max(self.slots, 1)))
+        return max(size, self.floor, 1)
 
     def observe(self, inputs: int, compute_seconds: float, payload_bytes: int) -> None:
         """Fold in one finished batch: `inputs` took `compute_seconds`; their payload had `payload_bytes`."""
@@ -44,7 +75,7 @@ class BatchSizer:
         self._inputs_seen = 0.7 * self._inputs_seen + inputs
         self._seconds_per_input = max(per_input, self._seconds_seen / self._inputs_seen, 1e-7)
         self._bytes_per_input = max(self._bytes_per_input * 0.7, payload_bytes / inputs)
-        by_time = self.target_seconds / self._seconds_per_input
+        by_time = target_for(self.slots, self.target_seconds) / self._seconds_per_input
         by_bytes = self.max_bytes / max(self._bytes_per_input, 1.0)
         wanted = int(max(1, min(by_time, by_bytes, self.max_batch)))
         self.ramping = wanted > self.size * self.growth

@@ -25,22 +25,40 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from nbfan.engine.batching import BatchSizer
+from nbfan.engine.placement import cluster_view
 from nbfan.engine.plan import Batch, CallPlan, cancel_call, decode_outcomes, describe_task_error
 from nbfan.engine.stream import iter_queue_events
 from nbfan.engine.watchdog import SchedulerWatch
+from nbfan.scheduler.caps import CAP_PREFIX
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.payload import Args, Payload
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.shared import trim as trim_shared
 
 
-def window_size(client: Client) -> int:
-    """Tasks in flight: enough to keep every worker thread busy while results travel."""
+def slots_for(client: Client, resources: dict[str, float] | None = None, limit: int | None = None) -> int:
+    """The worker threads that can run a task asking `resources` at once: the threads of the
+    workers whose resources fit it, each worker holding no more such tasks than its resources
+    allow, and no more than the function's `limit` (its concurrency_limit) cluster-wide."""
+    ask = {k: v for k, v in (resources or {}).items() if v > 0 and not k.startswith(CAP_PREFIX)}
     try:
-        threads: int = sum(client.nthreads().values())
+        workers = cluster_view(client).workers
     except Exception:
-        threads = 1
-    return max(4, 3 * threads)
+        workers = ()
+    slots = 0
+    for worker in workers:
+        if not worker.fits(ask):
+            continue
+        slots += min([worker.nthreads, *(int(worker.resources[k] // v) for k, v in ask.items())])
+    if limit is not None:
+        slots = min(slots, limit)
+    return max(1, slots)
+
+
+def window_size(client: Client, resources: dict[str, float] | None = None, limit: int | None = None) -> int:
+    """Tasks in flight: enough to keep every slot that can run the function busy while
+    results travel (three per slot)."""
+    return max(4, 3 * slots_for(client, resources, limit))
 
 
 def note_failed_input(exc: BaseException, index: int) -> BaseException:
@@ -67,15 +85,24 @@ class InputSource(Protocol):
     def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
         """Up to `size` inputs (start index, inputs), or None once there are no more."""
 
+    def remaining(self) -> int | None:
+        """How many inputs are still to take, None when not known (a lazy iterator)."""
+
 
 class IteratorSource:
     """Inputs read lazily from an iterator (a `.map` in the caller): memory stays flat however
     long it is. `first_input` checks input 0 before anything is submitted."""
 
-    def __init__(self, inputs: Iterator[Args], first_input: Callable[[Args], None] | None = None) -> None:
+    def __init__(
+        self, inputs: Iterator[Args], first_input: Callable[[Args], None] | None = None, total: int | None = None
+    ) -> None:
         self._inputs = inputs
         self._first_input = first_input
         self.taken = 0
+        self.total = total  # how many inputs there are, where known up front (sized inputs)
+
+    def remaining(self) -> int | None:
+        return None if self.total is None else max(0, self.total - self.taken)
 
     def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
         with gc_paused():  # many small tuples would set off costly collections
@@ -105,6 +132,9 @@ class RangeSource:
         stop = min(end, start + size)
         self._ranges[0] = (stop, end)
         return start, self._inputs[start:stop]
+
+    def remaining(self) -> int | None:
+        return sum(max(0, end - start) for start, end in self._ranges)
 
 
 def pending_ranges(stored: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
@@ -170,6 +200,11 @@ class MapLoop:
     """One call's tasks: fill the window from `source`, yield `Finished` batches (and `Yielded`
     values for generator streams); `close()` cancels what is still on the cluster.
 
+    `slots`: the worker threads that can run the function (a third of the window unless
+    given): the first round of tasks fills them all, and batches are sized for that width.
+    Tasks go to Dask with a priority that falls as the call submits more of them (see
+    `_priority`), so calls share the slots they compete for.
+
     `stream`: the name of the Dask Queue generator tasks push their events to (generator
     functions: one input per task, events instead of task results). `on_submit(batch)` and
     `on_exhausted(number of inputs)` report the pump's progress; `on_wait()` is called about
@@ -181,6 +216,7 @@ class MapLoop:
         source: InputSource,
         *,
         window: int,
+        slots: int | None = None,
         ordered: bool = True,
         sizer: BatchSizer | None = None,
         stream: str | None = None,
@@ -192,8 +228,12 @@ class MapLoop:
         self.plan = plan
         self.source = source
         self.window = window
+        self.slots = max(1, slots if slots is not None else window // 3)
         self.ordered = ordered and stream is None
-        self.sizer = sizer or BatchSizer(floor=plan.inputs_per_list)
+        if sizer is None:
+            sizer = BatchSizer(floor=plan.inputs_per_list, slots=self.slots)
+            sizer.start(source.remaining())
+        self.sizer = sizer
         self.stream = stream
         self.on_submit = on_submit
         self.on_exhausted = on_exhausted
@@ -203,7 +243,9 @@ class MapLoop:
         self.in_flight: dict[Any, Batch] = {}  # task key -> batch
         self.ready: dict[int, Finished] = {}  # reorder buffer: batch start -> finished batch
         self.exhausted = False
+        self._told_exhausted = False
         self.submitted = 0  # inputs submitted so far
+        self.tasks_submitted = 0
         # results are fetched as each task finishes; a task's error is read from its future
         self._completed = as_completed(loop=plan.client.loop, with_results=True, raise_errors=False)
         self._queue: Any = None
@@ -211,35 +253,56 @@ class MapLoop:
     # -- submitting ------------------------------------------------------------------------------
 
     def fill(self) -> None:
-        """Submit batches until the window is full or the inputs are exhausted."""
-        while not self.exhausted and len(self.in_flight) + len(self.ready) < self._window_now():
-            taken = self.source.take(1 if self.stream else self.sizer.next_size())
+        """Submit batches until the window is full or the inputs are exhausted: all at once,
+        in one message to the scheduler (one graph update costs it far less than many)."""
+        chunks: list[tuple[int, Sequence[Args]]] = []
+        while not self.exhausted and len(self.in_flight) + len(self.ready) + len(chunks) < self._window_now():
+            size = 1 if self.stream else self.sizer.next_size(self.source.remaining())
+            taken = self.source.take(size)
             if taken is None:
                 self.exhausted = True
-                if self.on_exhausted is not None:
-                    self.on_exhausted(self.submitted)
-                return
-            start, inputs = taken
-            self._submit(inputs, start)
-            self.submitted += len(inputs)
+                break
+            chunks.append(taken)
+            self.submitted += len(taken[1])
+            if self.stream is not None:  # a generator stream's tasks go one by one
+                self._submit_all(chunks)
+                chunks = []
+        if chunks:
+            self._submit_all(chunks)
+        if self.exhausted and not self._told_exhausted:
+            self._told_exhausted = True
+            if self.on_exhausted is not None:
+                self.on_exhausted(self.submitted)
 
     def _window_now(self) -> int:
-        """The window, or a third of it while batch sizes ramp up (about a task per worker
-        thread: slow inputs keep every thread busy, and the sizer learns from each result)."""
+        """The window, or one task per slot while batch sizes ramp up (slow inputs keep every
+        slot busy, and the sizer learns from each result)."""
         if self.stream is None and self.sizer.ramping:
-            return max(1, self.window // 3)
+            return max(1, min(self.window, self.slots))
         return self.window
 
-    def _submit(self, inputs: Sequence[Args], start: int) -> None:
+    def _priority(self) -> int:
+        """The Dask priority of the next tasks (higher runs first among tasks waiting for a
+        slot): the plan's (one-input calls: above every map), less the tasks this call has
+        submitted so far. A call that has had few tasks goes ahead of one that has had many
+        (least attained service first): a new map starts at once beside a long one, two long
+        maps alternate, and none is starved, as the one ahead drops with every task it gets."""
+        return self.plan.priority - self.tasks_submitted
+
+    def _submit_all(self, chunks: list[tuple[int, Sequence[Args]]]) -> None:
         with gc_paused():
             if self.stream is not None:
-                batch = self.plan.submit_generator(inputs, start, self.stream)
+                batches = [self.plan.submit_generator(inputs, start, self.stream, priority=self._priority())
+                           for start, inputs in chunks]
             else:
-                batch = self.plan.submit_batch(inputs, start)
-                self._completed.add(batch.future)
-        self.in_flight[batch.future.key] = batch
-        if self.on_submit is not None:
-            self.on_submit(batch)
+                batches = self.plan.submit_batches(chunks, priority=self._priority())
+                for batch in batches:
+                    self._completed.add(batch.future)
+        self.tasks_submitted += len(batches)
+        for batch in batches:
+            self.in_flight[batch.future.key] = batch
+            if self.on_submit is not None:
+                self.on_submit(batch)
 
     # -- waiting ---------------------------------------------------------------------------------
 
@@ -279,8 +342,7 @@ class MapLoop:
             # Workers died running this batch: run its inputs one per task, so only an input
             # that kills its worker fails, not its batch-mates.
             batch.done_with()
-            for offset, args in enumerate(batch.inputs):
-                self._submit([args], batch.start + offset)
+            self._submit_all([(batch.start + offset, [args]) for offset, args in enumerate(batch.inputs)])
             return None
         if error is not None:
             failure = describe_task_error(error, batch.start, batch.count)

@@ -28,6 +28,10 @@ from nbfan.worker.shared import recycle as recycle_shared
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.task import TaskSpec, cancel_running, current_lineage, run_batch
 
+#: the Dask priority of a one-input call's task (.remote, .spawn): above every map's tasks,
+#: whose priorities start at 0 and fall as they get tasks (map_loop.MapLoop._priority)
+INTERACTIVE_PRIORITY = 1
+
 
 @dataclass
 class Batch:
@@ -65,21 +69,47 @@ class CallPlan:
     inputs_per_list: int = 1  # a @batched function's max_batch_size: its tasks carry at least that many
     snapshot_inputs: bool = True  # copy arrays at submit (see payload.dumps); not where the caller waits
     share: Callable[[memoryview], SharedFrame | None] | None = None  # large buffers via shared memory
+    priority: int = 0  # Dask's: higher runs first among the tasks waiting for a slot
 
     def submit_batch(self, inputs: Sequence[Args], start: int) -> Batch:
         """One task running inputs [start, start + len(inputs)) of a plain function."""
-        return self._submit(run_batch, inputs, start)
+        return self._submit_one(run_batch, inputs, start, priority=self.priority)
 
-    def submit_generator(self, inputs: Sequence[Args], start: int, queue_name: str) -> Batch:
+    def submit_batches(self, chunks: Sequence[tuple[int, Sequence[Args]]], *, priority: int = 0) -> list[Batch]:
+        """One task per (start, inputs) chunk, all in one graph update (one message for the
+        scheduler to unpack, however many tasks)."""
+        if len(chunks) == 1:  # Client.submit does a little less than a map of one
+            start, inputs = chunks[0]
+            return [self._submit_one(run_batch, inputs, start, priority=priority)]
+        payloads = []
+        try:
+            for start, inputs in chunks:
+                payloads.append(dumps_inputs(inputs, start, snapshot=self.snapshot_inputs, share=self.share))
+            count = len(payloads)
+            futures = self.client.map(
+                run_batch, [self.fn_blob] * count, payloads, [self.spec] * count,
+                key=[task_key(self.call_id, start, len(inputs)) for start, inputs in chunks],
+                resources=self.resources, pure=False, retries=0, priority=priority,
+            )
+        except BaseException:
+            for payload in payloads:
+                release_shared(payload.shared)
+            raise
+        return [
+            Batch(future, start, len(inputs), payload.nbytes, inputs, payload.shared)
+            for future, (start, inputs), payload in zip(futures, chunks, payloads, strict=True)
+        ]
+
+    def submit_generator(self, inputs: Sequence[Args], start: int, queue_name: str, *, priority: int = 0) -> Batch:
         """One task streaming the yields of a generator function's inputs to `queue_name`."""
-        return self._submit(run_generator, inputs, start, queue_name, start)
+        return self._submit_one(run_generator, inputs, start, queue_name, start, priority=priority)
 
-    def _submit(self, task: Any, inputs: Sequence[Args], start: int, *extra: Any) -> Batch:
+    def _submit_one(self, task: Any, inputs: Sequence[Args], start: int, *extra: Any, priority: int) -> Batch:
         payload = dumps_inputs(inputs, start, snapshot=self.snapshot_inputs, share=self.share)
         try:
             future = self.client.submit(
-                task, self.fn_blob, payload, self.spec, *extra,
-                key=task_key(self.call_id, start, len(inputs)), resources=self.resources, pure=False, retries=0,
+                task, self.fn_blob, payload, self.spec, *extra, key=task_key(self.call_id, start, len(inputs)),
+                resources=self.resources, pure=False, retries=0, priority=priority,
             )
         except BaseException:
             release_shared(payload.shared)
@@ -120,6 +150,8 @@ def plan_call(
         inputs_per_list=int(getattr(function.raw_f, "max_batch_size", None) or 1),
         snapshot_inputs=snapshot_inputs,
         share=sharer(client) if share_buffers else None,
+        # only one-input calls (.remote, .spawn) push their outcome: they are interactive
+        priority=INTERACTIVE_PRIORITY if push_to is not None else 0,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from nbfan.cluster import get_client
 from nbfan.engine import hooks
 from nbfan.engine.inputs import check_first_input
-from nbfan.engine.map_loop import Finished, IteratorSource, MapLoop, Yielded, note_failed_input, window_size
+from nbfan.engine.map_loop import Finished, IteratorSource, MapLoop, Yielded, note_failed_input, slots_for
 from nbfan.engine.plan import plan_call
 from nbfan.engine.progress import Progress
 from nbfan.engine.target import CallTarget
@@ -36,7 +36,7 @@ def run_map(
     # changed in place before their results arrive
     plan = plan_call(function, client, stop_on_error=not return_exceptions, snapshot_inputs=False, share_buffers=True)
     hooks.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
-    source = IteratorSource(inputs, lambda first: check_first_input(function.raw_f, first, label))
+    source = IteratorSource(inputs, lambda first: check_first_input(function.raw_f, first, label), total=total)
     stream = f"nbfan-stream-{plan.call_id}" if function.is_generator else None
     progress = Progress(label, plan.call_id)
     if total is not None:
@@ -51,7 +51,8 @@ def run_map(
             progress.counts.total = count
             hooks.call_total(client, plan.call_id, count)
 
-    loop = MapLoop(plan, source, window=window_size(client), ordered=order_outputs, stream=stream,
+    slots = slots_for(client, plan.resources, function.options.concurrency_limit)
+    loop = MapLoop(plan, source, window=max(4, 3 * slots), slots=slots, ordered=order_outputs, stream=stream,
                    on_submit=submitted, on_exhausted=exhausted)
     yield from _deliver(loop, progress, return_exceptions=return_exceptions, note_inputs=True)
 

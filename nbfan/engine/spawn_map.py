@@ -89,7 +89,7 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall[Any]:
             plan.fn_blob,
             plan.spec,
             plan.resources,
-            window_size(client),
+            window_size(client, plan.resources, function.options.concurrency_limit),
             key=coordinator_key(map_id),
             pure=False,
         )

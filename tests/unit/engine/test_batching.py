@@ -53,3 +53,35 @@ def test_the_sizer_says_when_it_still_ramps_up() -> None:
     slow = BatchSizer()
     slow.observe(1, 0.1, 10)
     assert not slow.ramping and slow.next_size() == 1  # slow inputs: the whole window at once
+
+
+def test_wide_clusters_get_longer_batches_so_the_scheduler_is_not_flooded() -> None:
+    narrow, wide = BatchSizer(slots=2), BatchSizer(slots=100)
+    for sizer in (narrow, wide):
+        sizer.observe(1, 0.1, 10)  # 0.1 s per input
+    assert narrow.next_size() == 1  # 0.1 s batches on 2 slots
+    assert wide.next_size() == 10  # 1 s on 100 slots: still a slot free every ~10 ms
+
+
+def test_a_batch_takes_no_more_than_a_slot_s_share_of_what_is_left() -> None:
+    sizer = BatchSizer(slots=100)
+    sizer.observe(1, 1e-6, 10)  # fast: the size grows to 16 by time
+    assert sizer.next_size() == 16
+    assert sizer.next_size(remaining=250) == 3  # the tail spreads over every slot
+    assert sizer.next_size(remaining=1) == 1
+    assert sizer.next_size(remaining=None) == 16  # unsized inputs: by time alone
+
+
+def test_a_wide_cluster_s_first_round_is_one_task_per_slot_with_its_share() -> None:
+    wide = BatchSizer(slots=100)
+    wide.start(1000)
+    assert wide.next_size(1000) == 10  # 1,000 inputs on 100 slots: one round, nothing left over
+    small = BatchSizer(slots=100)
+    small.start(50)
+    assert small.next_size(50) == 1  # fewer inputs than slots: one each
+    narrow = BatchSizer(slots=2)
+    narrow.start(100_000)
+    assert narrow.next_size() == 1  # 2 slots: start at one input, as ever (learn first)
+    unsized = BatchSizer(slots=100)
+    unsized.start(None)
+    assert unsized.next_size() == 1
