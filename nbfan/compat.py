@@ -8,8 +8,11 @@ one. When distributed grows a public way, the function here changes and nothing 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 # -- on the scheduler ---------------------------------------------------------------------------
@@ -238,6 +241,60 @@ def desire_keys(client: Any, keys: list[Any]) -> None:
     a call by id), as `Client.get_dataset` does for its futures (distributed 2026.8.0: the
     `client-desires-keys` stream op)."""
     client._send_to_scheduler({"op": "client-desires-keys", "keys": list(keys)})
+
+
+@contextlib.contextmanager
+def closing_quietly(client: Any) -> Iterator[None]:
+    """While `client` closes, drop two records distributed logs for it that say nothing to a user:
+    - "Batched Comm Closed" (INFO, with a traceback) for its own stream: a future released on
+      another thread while the client closes is queued after "close-stream", and the scheduler
+      has closed the stream when it is written (the release is moot: the scheduler forgets a
+      closed client's keys);
+    - when it closes while reconnecting to a scheduler that is gone (nbfan has already raised a
+      clear error), the CancelledError of its reconnect attempt (ERROR, with a traceback) and
+      "Failed to reconnect to scheduler after 10.00 seconds" (ERROR: the loop ends because the
+      status left "connecting", and logs that whatever the time).
+    distributed 2026.8.0: `BatchedSend._background_send` logs `"Batched Comm Closed %r"` with
+    the comm (`Client.scheduler_comm.comm`); `Client._reconnect` runs under `log_errors`, which
+    logs a cancellation as an error on the `distributed.client` logger, and its retry loop's
+    `else:` logs the failure."""
+    comm = getattr(getattr(client, "scheduler_comm", None), "comm", None)
+
+    def stream_closed(record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg == "Batched Comm Closed %r" and comm is not None and args[:1] == (comm,))
+
+    def reconnect_ended(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        gave_up = str(record.msg).startswith("Failed to reconnect to scheduler after")
+        return not (gave_up or isinstance(exc, asyncio.CancelledError))
+
+    filters = [(logging.getLogger("distributed.batched"), stream_closed)]
+    if client.status == "connecting":
+        filters.append((logging.getLogger("distributed.client"), reconnect_ended))
+    for logger, drop in filters:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger, drop in filters:
+            logger.removeFilter(drop)
+
+
+# -- CPython -------------------------------------------------------------------------------------
+
+
+def before_thread_pools_shut_down(callback: Callable[[], None]) -> None:
+    """Run `callback` at interpreter exit while thread pools still take work: before
+    `concurrent.futures` refuses new work (its own exit hook) and before non-daemon threads are
+    joined. distributed runs a future's done-callbacks and a cluster's close in such pools, so a
+    plain `atexit` hook (which runs after them) makes them fail with "cannot schedule new futures
+    after interpreter shutdown". `threading._register_atexit` is what `concurrent.futures` itself
+    uses (CPython 3.9-3.13); its hooks run last-registered first, so ours runs before the pools'."""
+    import concurrent.futures.thread  # noqa: F401  (its hook first, so ours runs before it)
+    import threading
+
+    threading._register_atexit(callback)  # type: ignore[attr-defined]
 
 
 def is_adaptive(cluster: Any) -> bool:

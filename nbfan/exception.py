@@ -86,3 +86,17 @@ ClientClosed = ClusterConnectionError
 RequestSizeError = InvalidError
 InteractiveTimeoutError = FunctionTimeoutError
 SandboxTimeoutError = FunctionTimeoutError
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """Warn, pointing at the user's line that called into nbfan (the first frame outside the
+    package), however deep in nbfan the warning is raised."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is the frame that called warn_caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)

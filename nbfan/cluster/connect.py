@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
+import signal
 import threading
 import warnings
 from collections.abc import Callable
@@ -128,9 +128,23 @@ def _from_state_file() -> Client | None:
     return client_for_address(state.address, "the local nbfan cluster from `nbfan cluster up`")
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _close_embedded_on_sigterm() -> None:
+    """SIGTERM's default ends the process at once: the embedded cluster's worker processes would
+    outlive it, orphaned, and print their lost scheduler to the terminal. Turn it into a normal
+    exit (status 143, as the default gives), so the cluster closes; only while nobody else
+    handles SIGTERM, and only from the main thread (where Python runs handlers)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 def _start_embedded() -> Connection:
     from nbfan.cluster.local import start_local_cluster
 
+    _close_embedded_on_sigterm()
     cluster = start_local_cluster()
     client = Client(cluster, set_as_default=False)
     # worker processes start in the background: wait, so the first map sees every worker
@@ -151,7 +165,8 @@ def _resolve() -> Connection:
 def _close(conn: Connection) -> None:
     if conn.owns_client:
         try:
-            conn.client.close()
+            with compat.closing_quietly(conn.client):
+                conn.client.close()
         except Exception:  # closing a client whose scheduler is gone must not fail
             pass
     if conn.owned_cluster is not None:
@@ -242,13 +257,27 @@ def current_connection() -> Connection:
 
 
 def connection_if_any() -> Connection | None:
-    """This process's open connection, or None: never connects (for clean-up and questions such
+    """The open connection of this process, or None: never connects (for clean-up and questions such
     as "does the work outlive this process?")."""
     with _lock:
         conn = _current
     if conn is None or conn.client.status in ("closed", "closing"):
         return None
     return conn
+
+
+def drop_lost_connection(client: Client) -> None:
+    """`client` lost its scheduler (nbfan has raised a clear error for it): close it now, quietly,
+    if it is this process's own, instead of letting Dask retry and log for seconds; the next call
+    resolves the cluster again (a restarted `nbfan cluster up` is found). A client the user handed
+    to `nbfan.connect` is theirs: it is left as it is."""
+    global _current
+    with _lock:
+        conn = _current
+        if conn is None or conn.client is not client or not conn.owns_client or client.status == "running":
+            return
+        _current = None
+    _close(conn)
 
 
 def get_client() -> Client:
@@ -266,14 +295,17 @@ def get_client_now() -> Client | None:
     return get_client()
 
 
-@atexit.register
 def _disconnect_at_exit() -> None:
     """A script that spawns work and exits at once: closing the client flushes its stream to
-    the scheduler (the tasks and their holders arrive) before the process goes."""
+    the scheduler (the tasks and their holders arrive) before the process goes. It runs before
+    thread pools shut down: Dask's done-callbacks and the embedded cluster's close need them."""
     try:
         disconnect()
     except Exception:  # never fail an interpreter's exit
         pass
+
+
+compat.before_thread_pools_shut_down(_disconnect_at_exit)
 
 
 def disconnect() -> None:

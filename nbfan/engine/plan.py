@@ -12,6 +12,7 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from nbfan import compat
+from nbfan.cluster.connect import drop_lost_connection
 from nbfan.config import config
 from nbfan.engine import output
 from nbfan.engine.placement import plan_resources
@@ -189,6 +190,7 @@ def batch_result(
                 f"is {future.client.status}). The scheduler stopped or the network failed; check the cluster "
                 f"(`nbfan cluster status`) and call again."
             )
+            drop_lost_connection(future.client)
         if translated is exc:
             raise
         raise translated from None

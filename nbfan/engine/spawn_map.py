@@ -13,7 +13,6 @@ end, and at most the last 100 finished maps keep their results.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -30,7 +29,7 @@ from nbfan.engine.map_loop import note_failed_input, window_size
 from nbfan.engine.output import FailedInput, Follower, LogLine, read_failures, read_logs
 from nbfan.engine.plan import cancel_call, plan_call
 from nbfan.engine.target import CallTarget
-from nbfan.exception import ExecutionError, InputCancellation, InvalidError, NotFoundError
+from nbfan.exception import ExecutionError, InputCancellation, InvalidError, NotFoundError, warn_caller
 from nbfan.keys import coordinator_key
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
@@ -60,11 +59,10 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall[Any]:
     connection = current_connection()
     client = connection.client
     if connection.source == "embedded":
-        warnings.warn(
+        warn_caller(
             "spawn_map is running on an embedded in-process Dask cluster: the work dies when this process exits. "
             "Start a shared cluster with `nbfan cluster up` (or nbfan.connect(address)) to let it outlive the process.",
             EmbeddedClusterWarning,
-            stacklevel=3,
         )
     with gc_paused():  # 100k small tuples would otherwise set off costly collections
         items = list(inputs)  # a failing input iterator raises here, before anything is submitted

@@ -15,7 +15,7 @@ from typing import Any
 
 from distributed import Client, Future, as_completed
 
-from nbfan.cluster.connect import scheduler_address
+from nbfan.cluster.connect import drop_lost_connection, scheduler_address
 from nbfan.exception import ClusterConnectionError
 
 #: seconds without a finished task before the scheduler is asked for a sign of life
@@ -50,6 +50,7 @@ class SchedulerWatch:
             address = scheduler_address(self.client)
         except Exception:
             address = "?"
+        drop_lost_connection(self.client)
         return ClusterConnectionError(
             f"lost the Dask scheduler at {address} during the map ({why}). The scheduler stopped or the network "
             f"failed; results already returned are right. Check the cluster (`nbfan cluster status`) and run the "
