@@ -31,10 +31,10 @@ from nbfan.keys import OUTPUT_TOPIC, parse_task_key
 
 FLUSH_SECONDS = 0.15
 MAX_LINE_CHARS = 4000  # longer lines are cut
-MAX_PENDING_LINES = 50_000  # queued in this process between two flushes; more are dropped here, counted
+SEND_LINES = 5_000  # a capture with this many lines waiting sends them at once, from its own thread
 _OWN_LOGGERS = ("distributed", "nbfan", "tornado", "asyncio")
 
-Line = list[Any]  # [input index, stream, unix time, text]; stream: "stdout", "stderr" or "log"
+Line = tuple[int, str, float, str]  # (input index, stream, unix time, text); stream: "stdout", "stderr" or "log"
 
 
 def _zero() -> int:
@@ -44,21 +44,72 @@ def _zero() -> int:
 class Target:
     """Where the lines of the inputs running in one thread go: a call, and the client topic to
     forward them to (None: stored only). `position()` is the running input's offset in its
-    batch (set by the runner: `track_position`)."""
+    batch (set by the runner: `track_position`). Its lines wait in `lines` (appended by its
+    thread alone, taken by the sender: no lock) until sent."""
 
-    __slots__ = ("call_id", "partial", "position", "start", "to")
+    __slots__ = ("call_id", "lines", "logged", "partial", "position", "start", "to")
 
     def __init__(self, call_id: str, to: str | None, start: int | None = None) -> None:
         self.call_id = call_id
         self.to = to
         self.start = start  # the batch's first input index; found from the task key when needed
         self.position: Callable[[], int] = _zero
-        self.partial: dict[str, str] = {}
+        self.partial: dict[str, list[str]] = {}  # stream -> the pieces of its unfinished line
+        self.lines: list[Line] = []
+        self.logged = False  # the root handler captured a record of it (see _from_captured_record)
 
     def index(self) -> int:
         if self.start is None:
             self.start = _task_start()
         return self.start + self.position()
+
+    def write(self, stream: str, text: str) -> None:
+        """Text with at least one newline in it (pieces without one wait in `partial`)."""
+        parts = self.partial.get(stream)
+        if parts:
+            text = "".join(parts) + text
+            parts.clear()
+        *lines, rest = text.split("\n")
+        if rest:
+            self.partial[stream] = [rest]
+        for line in lines:
+            self.add(stream, line)
+
+    def piece(self, stream: str, text: str) -> None:
+        """Text without a newline: part of the line being written."""
+        parts = self.partial.get(stream)
+        if parts is None:
+            self.partial[stream] = [text]
+            return
+        parts.append(text)
+        if len(parts) > 64 and sum(map(len, parts)) > MAX_LINE_CHARS:  # no newline coming: cut here
+            self.add(stream, "".join(parts))
+            parts.clear()
+
+    def add(self, stream: str, text: str) -> None:
+        """One whole line."""
+        if len(self.lines) >= SEND_LINES:  # a flood: no waiting for the sender thread
+            _outbox.send(self)
+        if len(text) > MAX_LINE_CHARS:
+            text = text[:MAX_LINE_CHARS]
+        start = self.start
+        if start is None:
+            start = self.start = _task_start()
+        self.lines.append((start + self.position(), stream, time.time(), text))
+
+    def end(self) -> None:
+        """The input (or task) ended: its unfinished lines count as lines."""
+        for stream, parts in self.partial.items():
+            if parts:
+                self.add(stream, "".join(parts))
+        self.partial.clear()
+
+    def take(self) -> list[Line]:
+        """The lines waiting, for sending (the writer may go on appending: both are atomic)."""
+        count = len(self.lines)
+        lines = self.lines[:count]
+        del self.lines[:count]
+        return lines
 
 
 def _task_start() -> int:
@@ -94,79 +145,56 @@ def track_position(position: Callable[[], int]) -> None:
 
 
 class _Outbox:
-    """The process's queued lines, by (call, topic), and the thread that sends them."""
+    """The process's running captures, and the thread that sends their lines every FLUSH_SECONDS."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.send_lock = threading.Lock()
-        self.lines: dict[tuple[str, str | None], list[Line]] = {}
-        self.dropped: dict[tuple[str, str | None], int] = {}
-        self.count = 0
+        self.send_lock = threading.Lock()  # one sender at a time: a call's lines go in order
+        self.active: set[Target] = set()
         self.sender: Callable[[dict[str, Any]], None] | None = None
         self._thread: threading.Thread | None = None
 
-    def add(self, target: Target, stream: str, text: str) -> None:
-        line = [target.index(), stream, time.time(), text[:MAX_LINE_CHARS]]
-        key = (target.call_id, target.to)
+    def begin(self, target: Target) -> None:
         with self.lock:
-            if self.count >= MAX_PENDING_LINES:
-                self.dropped[key] = self.dropped.get(key, 0) + 1
-                return
-            self.lines.setdefault(key, []).append(line)
-            self.count += 1
+            self.active.add(target)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="nbfan-output", daemon=True)
                 self._thread.start()
 
-    def flush(self) -> None:
-        """Send everything queued now (in order: one sender at a time)."""
+    def finish(self, target: Target) -> None:
+        """The capture ended: send the rest of its lines now (before its task's result)."""
+        target.end()
+        with self.lock:
+            self.active.discard(target)
+        self.send(target)
+
+    def send(self, target: Target) -> None:
         with self.send_lock:
-            with self.lock:
-                lines, self.lines = self.lines, {}
-                dropped, self.dropped = self.dropped, {}
-                self.count = 0
+            lines = target.take()
             send = self.sender
-            if send is None:
+            if send is None or not lines:
                 return
-            for key in {**lines, **dropped}:
-                message: dict[str, Any] = {"call_id": key[0], "to": key[1], "lines": lines.get(key, [])}
-                if key in dropped:
-                    message["dropped"] = dropped[key]
-                try:
-                    send(message)
-                except Exception:  # the worker is closing: nobody to send to
-                    pass
+            message: dict[str, Any] = {"call_id": target.call_id, "to": target.to, "lines": lines}
+            try:
+                send(message)
+            except Exception:  # the worker is closing: nobody to send to
+                pass
+
+    def flush(self) -> None:
+        """Send what every running capture has waiting."""
+        with self.lock:
+            active = list(self.active)
+        for target in active:
+            if target.lines:
+                self.send(target)
 
     def _loop(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
-            if self.count or self.dropped:
-                self.flush()
+            self.flush()
 
 
 _outbox = _Outbox()
-
-
-def _write(target: Target, stream: str, text: str) -> None:
-    partial = target.partial.get(stream, "") + text
-    if "\n" not in partial:
-        if len(partial) > MAX_LINE_CHARS:
-            _outbox.add(target, stream, partial)
-            partial = ""
-        target.partial[stream] = partial
-        return
-    *lines, rest = partial.split("\n")
-    target.partial[stream] = rest
-    for line in lines:
-        _outbox.add(target, stream, line)
-
-
-def _end(target: Target) -> None:
-    """An input (or task) ended: its unfinished lines count as lines."""
-    for stream, rest in target.partial.items():
-        if rest:
-            _outbox.add(target, stream, rest)
-    target.partial.clear()
 
 
 _EMIT_CODE = logging.StreamHandler.emit.__code__
@@ -193,10 +221,12 @@ class _Proxy:
         target = _current.get()
         if target is None:
             return int(self._original.write(text))
-        if not isinstance(text, str):
+        if text.__class__ is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if not _from_captured_record():
-            _write(target, self._stream, text)
+        if "\n" not in text:
+            target.piece(self._stream, text)
+        elif not (target.logged and _from_captured_record()):
+            target.write(self._stream, text)
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -231,8 +261,9 @@ class _RootHandler(logging.Handler):
                 last.handle(record)
             return
         record.nbfan_captured = True
+        target.logged = True
         for line in self.format(record).split("\n"):
-            _outbox.add(target, "log", line)
+            target.add("log", line)
 
 
 _installed = False
@@ -284,13 +315,13 @@ def capture(call_id: str, to: str | None, enabled: bool, start: int | None = Non
     if _outbox.sender is None:
         _outbox.sender = _worker_sender()
     target = Target(call_id, to, start)
+    _outbox.begin(target)
     token = _current.set(target)
     try:
         yield target
     finally:
         _current.reset(token)
-        _end(target)
-        _outbox.flush()
+        _outbox.finish(target)
 
 
 def for_child() -> tuple[str, str | None, int] | None:
@@ -309,13 +340,13 @@ def in_child(spec: tuple[str, str | None, int] | None, tell_worker: Callable[...
     install()
     _outbox.sender = lambda message: tell_worker("output", message)
     target = Target(spec[0], spec[1], spec[2])
+    _outbox.begin(target)
     token = _current.set(target)
     try:
         yield
     finally:
         _current.reset(token)
-        _end(target)
-        _outbox.flush()
+        _outbox.finish(target)
 
 
 def relay(message: dict[str, Any]) -> None:

@@ -142,13 +142,14 @@ def test_capture_off_leaves_writes_to_the_real_stream() -> None:
         assert real_out.getvalue() == "plain\n"
 
 
-def test_long_lines_are_cut_and_a_flood_beyond_the_queue_is_counted(monkeypatch) -> None:
+def test_long_lines_are_cut_and_a_flood_is_sent_by_its_own_thread(monkeypatch) -> None:
     with streams() as sent:
-        monkeypatch.setattr(output, "MAX_PENDING_LINES", 5)
+        monkeypatch.setattr(output, "SEND_LINES", 5)
         with output.capture("call", None, True, start=0):
-            sys.stdout.write("x" * (output.MAX_LINE_CHARS + 10))
+            sys.stdout.write("x" * (output.MAX_LINE_CHARS + 10))  # the first line: cut
             for i in range(10):
                 print(i)
         got = lines(sent)
         assert got[0][3] == "x" * output.MAX_LINE_CHARS
-        assert sum(m.get("dropped", 0) for m in sent) + len(got) == 11  # every line sent or counted
+        assert [text for _, _, _, text in got[1:]] == [str(i) for i in range(1, 10)]  # each line once, in order
+        assert sum(len(m["lines"]) for m in sent) == 10 and max(len(m["lines"]) for m in sent) <= 5
