@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -281,6 +282,24 @@ def closing_quietly(client: Any) -> Iterator[None]:
             logger.removeFilter(drop)
 
 
+def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:
+    """Drop the scheduler's "Removing worker ... caused the cluster to lose already computed
+    task(s)" warning (a scheduler in this process: LocalCluster) when `moot(keys)` says no one
+    needs the results it names. distributed 2026.8.0: `Scheduler.remove_worker` logs it as an
+    f-string ending in `{recompute_keys} (stimulus_id=...)`, a set of the keys' reprs."""
+    pattern = re.compile(r"caused the cluster to lose already computed task\(s\), which will be recomputed elsewhere: "
+                         r"\{(.*)\} \(stimulus_id=")
+
+    def drop(record: logging.LogRecord) -> bool:
+        found = pattern.search(str(record.msg))
+        if found is None:
+            return True
+        keys = {part.strip().strip("'\"") for part in found.group(1).split(",")}
+        return not moot(keys)
+
+    logging.getLogger("distributed.scheduler").addFilter(drop)
+
+
 # -- CPython -------------------------------------------------------------------------------------
 
 
@@ -295,6 +314,14 @@ def before_thread_pools_shut_down(callback: Callable[[], None]) -> None:
     import threading
 
     threading._register_atexit(callback)  # type: ignore[attr-defined]
+
+
+def cluster_closed(cluster: Any) -> bool:
+    """Whether a Dask cluster object has been closed (distributed 2026.8.0: `Cluster.status`, a
+    `distributed.core.Status`, `closing`/`closed` once `close()` is called)."""
+    from distributed.core import Status
+
+    return getattr(cluster, "status", None) in (Status.closing, Status.closed)
 
 
 def is_adaptive(cluster: Any) -> bool:

@@ -36,6 +36,8 @@ class Connection:
     source: str  # "connect", "env", "local", "embedded"
     owned_cluster: Cluster | None = None  # the embedded cluster we started, closed with us
     owns_client: bool = True
+    given: str = ""  # what the user handed to nbfan.connect: "address", "client" or "cluster"
+    target: Any = None  # the Cluster object itself, when one was given
 
     @property
     def address(self) -> str:
@@ -210,11 +212,11 @@ def connect(target: ClusterTarget = None) -> Client:
     elif isinstance(target, str):
         if "://" not in target and ":" not in target:
             raise InvalidError(f"connect({target!r}): give a scheduler address like 'tcp://127.0.0.1:8786'")
-        conn = Connection(client_for_address(target, "given to nbfan.connect"), "connect")
+        conn = Connection(client_for_address(target, "given to nbfan.connect"), "connect", given="address")
     elif isinstance(target, Client):
-        conn = Connection(target, "connect", owns_client=False)
+        conn = Connection(target, "connect", owns_client=False, given="client")
     elif isinstance(target, Cluster):
-        conn = Connection(Client(target, set_as_default=False), "connect")
+        conn = Connection(Client(target, set_as_default=False), "connect", given="cluster", target=target)
     else:
         raise InvalidError(
             f"connect() takes a scheduler address, a dask Cluster or a dask Client, got {type(target).__name__}"
@@ -250,10 +252,25 @@ def current_connection() -> Connection:
         _install_telemetry_once(client)
         return Connection(client, "worker", owns_client=False)
     with _lock:
+        if _current is not None and _current.source == "connect" and not _usable(_current):
+            raise ClusterConnectionError(
+                f"the Dask {_current.given} handed to nbfan.connect was closed. Call nbfan.connect(...) again with "
+                f"an open one, or nbfan.disconnect() to use the default cluster (nbfan cluster up or an embedded one)."
+            )
         if _current is None or _current.client.status in ("closed", "closing"):
             _current = _resolve()
             _install_telemetry(_current)
         return _current
+
+
+def _usable(conn: Connection) -> bool:
+    """A connection made with `nbfan.connect` whose client, or cluster, the user has not closed."""
+    if conn.client.status in ("closed", "closing"):
+        return False
+    if conn.given == "cluster" and compat.cluster_closed(conn.target):
+        _close(conn)  # nbfan's own client to the user's cluster goes with it, silently
+        return False
+    return True
 
 
 def connection_if_any() -> Connection | None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from distributed import Client, Future
 
+from nbfan import compat
+
 from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
 from nbfan.scheduler.rpc import ensure_plugin
@@ -106,8 +108,31 @@ def release_when_finished(future: Future[Any]) -> None:
     the scheduler drop a running task (telemetry would count the call cancelled)."""
     if future.done():
         future.release()
-    else:
-        future.add_done_callback(lambda finished: finished.release())
+        return
+    key = future.key
+    with _lock:
+        _delivered_unreleased.add(key)
+
+    def release(finished: Future[Any]) -> None:
+        finished.release()
+        with _lock:
+            _delivered_unreleased.discard(key)
+
+    future.add_done_callback(release)
+
+
+#: keys of one-input calls whose outcome the caller has, waiting for the task's end to be released
+_delivered_unreleased: set[Any] = set()
+
+
+def _only_delivered_keys(keys: set[str]) -> bool:
+    with _lock:
+        return keys <= _delivered_unreleased
+
+
+# A cluster closed right after a `.remote` (its scheduler in this process) would warn that it lost
+# that call's result, which the caller already has.
+compat.quiet_lost_results(_only_delivered_keys)
 
 
 def _listen(client: Client) -> bool:

@@ -153,3 +153,50 @@ def test_events_are_dropped_topics_forgotten_and_stream_intervals_set() -> None:
         got = client.run_on_scheduler(on_scheduler, client.id)
         assert got == {"dropped": True, "forgotten": True, "set": [True, True], "intervals": [0.0005, 0.0005],
                        "unknown": False}
+
+
+def test_the_quiet_close_filters_match_what_distributed_logs() -> None:
+    """The records closing_quietly and quiet_lost_results drop are logged with these texts."""
+    from distributed.batched import BatchedSend
+
+    assert 'logger.info("Batched Comm Closed %r", self.comm, exc_info=True)' in inspect.getsource(
+        BatchedSend._background_send
+    )
+    reconnect = inspect.getsource(ClientClass._reconnect)
+    assert 'while timeout > 0 and self.status == "connecting"' in reconnect
+    assert '"Failed to reconnect to scheduler after %.2f seconds, closing client"' in reconnect
+    remove_worker = " ".join(inspect.getsource(Scheduler.remove_worker).split())
+    assert 'already computed task(s), which will be recomputed elsewhere: " f"{recompute_keys} ({stimulus_id=})"' \
+        in remove_worker
+
+
+def test_quiet_lost_results_drops_only_warnings_about_moot_keys() -> None:
+    import logging
+
+    moot = {"nbfan-a-0-1", "nbfan-b-0-1"}
+    compat.quiet_lost_results(lambda keys: keys <= moot)
+    logger = logging.getLogger("distributed.scheduler")
+
+    def kept(keys: str) -> bool:
+        text = f"Removing worker 'tcp://x' caused the cluster to lose already computed task(s), which will be " \
+               f"recomputed elsewhere: {keys} (stimulus_id='s')"
+        return logger.filter(logging.LogRecord(logger.name, logging.WARNING, "", 0, text, None, None))
+
+    assert not kept("{'nbfan-a-0-1'}") and not kept("{'nbfan-a-0-1', 'nbfan-b-0-1'}")
+    assert kept("{'nbfan-a-0-1', 'other-key'}") and kept("{'x'}")
+
+
+def test_cluster_closed_follows_a_real_cluster() -> None:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    assert not compat.cluster_closed(cluster)
+    cluster.close()
+    assert compat.cluster_closed(cluster)
+
+
+def test_thread_pool_exit_hooks_are_there() -> None:
+    import threading
+
+    assert callable(threading._register_atexit)  # type: ignore[attr-defined]
+    assert "_register_atexit(_python_exit)" in inspect.getsource(__import__("concurrent.futures.thread").futures.thread)
