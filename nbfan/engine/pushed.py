@@ -19,7 +19,6 @@ from typing import Any
 from distributed import Client, Future
 
 from nbfan import compat
-
 from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
 from nbfan.scheduler.rpc import ensure_plugin
