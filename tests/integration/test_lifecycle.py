@@ -247,14 +247,16 @@ def test_closing_the_client_handed_to_connect_is_quiet_and_later_calls_say_so(ma
     assert err == ""
 
 
-def test_the_cluster_disappearing_under_a_running_map_is_one_clear_error(marks: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("call", ["list(slow.map(range(4)))", "slow.remote(1)", "slow.spawn(1).get()"])
+def test_the_cluster_disappearing_under_a_running_call_is_one_clear_error(call: str, marks: Path,
+                                                                          tmp_path: Path) -> None:
     home = tmp_path / "home"
     up = nbfan_cli("cluster", "up", "--workers", "1", home=home)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        proc = start("""
+        proc = start(f"""
             try:
-                list(slow.map(range(4)))
+                {call}
             except nbfan.exception.ClusterConnectionError as exc:
                 print("lost:", exc, flush=True)
         """, script_env(home, marks), tmp_path)
