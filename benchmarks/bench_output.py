@@ -7,7 +7,8 @@
   the first 1000 and then 100/s forwarded here): goal <= 1.5x the quiet map with forwarding on;
 - the same prints with forwarding off: what printing costs without nbfan's capture (the lines go
   to the workers' own stdout, /dev/null here, as they would in plain Dask).
-Raw Dask in the same run, for scale: the same inputs in 100 hand-made chunks (`client.map`).
+Wall times on a shared machine are noisy: the CPU seconds of the workers and of this process
+(client and scheduler) per map are printed too. Raw Dask in the same run, for scale: the same inputs in 100 hand-made chunks (`client.map`).
 
     .venv/bin/python benchmarks/bench_output.py [--reps 3] [--n 100000]
 """
@@ -55,10 +56,22 @@ class Counting(io.TextIOBase):
         return len(text)
 
 
-def timed(run: object) -> float:
+def process_cpu() -> float:
+    return time.process_time()
+
+
+CPU: dict[str, list[float]] = {}  # CPU seconds of one map: the workers' together, and this process's
+
+
+def timed(name: str, client: object, run: object) -> float:
+    workers0, here0 = client.run(process_cpu), time.process_time()  # type: ignore[attr-defined]
     start = time.perf_counter()
     run()  # type: ignore[operator]
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    here1, workers1 = time.process_time(), client.run(process_cpu)  # type: ignore[attr-defined]
+    CPU.setdefault(name + " workers", []).append(sum(workers1[w] - workers0[w] for w in workers0))
+    CPU.setdefault(name + " here", []).append(here1 - here0)
+    return elapsed
 
 
 def main() -> None:
@@ -106,14 +119,14 @@ def main() -> None:
 
         for _ in range(args.reps):  # alternate, so drift on the shared machine hits all alike
             nbfan.config.forward_output = False
-            times["off"].append(timed(quiet))
+            times["off"].append(timed("off", client, quiet))
             nbfan.config.forward_output = True
-            times["on"].append(timed(quiet))
-            times["loud"].append(timed(noisy))
+            times["on"].append(timed("on", client, quiet))
+            times["loud"].append(timed("loud", client, noisy))
             nbfan.config.forward_output = False
-            times["loud_off"].append(timed(noisy))
+            times["loud_off"].append(timed("loud_off", client, noisy))
             nbfan.config.forward_output = True
-            times["dask"].append(timed(raw_dask))
+            times["dask"].append(timed("dask", client, raw_dask))
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"n={n} inputs, 2 workers x 1 thread, median of {args.reps}")
         for name, label in (("off", "quiet, forwarding off"), ("on", "quiet, forwarding on"),
@@ -121,6 +134,8 @@ def main() -> None:
                             ("dask", "raw Dask, 100 chunks")):
             print(f"  {label:<24} {med[name]:.3f}s  ({n / med[name]:,.0f} inputs/s)  runs: "
                   + " ".join(f"{t:.3f}" for t in times[name]))
+        print("  CPU seconds per map (median): " + ", ".join(
+            f"{name} {statistics.median(values):.3f}" for name, values in CPU.items()))
         print(f"  forwarded to this process per loud map: {forwarded[::2]} lines (the rest kept: `nbfan logs`)")
         print(f"RATIO quiet on/off: {med['on'] / med['off']:.3f} (goal <= 1.03)")
         print(f"RATIO loud/quiet (both on): {med['loud'] / med['on']:.3f} (goal <= 1.5)")

@@ -63,19 +63,19 @@ def _arrived(event: tuple[float, Any]) -> None:
     if not isinstance(msg, dict):
         return
     for line in msg.get("lines", ()):
-        write_line(line)
+        write_line(line[1], line[3])
     held = int(msg.get("held", 0) or 0)
     if held:
         _note_held(str(msg.get("call_id", "?")), held)
 
 
-def write_line(line: Any) -> None:
-    """One forwarded line: [input index, stream, time, worker, text]."""
-    stream = sys.stdout if line[1] == "stdout" else sys.stderr
+def write_line(stream_name: str, text: Any) -> None:
+    """One forwarded line, to this process's stdout ("stdout") or stderr ("stderr", "log")."""
+    stream = sys.stdout if stream_name == "stdout" else sys.stderr
     try:
         # in an empty context: the client's event loop runs in the context of the cell that
         # started it, and ipykernel would file the line under that cell, not the running one
-        contextvars.Context().run(_write_to, stream, f"{line[4]}\n")
+        contextvars.Context().run(_write_to, stream, f"{text}\n")
     except Exception:  # a closed stream must not break the client's event loop
         pass
 
@@ -209,7 +209,7 @@ class Follower:
             return
         rows = page["lines"]
         for row in rows[:FOLLOW_LINES]:
-            write_line(row[1:])
+            write_line(row[2], row[5])
         self.skipped += max(0, len(rows) - FOLLOW_LINES)
         self.after = page["next"]
         if len(rows) > FOLLOW_LINES:

@@ -26,17 +26,39 @@ MAX_FAILURES = 1_000
 MAX_CALLS = 10_000  # calls with output kept (the oldest go first)
 READ_LIMIT = 10_000  # lines in one read reply
 
-Row = tuple[int, int, str, float, str, str]  # (seq, input index, stream, time, worker, text)
+Row = list[Any]  # as read back: [seq, input index, stream, time, worker, text]
+
+
+class Batch:
+    """The lines of one worker message, as they came ([input index, stream, time, text] each):
+    kept whole, so storing a flood costs a few operations per message, not per line."""
+
+    __slots__ = ("first", "lines", "skip", "worker")
+
+    def __init__(self, first: int, worker: str, lines: list[Any]) -> None:
+        self.first = first  # sequence number of lines[0]
+        self.worker = worker
+        self.lines = lines
+        self.skip = 0  # lines dropped from its front (the bounds)
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.lines) - 1
+
+    def row(self, i: int) -> Row:
+        line = self.lines[i]
+        return [self.first + i, line[0], line[1], line[2], self.worker, line[3]]
 
 
 class CallOutput:
     """One call's kept lines and failures, and its forwarding budget."""
 
     def __init__(self, now: float) -> None:
-        self.lines: deque[Row] = deque()
+        self.batches: deque[Batch] = deque()
+        self.count = 0  # lines kept
         self.seq = 0  # sequence number of the last line kept
         self.dropped = 0  # oldest lines dropped for the bounds
-        self.lost = 0  # lines a worker could not queue (more than it sends between two flushes)
+        self.lost = 0  # lines a worker reported it could not send
         self.held = 0  # lines kept but not forwarded (over the rate)
         self.tokens = float(BURST)
         self.refilled = now
@@ -51,6 +73,30 @@ class CallOutput:
         allowed = min(n, int(self.tokens))
         self.tokens -= allowed
         return allowed
+
+    def drop_oldest(self, n: int) -> int:
+        """Drop up to `n` of the oldest lines; how many were dropped."""
+        done = 0
+        while done < n and self.batches:
+            batch = self.batches[0]
+            left = len(batch.lines) - batch.skip
+            if left <= n - done:
+                self.batches.popleft()
+                done += left
+            else:
+                batch.skip += n - done
+                done = n
+        self.count -= done
+        self.dropped += done
+        return done
+
+    def rows(self, after: int = 0) -> Any:
+        """Its kept lines after sequence number `after`, oldest first."""
+        for batch in self.batches:
+            if batch.last <= after:
+                continue
+            for i in range(max(batch.skip, after - batch.first + 1), len(batch.lines)):
+                yield batch.row(i)
 
 
 class Output:
@@ -92,19 +138,19 @@ class Output:
             return None
         lines = msg.get("lines") or []
         rec.lost += int(msg.get("dropped", 0) or 0)
-        rows = []
-        for line in lines:
-            rec.seq += 1
-            rows.append((rec.seq, int(line[0]), str(line[1]), float(line[2]), worker, str(line[3])))
-        rec.lines.extend(rows)
-        self.total += len(rows)
+        if not lines:
+            return None
+        rec.batches.append(Batch(rec.seq + 1, worker, lines))
+        rec.seq += len(lines)
+        rec.count += len(lines)
+        self.total += len(lines)
         self._bound(rec)
         to = msg.get("to")
-        if not to or not rows:
+        if not to:
             return None
-        allowed = rec.take(len(rows), now)
-        rec.held += len(rows) - allowed
-        return {"call_id": msg["call_id"], "lines": [list(r[1:]) for r in rows[:allowed]], "held": rec.held}
+        allowed = rec.take(len(lines), now)
+        rec.held += len(lines) - allowed
+        return {"call_id": msg["call_id"], "worker": worker, "lines": lines[:allowed], "held": rec.held}
 
     def _keep_failures(self, rec: CallOutput, rows: Any, worker: str, now: float) -> None:
         for row in rows:
@@ -116,22 +162,17 @@ class Output:
                                         int(attempts), now]
 
     def _bound(self, rec: CallOutput) -> None:
-        while len(rec.lines) > MAX_CALL_LINES:
-            rec.lines.popleft()
-            rec.dropped += 1
-            self.total -= 1
+        if rec.count > MAX_CALL_LINES:
+            self.total -= rec.drop_oldest(rec.count - MAX_CALL_LINES)
         for other in self.calls.values():  # oldest call first
             if self.total <= MAX_LINES:
                 return
-            while other.lines and self.total > MAX_LINES:
-                other.lines.popleft()
-                other.dropped += 1
-                self.total -= 1
+            self.total -= other.drop_oldest(self.total - MAX_LINES)
 
     def _forget(self, call_id: str) -> None:
         rec = self.calls.pop(call_id, None)
         if rec is not None:
-            self.total -= len(rec.lines)
+            self.total -= rec.count
 
     def sweep(self) -> None:
         """Forget the output of calls silent for `keep_for` seconds whose result is not held."""
@@ -150,12 +191,10 @@ class Output:
         rec = self.calls.get(call_id)
         if rec is None:
             return {"known": False, "lines": [], "next": after, "dropped": 0, "lost": 0, "held": 0}
-        out: list[list[Any]] = []
+        out: list[Row] = []
         limit = max(1, min(int(limit), READ_LIMIT))
         last = after
-        for row in rec.lines:
-            if row[0] <= after:
-                continue
+        for row in rec.rows(after):
             last = row[0]
             if input is not None and row[1] != input:
                 continue
@@ -163,7 +202,7 @@ class Output:
                 continue
             if streams and row[2] not in streams:
                 continue
-            out.append(list(row))
+            out.append(row)
             if len(out) >= limit:
                 break
         return {"known": True, "lines": out, "next": last, "dropped": rec.dropped, "lost": rec.lost,
@@ -183,5 +222,11 @@ class Output:
         rec = self.calls.get(call_id)
         if rec is None:
             return {"failures": [], "lines": [], "held": 0}
-        lines = [list(r) for r in list(rec.lines)[-last:]]
+        lines: list[Row] = []
+        for batch in reversed(rec.batches):
+            for i in range(len(batch.lines) - 1, batch.skip - 1, -1):
+                if len(lines) >= last:
+                    break
+                lines.append(batch.row(i))
+        lines.reverse()
         return {"failures": [rec.failures[i] for i in sorted(rec.failures)][:100], "lines": lines, "held": rec.held}

@@ -36,10 +36,11 @@ def test_a_burst_is_forwarded_then_the_rate_applies_and_the_rest_is_counted():
     assert len(out.read("c")["lines"]) == BURST + 500 + 5 * RATE  # all kept
 
 
-def test_forwarded_lines_carry_index_stream_time_worker_text_and_nothing_goes_without_a_topic():
+def test_forwarded_lines_carry_index_stream_time_text_and_nothing_goes_without_a_topic():
     out, _ = make()
     forward = out.receive(message("c", ["hello"], index=7))
-    assert forward == {"call_id": "c", "lines": [[7, "stdout", 1.0, "tcp://w:1", "hello"]], "held": 0}
+    assert forward == {"call_id": "c", "worker": "tcp://w:1", "lines": [[7, "stdout", 1.0, "hello"]], "held": 0}
+    assert out.read("c")["lines"] == [[1, 7, "stdout", 1.0, "tcp://w:1", "hello"]]  # seq, index, stream, time, ...
     assert out.receive(message("d", ["kept only"], to=None)) is None
     assert [row[-1] for row in out.read("d")["lines"]] == ["kept only"]
 
@@ -66,8 +67,10 @@ def test_bounds_drop_the_oldest_lines_first(monkeypatch):
     assert out.read("old")["dropped"] == 2
     out.receive(message("new", [f"new {i}" for i in range(8)], to=None))
     assert [row[-1] for row in out.read("old")["lines"]] == [f"old {i}" for i in range(5, 12)]
+    assert [row[0] for row in out.read("old", after=7)["lines"]] == list(range(8, 13))  # seq numbers stay
     assert len(out.read("new")["lines"]) == 8
     assert out.total == 15
+    assert [row[-1] for row in out.summary("old", last=3)["lines"]] == ["old 9", "old 10", "old 11"]
 
 
 def test_failures_are_kept_by_input_and_output_goes_when_silent_and_not_held():
