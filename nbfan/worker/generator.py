@@ -12,7 +12,7 @@ from typing import Any, cast
 import cloudpickle
 from distributed import Queue
 
-from nbfan.exception import SerializationError
+from nbfan.exception import InputCancellation, SerializationError
 from nbfan.worker import output
 from nbfan.worker.payload import Failure, Payload, loads
 from nbfan.worker.task import TaskSpec, call_cancelled, call_context, runner_for
@@ -58,6 +58,8 @@ def run_generator(fn_blob: bytes, inputs: Payload, spec: TaskSpec, queue_name: s
                 if stream.failed and spec.stop_on_error:
                     break
         stream.flush()
+    if stream.failures and spec.capture_output:  # for `nbfan logs --failed` (indices are the call's)
+        output.report_failures(spec.call_id, 0, stream.failures, 1)
     return stream.produced
 
 
@@ -71,11 +73,14 @@ class _Stream:
         self.last_flush = time.monotonic()
         self.produced = 0
         self.failed = False
+        self.failures: dict[int, Failure] = {}  # input index -> how it failed
 
     def add(self, event: tuple[str, int, Any]) -> None:
         self.pending.append(event)
         self.produced += event[0] == "y"
         self.failed = self.failed or event[0] == "f"
+        if event[0] == "f" and isinstance(event[2], Failure) and event[2].exc_type is not InputCancellation:
+            self.failures[event[1]] = event[2]
         if event[0] == "f" or len(self.pending) >= FLUSH_ITEMS or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
 

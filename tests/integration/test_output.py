@@ -36,6 +36,13 @@ def fails_on_odd(x: int) -> int:
     return x
 
 
+@app.function
+def gen_fails(n: int) -> Any:
+    print(f"gen {n}")
+    yield n
+    raise RuntimeError(f"gen {n} failed")
+
+
 def script(body: str, address: str, *, env: dict[str, str] | None = None, timeout: float = 180) -> Any:
     """Run a caller script against the shared cluster; its completed process."""
     code = textwrap.dedent(body)
@@ -282,6 +289,15 @@ def test_kept_output_and_failures_read_back_from_another_process(client, local_c
     cli = subprocess.run([sys.executable, "-m", "nbfan.cli", "logs", "--raw", "--input", "2", map_id],
                          capture_output=True, text=True, env=_cli_env(local_cluster), timeout=60)
     assert cli.stdout.splitlines() == ["even 2"]
+
+    with pytest.raises(RuntimeError, match="gen 5 failed"):
+        list(gen_fails.remote_gen(5))
+    gen_id = next(c["call_id"] for c in calls_snapshot(client)["calls"] if c["function"] == "gen_fails")
+    from nbfan.engine.output import read_failures, read_logs
+
+    (failure,) = read_failures(client, gen_id)
+    assert (failure.input, failure.exc_type, failure.message) == (0, "builtins.RuntimeError", "gen 5 failed")
+    assert [line.text for line in read_logs(client, gen_id)] == ["gen 5"]
 
 
 def _cli_env(local_cluster: Any) -> dict[str, str]:
