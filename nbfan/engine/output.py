@@ -24,6 +24,7 @@ from nbfan.config import config
 from nbfan.keys import output_topic
 from nbfan.scheduler.rpc import ensure_plugin, request
 from nbfan.worker import output as worker_output
+from nbfan.worker.context import current_lineage
 
 NOTE_SECONDS = 1.0
 _listening: dict[str, bool] = {}  # client id -> whether it hears its topic
@@ -37,6 +38,8 @@ def spec_fields(client: Client, enabled: bool) -> dict[str, Any]:
         return {"capture_output": False, "output_to": None}
     if worker_output.current() is not None:  # a call made inside an input: its caller's topic
         return {"capture_output": True, "output_to": worker_output.current_topic()}
+    if current_lineage():  # inside an input whose own output is not captured: kept, shown to nobody
+        return {"capture_output": True, "output_to": None}
     return {"capture_output": True, "output_to": topic_for(client)}
 
 

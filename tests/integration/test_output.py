@@ -218,8 +218,13 @@ def test_off_switches_leave_output_to_the_workers(local_cluster):
         print(f"quiet {x}")
         return x
 
+    @app.function(forward_output=False)
+    def quiet_parent(x):
+        return f.remote(x)
+
     list(f.map(range(2)))
     quiet.remote(0)
+    quiet_parent.remote(100)  # the calls made inside it are kept, not shown
     print("done")
     """
     assert script(body, local_cluster.scheduler_address, env={"NBFAN_FORWARD_OUTPUT": "0"}).stdout == "done\n"
