@@ -392,3 +392,28 @@ def test_every_kind_of_call_shows_its_output_on_a_stock_dask_cluster(tmp_path_fa
     out, err = expected_every_kind()
     assert sorted(result.stdout.splitlines()) == out
     assert sorted(result.stderr.splitlines()) == err
+
+
+def test_a_spawn_map_shows_its_output_to_its_caller_and_to_a_handle_reattached_elsewhere(local_cluster):
+    body = """
+    import nbfan
+    app = nbfan.App("output-spawn-map")
+
+    @app.function
+    def f(x):
+        print(f"spawned {x}")
+        return x
+
+    job = f.spawn_map(range(5))
+    assert job.get(timeout=120) == list(range(5))
+    print(job.object_id)
+    """
+    lines = script(body, local_cluster.scheduler_address).stdout.splitlines()
+    map_id = lines[-1]
+    assert sorted(lines[:-1]) == [f"spawned {x}" for x in range(5)]
+    reattach = f"""
+    import nbfan
+    assert nbfan.MapCall.from_id({map_id!r}).get(timeout=120) == list(range(5))
+    """
+    assert sorted(script(reattach, local_cluster.scheduler_address).stdout.splitlines()) == [
+        f"spawned {x}" for x in range(5)]
