@@ -8,8 +8,10 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { CallDetailFeed } from './detail';
 import { requestAPI, streamURL } from './handler';
 import {
+  ICallDetail,
   ICallsSnapshot,
   ICallSnapshot,
   ICancelReply,
@@ -72,6 +74,7 @@ export class LiveModel {
     // The constructor raises `max` to at least Poll's default (30 s); the setter keeps ours.
     this._stream.frequency = { interval: RECONNECT_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS };
     this._rest.frequency = { interval: POLL_MS, backoff: BACKOFF, max: MAX_BACKOFF_MS };
+    this._detail = new CallDetailFeed(settings, () => this._changed.emit());
   }
 
   /** Emitted whenever anything shown changes. */
@@ -85,6 +88,26 @@ export class LiveModel {
 
   get cluster(): IClusterSnapshot | null {
     return this._cluster;
+  }
+
+  /** The call whose detail is shown (see watch), if any. */
+  get watched(): string | null {
+    return this._detail.callId;
+  }
+
+  /** The watched call's failed inputs and latest output lines, once they came. */
+  get detail(): ICallDetail | null {
+    return this._detail.detail;
+  }
+
+  /** Why the watched call's detail could not be read, if the last attempt failed. */
+  get detailError(): string | null {
+    return this._detail.error;
+  }
+
+  /** Keep this call's detail live (null: none): pushed on the socket, or polled while it is down. */
+  watch(callId: string | null): void {
+    this._detail.watch(callId, this._socket);
   }
 
   get link(): LinkState {
@@ -118,6 +141,7 @@ export class LiveModel {
     this._disposed = true;
     this._stream.dispose();
     this._rest.dispose();
+    this._detail.dispose();
     if (this._socket) {
       this._socket.onclose = null;
       this._socket.close();
@@ -167,10 +191,12 @@ export class LiveModel {
         this._error = null;
         this._setLink('live');
         void this._rest.stop();
+        this._detail.setSocket(socket);
       };
       socket.onmessage = (event: MessageEvent) => this._onMessage(event.data);
       socket.onclose = (event: CloseEvent) => {
         this._socket = null;
+        this._detail.setSocket(null);
         if (this._link === 'live' || this._link === 'connecting') {
           this._setLink(this._polledOk ? 'polling' : 'offline');
         }
@@ -197,6 +223,8 @@ export class LiveModel {
     } else if (message.type === 'cluster') {
       this._cluster = message;
       this._changed.emit();
+    } else if (message.type === 'detail') {
+      this._detail.accept(message);
     }
   }
 
@@ -263,4 +291,5 @@ export class LiveModel {
   private _changed = new Signal<this, void>(this);
   private readonly _stream: Poll<void, Error>;
   private readonly _rest: Poll<void, Error>;
+  private readonly _detail: CallDetailFeed;
 }

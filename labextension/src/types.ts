@@ -70,9 +70,57 @@ export interface IClusterSnapshot {
   dashboard: string | null;
 }
 
+/** Where a line an input wrote went: sys.stdout, sys.stderr, or a root logging handler. */
+export type OutputStream = 'stdout' | 'stderr' | 'log';
+
+/** One failed input of a call (its last attempt). */
+export interface IFailure {
+  /** The input's index in the call (0 for a .remote). */
+  input: number;
+  /** Qualified: "builtins.ValueError". */
+  exc_type: string;
+  message: string;
+  /** The remote traceback, as Python prints it. */
+  traceback: string;
+  /** The worker address of the last attempt. */
+  worker: string | null;
+  attempts: number;
+  /** Epoch seconds. */
+  time: number;
+}
+
+/** One line an input wrote. */
+export interface IOutputLine {
+  input: number | null;
+  stream: OutputStream;
+  /** Epoch seconds. */
+  time: number;
+  worker: string | null;
+  text: string;
+}
+
+/** GET /nbfan/api/calls/ID, and the websocket's {type: "detail"} for the watched call. */
+export interface ICallDetail {
+  call_id: string;
+  /** In input order, the first 100. */
+  failures: IFailure[];
+  /** The latest lines, oldest first. */
+  lines: IOutputLine[];
+  /** Lines kept on the cluster but not forwarded to the caller (over the rate limit). */
+  held: number;
+}
+
 /** What the stream websocket pushes. */
 export type StreamMessage =
-  ({ type: 'calls' } & ICallsSnapshot) | ({ type: 'cluster' } & IClusterSnapshot);
+  | ({ type: 'calls' } & ICallsSnapshot)
+  | ({ type: 'cluster' } & IClusterSnapshot)
+  | ({ type: 'detail' } & ICallDetail);
+
+/** What the panel sends on the websocket: show this call's detail with each push (null: none). */
+export interface IWatchMessage {
+  type: 'watch';
+  call_id: string | null;
+}
 
 export interface ICancelReply {
   cancelled: boolean;

@@ -1,7 +1,8 @@
 import { stopIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { ICallSnapshot } from '../types';
+import { ICallDetail, ICallSnapshot } from '../types';
+import { CallDetail } from './CallDetail';
 import { formatDuration, formatRate } from './format';
 import { ProgressBar } from './ProgressBar';
 import { WorkerDistribution } from './WorkerDistribution';
@@ -13,6 +14,9 @@ export interface ICallRowProps {
   /** Now, on the server's clock (epoch seconds). */
   now: number;
   expanded: boolean;
+  /** The expanded call's detail (failed inputs, latest output), null until it came. */
+  detail: ICallDetail | null;
+  detailError: string | null;
   cancelling: boolean;
   onToggle: (callId: string) => void;
   onCancel: (callId: string) => void;
@@ -119,7 +123,17 @@ export function CallRow(props: ICallRowProps): JSX.Element {
           )}
         </span>
       </div>
-      {props.expanded && <WorkerDistribution perWorker={call.per_worker} />}
+      {props.expanded && (
+        <>
+          <WorkerDistribution perWorker={call.per_worker} />
+          <CallDetail
+            callId={call.call_id}
+            running={running}
+            detail={props.detail}
+            error={props.detailError}
+          />
+        </>
+      )}
     </li>
   );
 }

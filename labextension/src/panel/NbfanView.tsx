@@ -30,18 +30,13 @@ function useClock(clock: RenderClock): void {
 export function NbfanView(props: { model: LiveModel; clock: RenderClock }): JSX.Element {
   const { model } = props;
   useClock(props.clock);
-  const [expanded, setExpanded] = React.useState<Set<string>>(new Set());
+  // One call open at a time: the server pushes the detail of one watched call per panel.
+  const [expanded, setExpanded] = React.useState<string | null>(null);
   const [cancelling, setCancelling] = React.useState<Set<string>>(new Set());
   const [cancelError, setCancelError] = React.useState<string | null>(null);
 
-  const toggle = (id: string) =>
-    setExpanded(old => {
-      const next = new Set(old);
-      if (!next.delete(id)) {
-        next.add(id);
-      }
-      return next;
-    });
+  const toggle = (id: string) => setExpanded(old => (old === id ? null : id));
+  React.useEffect(() => model.watch(expanded), [model, expanded]);
   const cancel = (id: string) => {
     setCancelling(old => new Set(old).add(id));
     setCancelError(null);
@@ -94,7 +89,9 @@ export function NbfanView(props: { model: LiveModel; clock: RenderClock }): JSX.
               call={call}
               depth={depth}
               now={now}
-              expanded={expanded.has(call.call_id)}
+              expanded={expanded === call.call_id}
+              detail={expanded === call.call_id ? model.detail : null}
+              detailError={expanded === call.call_id ? model.detailError : null}
               cancelling={cancelling.has(call.call_id)}
               onToggle={toggle}
               onCancel={cancel}

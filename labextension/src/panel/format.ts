@@ -54,3 +54,29 @@ export function percent(part: number, whole: number): string {
   }
   return `${Math.max(0, Math.min(100, (100 * part) / whole))}%`;
 }
+
+/** "builtins.ValueError" -> "ValueError"; other modules' exceptions keep their module. */
+export function shortExcType(qualified: string): string {
+  return qualified.startsWith('builtins.') ? qualified.slice('builtins.'.length) : qualified;
+}
+
+/** "ValueError: three", or just the type when the exception has no message. */
+export function failureText(excType: string, message: string): string {
+  const type = shortExcType(excType);
+  return message ? `${type}: ${message}` : type;
+}
+
+/** "1 attempt", "3 attempts". */
+export function attemptsText(attempts: number): string {
+  return attempts === 1 ? '1 attempt' : `${attempts} attempts`;
+}
+
+/** Epoch seconds as the browser's local wall-clock time, "14:03:07". */
+export function clockTime(epochSeconds: number): string {
+  if (!isFinite(epochSeconds)) {
+    return '–';
+  }
+  const d = new Date(epochSeconds * 1000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
