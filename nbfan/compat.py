@@ -300,6 +300,20 @@ def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:
     logging.getLogger("distributed.scheduler").addFilter(drop)
 
 
+def on_reconnect_given_up(handled: Callable[[], bool]) -> None:
+    """Call `handled()` when a client of this process gives up reconnecting to its scheduler;
+    Dask's own "Failed to reconnect to scheduler after 10.00 seconds, closing client" ERROR is
+    dropped when it returns True (it said so itself). distributed 2026.8.0: `Client._reconnect`
+    logs that record on `distributed.client` (checked by closing_quietly's test)."""
+
+    def replace(record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Failed to reconnect to scheduler after"):
+            return True
+        return not handled()
+
+    logging.getLogger("distributed.client").addFilter(replace)
+
+
 # -- CPython -------------------------------------------------------------------------------------
 
 

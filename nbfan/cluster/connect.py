@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -23,7 +22,7 @@ from distributed.deploy.cluster import Cluster
 from nbfan import compat
 from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
 from nbfan.config import config
-from nbfan.exception import ClusterConnectionError, InvalidError
+from nbfan.exception import ClusterConnectionError, InvalidError, warn_caller
 
 logger = logging.getLogger("nbfan")
 
@@ -115,15 +114,15 @@ def _from_state_file() -> Client | None:
     try:
         state = read_state()
     except CorruptStateError as exc:
-        warnings.warn(f"ignoring the local nbfan cluster: {exc}", stacklevel=4)
+        warn_caller(f"ignoring the local nbfan cluster: {exc}", UserWarning)
         return None
     if state is None:
         return None
     if not pid_alive(state.pid):
-        warnings.warn(
+        warn_caller(
             f"removed a stale nbfan cluster state file: the cluster at {state.address} (pid {state.pid}) is gone. "
             f"Start a new one with `nbfan cluster up`.",
-            stacklevel=4,
+            UserWarning,
         )
         remove_state()
         return None
@@ -323,6 +322,26 @@ def _disconnect_at_exit() -> None:
 
 
 compat.before_thread_pools_shut_down(_disconnect_at_exit)
+
+
+def _say_scheduler_gone() -> bool:
+    """Dask gave up reconnecting a client whose scheduler went away while nothing waited on it:
+    if it is this process's connection, say it once, in nbfan's words (what the next call does),
+    instead of Dask's ERROR line."""
+    with _lock:
+        conn = _current
+    if conn is None or conn.client.status == "running":
+        return False
+    address = getattr(conn.client.scheduler, "address", None) or "?"
+    logger.warning(
+        "nbfan lost the Dask scheduler at %s: it stopped answering and did not come back within %gs. The next call "
+        "connects again (nbfan.connect, NBFAN_SCHEDULER, `nbfan cluster up`, or an embedded cluster).",
+        address, config.connect_timeout,
+    )
+    return True
+
+
+compat.on_reconnect_given_up(_say_scheduler_gone)
 
 
 def disconnect() -> None:

@@ -283,3 +283,38 @@ def kill_cluster(home: Path) -> None:
     daemon = psutil.Process(pid)
     for process in [*daemon.children(recursive=True), daemon]:
         process.kill()
+
+
+def test_the_cluster_disappearing_while_the_script_is_idle_is_said_once(marks: Path, tmp_path: Path) -> None:
+    """No call waits when the cluster goes: Dask's reconnect gives up in the background, and nbfan
+    says it once in its own words; the next call connects again (here: to an embedded cluster)."""
+    home = tmp_path / "home"
+    up = nbfan_cli("cluster", "up", "--workers", "1", home=home)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        proc = start("""
+            nbfan.config.connect_timeout = 2.0
+            print(double.remote(1), flush=True)
+            gone = os.path.join(MARKS, "gone")
+            while not os.path.exists(gone):
+                time.sleep(0.05)
+            from nbfan.cluster.connect import connection_if_any
+            while connection_if_any() is not None:  # until Dask has given up reconnecting
+                time.sleep(0.05)
+            print(double.remote(2), flush=True)
+        """, script_env(home, marks), tmp_path)
+        try:
+            wait_until(lambda: proc.stdout.readline().strip() == "2" or proc.poll() is not None, timeout=60,
+                       what="the first call")
+            kill_cluster(home)
+            (marks / "gone").touch()
+            rc, out, err = finish(proc)
+        finally:
+            proc.kill()
+    finally:
+        nbfan_cli("cluster", "down", home=home)
+    assert rc == 0 and out.strip() == "4", (out, err)
+    said, stale, source = err.splitlines()
+    assert said.startswith("nbfan lost the Dask scheduler at tcp://127.0.0.1:") and "did not come back" in said, err
+    assert "script.py:" in stale and "removed a stale nbfan cluster state file" in stale, err
+    assert source.strip() == "print(double.remote(2), flush=True)"
