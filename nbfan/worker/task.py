@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbfan.exception import ExecutionError, InputCancellation
-from nbfan.worker import isolated, output
+from nbfan.worker import isolated, output, process_state
 from nbfan.worker import telemetry as _telemetry
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
@@ -112,7 +112,8 @@ def note_retry(call_id: str) -> None:
 def call_context(spec: TaskSpec) -> Iterator[None]:
     """While a task's inputs run: the call's volume mounts are in place, and the current call
     and lineage are set (reset when the task ends). Its environment is never set here: inputs
-    with one run in a child process that has it (`runners.InChild`)."""
+    with one run in a child process that has it (`runners.InChild`). What inputs run here change
+    of the process (environment, working directory, sys.path) is put back (`process_state.py`)."""
     if spec.volumes:
         from nbfan.worker.mounts import mount_volumes
 
@@ -120,7 +121,8 @@ def call_context(spec: TaskSpec) -> Iterator[None]:
     call_token = CURRENT_CALL_ID.set(spec.call_id)
     lineage_token = CURRENT_LINEAGE.set(spec.lineage)
     try:
-        yield
+        with process_state.kept(not spec.in_child):
+            yield
     finally:
         CURRENT_LINEAGE.reset(lineage_token)
         CURRENT_CALL_ID.reset(call_token)
