@@ -34,14 +34,18 @@ def _cluster_status(args: argparse.Namespace) -> int:
     from nbfan.cluster.connect import security_for
     from nbfan.cluster.daemon import ClusterCommandError, running_state
     from nbfan.cluster.describe import summarize
+    from nbfan.scheduler.durable import journal_line
+    from nbfan.scheduler.rpc import request
 
     state = running_state()
     if state is None:
         raise ClusterCommandError("no nbfan cluster is running; start one with `nbfan cluster up`")
     with Client(state.address, timeout="10s", set_as_default=False, security=security_for(state.address)) as client:
         summary = summarize(client.scheduler_info(), state.dashboard)
+        journal = request(client, "journal.status")
     print(f"nbfan cluster (pid {state.pid})")
     print(summary.text())
+    print(journal_line(journal))
     return 0
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from nbfan.cluster.state import (
     ClusterState,
@@ -60,6 +61,11 @@ def running_state() -> ClusterState | None:
         remove_state()
         return None
     return state
+
+
+def journal_dir() -> Path:
+    """Where the local cluster's scheduler keeps its journal (scheduler/journal.py)."""
+    return nbfan_home() / "journal"
 
 
 def log_path() -> str:
@@ -147,8 +153,17 @@ def _log_tail(lines: int = 20) -> str:
 
 
 def serve(n_workers: int | None, dashboard: bool, tls: bool) -> None:
-    """The daemon's body: run the cluster until SIGTERM/SIGINT, then close it and the state."""
+    """The daemon's body: run the cluster until SIGTERM/SIGINT, then close it and the state.
+    Its scheduler (in this process) keeps its journal in `$NBFAN_HOME/journal` unless
+    NBFAN_JOURNAL_DIR says otherwise (empty or "off": no journal)."""
+    import dask
+
     from nbfan.cluster.local import start_local_cluster
+
+    journal = os.environ.get("NBFAN_JOURNAL_DIR")
+    if journal is None:
+        journal = str(journal_dir())
+    dask.config.set({"nbfan.journal-dir": "" if journal.lower() in ("", "0", "off", "false", "no") else journal})
 
     security = None
     tls_paths = None

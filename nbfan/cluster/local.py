@@ -99,7 +99,7 @@ def start_local_cluster(
             "dashboard_address": f"{host}:0",
             "dashboard": dashboard,
             "security": security,
-            "preload": ["nbfan.cluster.scheduler_setup"],
+            "preload": ["nbfan.cluster.scheduler_setup", "nbfan.scheduler.preload"],  # see scheduler/preload.py
         },
     }
     workers = worker_specs(worker_options(n_cpu_workers, gpus, host), subprocess=subprocess, security=security)

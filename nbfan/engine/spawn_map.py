@@ -13,10 +13,12 @@ end, and at most the last 100 finished maps keep their results.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import cloudpickle
 from distributed import Client, fire_and_forget
 
 from nbfan.cluster import current_connection, get_client
@@ -76,21 +78,16 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall[Any]:
         chunks = scatter_inputs(client, items, payload.nbytes)
         stored = {"inputs": None, "chunks": [(start, count, future.key) for start, count, future in chunks]}
     del payload
-    _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), **stored)
-    del chunks, stored  # held by the map store now
+    window = window_size(client, plan.resources, function.options.concurrency_limit)
+    coordinator_args = (map_id, plan.fn_blob, plan.spec, plan.resources, window)
+    # the same call, kept by the map store: a cluster with a journal runs it again after a restart
+    resume = cloudpickle.dumps(functools.partial(coordinate, *coordinator_args)) if items else None
+    _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), resume=resume, **stored)
+    del chunks, stored, resume  # held by the map store now
     hooks.call_started(client, map_id, function, "spawn_map")
     hooks.call_total(client, map_id, len(items))
     if items:
-        future = client.submit(
-            coordinate,
-            map_id,
-            plan.fn_blob,
-            plan.spec,
-            plan.resources,
-            window_size(client, plan.resources, function.options.concurrency_limit),
-            key=coordinator_key(map_id),
-            pure=False,
-        )
+        future = client.submit(coordinate, *coordinator_args, key=coordinator_key(map_id), pure=False)
         fire_and_forget(future)
         if not _rpc(client, "submitted", map_id=map_id, timeout=SUBMIT_TIMEOUT):
             _rpc(client, "fail", map_id=map_id, epoch=0, error="its coordinator task never reached the scheduler")

@@ -12,6 +12,13 @@ Dask data (input chunks the caller scattered, result batches the coordinator sca
 for the map by the pseudo-client `HOLDER`: the scheduler keeps their keys. Results are dropped
 `KEEP_AFTER_COLLECT` seconds after a reader read them to the end, and at most `MAX_FINISHED`
 finished maps are kept (the oldest finished ones go first).
+
+Journal: when the cluster has one (journal.py), each change of a record is also written there
+as a `("map", ...)` record and replayed on the plugin's start (`replay`). What stays on the
+workers (inputs over `INLINE_INPUT_BYTES`, batches of results over `INLINE_RESULT_BYTES`) dies
+with them: a running map whose inputs were there fails on the restart, saying so; a stored batch
+that was there is run again (running map) or its map is released, saying why (finished map).
+A running map restored from the journal is `resumable()`: the plugin starts its coordinator.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 from nbfan import compat
 from nbfan.keys import COORDINATOR_PREFIX, coordinator_key
+from nbfan.scheduler.journal import NoJournal, Record
 
 KEEP_AFTER_COLLECT = 600.0  # seconds a collected map's results stay (a second reader may come)
 MAX_FINISHED = 100  # finished maps kept with their results, oldest dropped first
@@ -45,6 +53,7 @@ class StoredBatch:
     blob: bytes | None
     key: str | None
     nbytes: int
+    failed: int = 0  # of its inputs (the others are done)
 
 
 @dataclass
@@ -54,6 +63,7 @@ class MapRecord:
     total: int
     inputs: bytes | None
     chunks: list[tuple[int, int, str]] = field(default_factory=list)  # (start, count, key) of inputs on workers
+    resume: bytes | None = None  # the pickled coordinator call that resumes it (after a restart)
     state: str = "running"  # running | done | cancelled | failed
     error: str | None = None
     epoch: int = 0  # bumped each time a coordinator (re)starts; stale coordinators are refused
@@ -92,6 +102,8 @@ class MapStore:
         self.records: OrderedDict[str, MapRecord] = OrderedDict()
         self.released: OrderedDict[str, str] = OrderedDict()  # dropped map id -> why
         self.scheduler: Any = None
+        self.journal: Any = NoJournal()  # the plugin sets the cluster's journal, if it has one
+        self.restored: list[str] = []  # running maps read back from the journal, to resume
 
     async def start(self, scheduler: Any) -> None:
         """Attached to the scheduler by the plugin."""
@@ -116,6 +128,8 @@ class MapStore:
         record.state = state
         record.error = error
         record.inputs = None
+        record.resume = None
+        self.journal.append(("map", "finish", record.map_id, state, error))
         self._let_go([key for _start, _count, key in record.chunks])
         record.chunks = []
         record.finished_at = time.time()
@@ -143,6 +157,7 @@ class MapStore:
         self._let_go([batch.key for batch in record.batches.values() if batch.key is not None])
         del self.records[record.map_id]
         self.released[record.map_id] = why
+        self.journal.append(("map", "release", record.map_id, why))
         while len(self.released) > MAX_TOMBSTONES:
             self.released.popitem(last=False)
 
@@ -156,15 +171,19 @@ class MapStore:
     # -- handlers (called through `client.scheduler.nbfan_map_<op>(...)`) ----------------------
 
     def create(
-        self, map_id: str, name: str, total: int, inputs: bytes | None, chunks: list[Any] | None = None
+        self, map_id: str, name: str, total: int, inputs: bytes | None, chunks: list[Any] | None = None,
+        resume: bytes | None = None,
     ) -> dict[str, Any]:
-        """A new map: its inputs as bytes, or as `chunks` (start, count, key) the caller scattered."""
+        """A new map: its inputs as bytes, or as `chunks` (start, count, key) the caller scattered;
+        `resume`: its pickled coordinator call, run again if the cluster restarts mid-map."""
         if map_id not in self.records:
             self._trim()
             held = [(int(start), int(count), str(key)) for start, count, key in chunks or ()]
             compat.hold_on_scheduler(self.scheduler, [key for _s, _c, key in held], HOLDER)
-            record = MapRecord(map_id, name, total, inputs if total else None, held)
+            record = MapRecord(map_id, name, total, inputs if total else None, held, resume if total else None)
             self.records[map_id] = record
+            self.journal.append(("map", "create", map_id, name, total, record.inputs, held, record.resume,
+                                 record.created))
             if total == 0:
                 self._finish(record, "done")
         return self.records[map_id].summary()
@@ -190,6 +209,7 @@ class MapStore:
         reply = found.summary()
         if found.state == "running":
             found.epoch += 1
+            self.journal.append(("map", "claim", map_id, found.epoch))
             reply.update(
                 epoch=found.epoch,
                 inputs=found.inputs,
@@ -215,9 +235,10 @@ class MapStore:
         if start not in record.batches:
             if key is not None:
                 compat.hold_on_scheduler(self.scheduler, [key], HOLDER)
-            record.batches[start] = StoredBatch(count, outcomes, key, nbytes or len(outcomes or b""))
+            record.batches[start] = StoredBatch(count, outcomes, key, nbytes or len(outcomes or b""), failed)
             record.done += done
             record.failed += failed
+            self.journal.append(("map", "batch", map_id, start, count, outcomes, key, nbytes, done, failed))
             if record.done + record.failed >= record.total:  # complete: no need to wait for the coordinator
                 self._finish(record, "done")
             else:
@@ -263,6 +284,7 @@ class MapStore:
             cursor += batch.count
         if cursor >= record.total and record.collected_at is None:  # read to the end
             record.collected_at = time.time()
+            self.journal.append(("map", "collected", map_id, record.collected_at))
         reply = record.summary()
         reply["batches"] = batches
         if not batches and record.state in FINISHED:  # a cancelled/failed map's gap: where do results resume?
@@ -281,3 +303,76 @@ class MapStore:
             keys.append(coordinator_key(map_id))
             compat.cancel_keys(self.scheduler, keys, "fire-and-forget", reason="nbfan map cancelled")
         return found.summary()
+
+    # -- the journal (journal.py) ------------------------------------------------------------
+
+    def replay(self, record: Record) -> None:
+        """Apply one journal record (as written above) on the plugin's start. Nothing on the
+        workers survived the restart: keys of data held there are dropped (see the module doc)."""
+        _map, op, map_id, *rest = record
+        if op == "create":
+            name, total, inputs, chunks, resume, created = rest
+            self.records[map_id] = MapRecord(map_id, name, total, inputs, list(chunks), resume, created=created)
+            self.released.pop(map_id, None)
+            return
+        if op == "release":
+            self.records.pop(map_id, None)
+            self.released[map_id] = rest[0]
+            return
+        found = self.records.get(map_id)
+        if found is None:
+            return
+        if op == "claim":
+            found.epoch = max(found.epoch, rest[0])
+        elif op == "batch":
+            start, count, outcomes, key, nbytes, done, failed = rest
+            if start not in found.batches:
+                found.batches[start] = StoredBatch(count, outcomes, key, nbytes or len(outcomes or b""), failed)
+                found.done += done
+                found.failed += failed
+        elif op == "finish":
+            found.state, found.error = rest
+            found.inputs = found.resume = None
+            found.chunks = []
+            found.finished_at = time.time()
+        elif op == "collected":
+            found.collected_at = rest[0]
+
+    def restored_from_journal(self) -> None:
+        """After the replay: what lived on the workers is gone; running maps that can resume are
+        listed in `restored` (the plugin starts their coordinators)."""
+        for record in list(self.records.values()):
+            lost = [start for start, batch in record.batches.items() if batch.key is not None]
+            if record.state in FINISHED:
+                if lost:
+                    self._release(record, "its results over 1 MiB a batch were kept on the workers, "
+                                          "and the cluster restarted since")
+                continue
+            if record.chunks or record.resume is None:
+                why = ("its inputs (over 16 MiB) were kept on the workers, and the cluster restarted since"
+                       if record.chunks else "the cluster restarted, and its map cannot be resumed")
+                record.chunks = []
+                self._finish(record, "failed", why)
+                continue
+            for start in lost:  # their outcomes are gone: those inputs run again
+                batch = record.batches.pop(start)
+                record.done -= batch.count - batch.failed
+                record.failed -= batch.failed
+            self.restored.append(record.map_id)
+
+    def snapshot(self) -> list[Record]:
+        """Records that rebuild every map (for the journal's compaction)."""
+        records: list[Record] = []
+        for map_id, why in self.released.items():
+            records.append(("map", "release", map_id, why))
+        for r in self.records.values():
+            records.append(("map", "create", r.map_id, r.name, r.total, r.inputs, r.chunks, r.resume, r.created))
+            if r.epoch:
+                records.append(("map", "claim", r.map_id, r.epoch))
+            records.extend(("map", "batch", r.map_id, start, b.count, b.blob, b.key, b.nbytes, b.count - b.failed,
+                            b.failed) for start, b in r.batches.items())
+            if r.state != "running":
+                records.append(("map", "finish", r.map_id, r.state, r.error))
+            if r.collected_at is not None:
+                records.append(("map", "collected", r.map_id, r.collected_at))
+        return records

@@ -4,7 +4,8 @@
 - `maps`: the durable state of spawn_maps (mapstore.py);
 - `caps`: cluster-wide concurrency caps as worker resources (caps.py);
 - `store`: named Dicts and Queues, and deployed apps (store.py);
-- `output`: what calls' inputs printed and which failed, kept per call and forwarded (output.py).
+- `output`: what calls' inputs printed and which failed, kept per call and forwarded (output.py);
+- `journal`: the durable state of `store` and `maps` on disk, read back on start (durable.py).
 
 It answers one RPC handler, `nbfan`, whose `operation` names a part's operation; requests come through
 `rpc.request` with the protocol version, and a request of another version is refused with a
@@ -29,7 +30,7 @@ from nbfan.keys import (
     parse_task_key,
     result_topic,
 )
-from nbfan.scheduler import intervals
+from nbfan.scheduler import durable, intervals
 from nbfan.scheduler.caps import Caps
 from nbfan.scheduler.mapstore import MapStore
 from nbfan.scheduler.output import Output
@@ -59,6 +60,7 @@ class NbfanPlugin(SchedulerPlugin):
         self.output = Output(still_held=lambda call_id: call_id in self.retention.held or call_id in self.maps.records,
                              keep_for=lambda: self.retention.keep_for)
         self.scheduler: Any = None
+        self.journal: Any = None  # opened on start when the scheduler is configured for one
         self.ops: dict[str, Callable[..., Any]] = {
             "calls": self.telemetry.calls,
             "cancel": self.telemetry.cancel,
@@ -74,6 +76,7 @@ class NbfanPlugin(SchedulerPlugin):
             "output.failures": self.output.failures,
             "output.summary": self.output.summary,
             **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
+            "journal.status": lambda: durable.status(self.journal),
         }
 
     async def start(self, scheduler: Any) -> None:
@@ -81,6 +84,7 @@ class NbfanPlugin(SchedulerPlugin):
         self.scheduler = scheduler
         for part in (self.telemetry, self.maps, self.caps, self.store, self.retention, self.output):
             await part.start(scheduler)
+        self.journal = durable.open_journal(scheduler, {"store": self.store, "map": self.maps})
         compat.add_rpc_handler(scheduler, HANDLER, self.handle)
         compat.add_stream_handler(scheduler, STREAM_OP, self.handle_event)
         compat.add_periodic_callback(scheduler, "nbfan-retention", self.sweep, 1000)
@@ -95,6 +99,8 @@ class NbfanPlugin(SchedulerPlugin):
         """The scheduler is closing."""
         await self.caps.close()
         await self.telemetry.close()
+        if self.journal is not None:
+            self.journal.close()
         if self.scheduler is not None:
             compat.remove_periodic_callback(self.scheduler, "nbfan-retention")
 
@@ -134,6 +140,8 @@ class NbfanPlugin(SchedulerPlugin):
         result = run(**arguments)
         if inspect.isawaitable(result):
             result = await result
+        if self.journal is not None:  # what this request changed is on disk before it is answered
+            await self.journal.durable()
         return {"result": result}
 
     # -- scheduler events, handed to the parts that need them ----------------------------------

@@ -6,7 +6,9 @@ that wrote to it, and it runs its handlers one at a time on one event loop, so e
 (a read-modify-write such as `put(skip_if_exists=True)` or `pop`) is atomic under any number of
 concurrent writers. Values travel as cloudpickle blobs the scheduler never unpickles.
 
-A part of nbfan's scheduler plugin (plugin.py); state lives as long as the scheduler does.
+A part of nbfan's scheduler plugin (plugin.py); every change is also recorded in the journal
+(journal.py: `("store", ...)` records, replayed by `replay`) when the cluster has one, so the
+state outlives the scheduler too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import asyncio
 import time
 from collections import deque
 from typing import Any
+
+from nbfan.scheduler.journal import NoJournal, Record
 
 DICT_OP = "dict"
 QUEUE_OP = "queue"
@@ -31,6 +35,7 @@ class Store:
         self.queues: dict[str, dict[Any, deque[bytes]]] = {}  # name -> partition -> items
         self.conditions: dict[str, asyncio.Condition] = {}
         self.apps: dict[str, dict[str, Any]] = {}  # app name -> {"functions": {name: blob}, ...}
+        self.journal: Any = NoJournal()  # the plugin sets the cluster's journal, if it has one
 
     async def start(self, scheduler: Any) -> None:
         """Attached to the scheduler by the plugin."""
@@ -42,14 +47,20 @@ class Store:
                 items: list[tuple[bytes, bytes]] | None = None, skip_if_exists: bool = False) -> dict[str, Any]:
         """The `dict` request: one action on the Dict `name` (list/create/delete act on names)."""
         if action in ("list", "create", "delete"):
-            return _name_action(self.dicts, name, action, dict)
+            reply = _name_action(self.dicts, name, action, dict)
+            if action != "list":
+                self.journal.append(("store", "dict", name, action))
+            return reply
         store = self.dicts.get(name)
         if store is None:
             return {"ok": False, "missing": True}
         act = _DICT_ACTIONS.get(action)
         if act is None:
             return {"ok": False, "error": f"unknown dict action {action!r}"}
-        return {"ok": True, **act(store, key, value, items or [], skip_if_exists)}
+        reply = {"ok": True, **act(store, key, value, items or [], skip_if_exists)}
+        if action in _DICT_CHANGES and reply.get("written", True) and reply.get("found", True):
+            self.journal.append(("store", "dict", name, action, key, value, items, skip_if_exists))
+        return reply
 
     # -- Queue ------------------------------------------------------------------------------
 
@@ -67,12 +78,15 @@ class Store:
         """The `queue` request: one action on the Queue `name` (`get` may wait, here on the
         scheduler, for an item to arrive)."""
         if action in ("list", "create", "delete"):
+            if action != "list":
+                self.journal.append(("store", "queue", name, action))
             return await self._queue_names(name, action)
         parts = self.queues.get(name)
         if parts is None:
             return {"ok": False, "missing": True}
         if action == "put":
             parts.setdefault(partition, deque()).extend(values or ())
+            self.journal.append(("store", "queue", name, "put", partition, values or []))
             cond = self._condition(name)
             async with cond:
                 cond.notify_all()
@@ -83,10 +97,8 @@ class Store:
             size = sum(len(q) for q in parts.values()) if total else len(parts.get(partition, ()))
             return {"ok": True, "len": size}
         if action == "clear":
-            if total:
-                parts.clear()
-            else:
-                parts.pop(partition, None)
+            _queue_clear(parts, partition, total)
+            self.journal.append(("store", "queue", name, "clear", partition, total))
             return {"ok": True}
         return {"ok": False, "error": f"unknown queue action {action!r}"}
 
@@ -111,7 +123,9 @@ class Store:
                 return {"ok": True, "values": []}
             items = parts.get(partition)
             if items:
-                return {"ok": True, "values": [items.popleft() for _ in range(min(n, len(items)))]}
+                taken = min(n, len(items))
+                self.journal.append(("store", "queue", name, "pop", partition, taken))
+                return {"ok": True, "values": [items.popleft() for _ in range(taken)]}
             remaining = None if deadline is None else deadline - time.monotonic()
             if not block or (remaining is not None and remaining <= 0):
                 return {"ok": True, "values": []}
@@ -128,6 +142,7 @@ class Store:
         if action == "deploy":
             replaced = name in self.apps
             self.apps[name] = {**(record or {}), "deployed": time.time()}  # type: ignore[index]
+            self.journal.append(("store", "app", name, self.apps[name]))  # type: ignore[index]
             return {"ok": True, "replaced": replaced}
         if action == "list":
             return {"ok": True, "apps": {
@@ -138,8 +153,61 @@ class Store:
         if action == "get":
             return {"ok": True, "app": self.apps.get(name)}  # type: ignore[arg-type]
         if action == "stop":
+            self.journal.append(("store", "app", name, None))
             return {"ok": True, "found": self.apps.pop(name, None) is not None}  # type: ignore[arg-type]
         return {"ok": False, "error": f"unknown apps action {action!r}"}
+
+    # -- the journal ------------------------------------------------------------------------
+
+    def replay(self, record: Record) -> None:
+        """Apply one journal record (as written above) to the state: on the plugin's start."""
+        _store, kind, name, *rest = record
+        if kind == "app":
+            if rest[0] is None:
+                self.apps.pop(name, None)
+            else:
+                self.apps[name] = rest[0]
+        elif kind == "dict":
+            if rest[0] in ("create", "delete"):
+                _name_action(self.dicts, name, rest[0], dict)
+            elif name in self.dicts:
+                action, key, value, items, skip_if_exists = rest
+                _DICT_ACTIONS[action](self.dicts[name], key, value, items or [], skip_if_exists)
+        elif rest[0] in ("create", "delete"):
+            _name_action(self.queues, name, rest[0], dict)
+        elif name in self.queues:
+            self._replay_queue(self.queues[name], *rest)
+
+    @staticmethod
+    def _replay_queue(parts: dict[Any, deque[bytes]], action: str, partition: Any, arg: Any) -> None:
+        if action == "put":
+            parts.setdefault(partition, deque()).extend(arg)
+        elif action == "pop":
+            items = parts.get(partition)
+            for _ in range(min(arg, len(items or ()))):
+                items.popleft()  # type: ignore[union-attr]
+        elif action == "clear":
+            _queue_clear(parts, partition, arg)
+
+    def snapshot(self) -> list[Record]:
+        """Records that rebuild the whole state (for the journal's compaction)."""
+        records: list[Record] = [("store", "app", name, rec) for name, rec in self.apps.items()]
+        for name, entries in self.dicts.items():
+            records.append(("store", "dict", name, "create"))
+            if entries:
+                records.append(("store", "dict", name, "update", None, None, list(entries.values()), False))
+        for name, parts in self.queues.items():
+            records.append(("store", "queue", name, "create"))
+            records.extend(("store", "queue", name, "put", partition, list(items))
+                           for partition, items in parts.items() if items)
+        return records
+
+
+def _queue_clear(parts: dict[Any, deque[bytes]], partition: Any, total: bool) -> None:
+    if total:
+        parts.clear()
+    else:
+        parts.pop(partition, None)
 
 
 def _name_action(objects: dict[str, Any], name: str, action: str, empty: Any) -> dict[str, Any]:
@@ -185,6 +253,8 @@ def _dict_clear(store: Entries, *_: Any) -> dict[str, Any]:
     store.clear()
     return {}
 
+
+_DICT_CHANGES = ("put", "pop", "update", "clear")  # the actions the journal records
 
 _DICT_ACTIONS: dict[str, Any] = {
     "get": _dict_get,
