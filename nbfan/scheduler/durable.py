@@ -22,6 +22,9 @@ from nbfan.keys import coordinator_key
 from nbfan.scheduler.journal import Journal, JournalError, configured_dir, replay
 
 logger = logging.getLogger("nbfan")
+# notices for the scheduler's own log: Dask's handler shows them on a `dask scheduler`, and
+# in-process clusters that silence Dask's logs silence these too
+scheduler_log = logging.getLogger("distributed.nbfan")
 
 OFF_NOTICE = (
     "nbfan: the journal is off on this scheduler: Dicts, Queues, deployments and spawn_maps live in its memory "
@@ -36,7 +39,7 @@ def open_journal(scheduler: Any, parts: dict[str, Any]) -> Journal | None:
     then write to it; None (and one notice in the log) when none is configured."""
     directory = configured_dir()
     if directory is None:
-        logger.info(OFF_NOTICE)
+        scheduler_log.info(OFF_NOTICE)
         return None
     try:
         journal = Journal(directory, lambda: [record for part in parts.values() for record in part.snapshot()])
@@ -50,7 +53,7 @@ def open_journal(scheduler: Any, parts: dict[str, Any]) -> Journal | None:
         part.journal = journal
     maps = parts["map"]
     maps.restored_from_journal()
-    logger.info("nbfan: journal at %s: %d records read back; %d interrupted spawn_maps to resume",
+    scheduler_log.info("nbfan: journal at %s: %d records read back; %d interrupted spawn_maps to resume",
                 directory, len(records), len(maps.restored))
     if maps.restored:
         calls = [(map_id, maps.records[map_id].resume) for map_id in maps.restored]
@@ -62,6 +65,17 @@ def open_journal(scheduler: Any, parts: dict[str, Any]) -> Journal | None:
 
 
 _background: set[asyncio.Future[None]] = set()
+
+
+# a map's progress (a stored batch, a claim, its end, a read) need not wait for the disk: lost in a
+# crash, it is redone like any batch in flight; Dict/Queue/app changes and a new map do
+NO_WAIT = frozenset({"map.store", "map.claim", "map.finish", "map.fail", "map.results", "map.progress",
+                     "map.submitted"})
+
+
+def waits_for_disk(operation: str) -> bool:
+    """Whether a request's answer waits until what it wrote is fsynced."""
+    return operation not in NO_WAIT
 
 
 def status(journal: Journal | None) -> dict[str, Any]:
@@ -103,4 +117,4 @@ async def resume_maps(scheduler: Any, calls: list[tuple[str, bytes]]) -> None:
     except Exception:
         logger.exception("nbfan: could not resume the interrupted spawn_maps %s", [m for m, _b in calls])
         return
-    logger.info("nbfan: resumed %d interrupted spawn_maps: %s", len(calls), ", ".join(m for m, _b in calls))
+    scheduler_log.info("nbfan: resumed %d interrupted spawn_maps: %s", len(calls), ", ".join(m for m, _b in calls))

@@ -14,8 +14,8 @@ and the file is cut there, so the valid prefix is kept and new records follow it
 Durability: records are buffered, and at the end of the scheduler's tick (one `call_soon`)
 all of them are written in one `write` and fsynced, in a writer thread of their own (the
 scheduler's loop does not wait on the disk); a request that wrote records is answered only once
-its fsync is done (`durable()`). So a crash loses no acknowledged write, at most the records of
-the tick it happened in.
+its fsync is done (`durable()`; the plugin skips the wait for a map's progress: durable.py).
+So a crash loses no acknowledged write, at most the records of the tick it happened in.
 
 Bounded: when the log grows past `COMPACT_RATIO` times the last snapshot (and past
 `COMPACT_MIN_BYTES`), the live state is written as a new snapshot and a new empty log begins,

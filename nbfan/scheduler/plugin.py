@@ -140,7 +140,7 @@ class NbfanPlugin(SchedulerPlugin):
         result = run(**arguments)
         if inspect.isawaitable(result):
             result = await result
-        if self.journal is not None:  # what this request changed is on disk before it is answered
+        if self.journal is not None and durable.waits_for_disk(operation):  # on disk before it is answered
             await self.journal.durable()
         return {"result": result}
 
