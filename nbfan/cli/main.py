@@ -23,8 +23,8 @@ def _cluster_up(args: argparse.Namespace) -> int:
 def _cluster_down(args: argparse.Namespace) -> int:
     from nbfan.cluster.daemon import down
 
-    state = down()
-    print(f"nbfan cluster at {state.address} stopped")
+    state = down(forget=args.forget)
+    print(f"nbfan cluster at {state.address} stopped" + ("; its journal was discarded" if args.forget else ""))
     return 0
 
 
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls", action="store_true", help="TLS with self-signed certificates under NBFAN_HOME")
     p.set_defaults(handler=_cluster_up)
     p = csub.add_parser("down", help="stop the local cluster")
+    p.add_argument("--forget", action="store_true",
+                   help="also discard its journal: Dicts, Queues, deployments and spawn_maps are not kept")
     p.set_defaults(handler=_cluster_down)
     p = csub.add_parser("status", help="address, workers, threads, memory and GPUs of the local cluster")
     p.set_defaults(handler=_cluster_status)

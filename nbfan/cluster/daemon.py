@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,8 +109,9 @@ def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = Fal
         raise ClusterCommandError(f"the nbfan cluster did not start within {START_TIMEOUT:g}s; see {log_path()}")
 
 
-def down() -> ClusterState:
-    """Stop the running local cluster; ClusterCommandError when none runs."""
+def down(*, forget: bool = False) -> ClusterState:
+    """Stop the running local cluster; ClusterCommandError when none runs. `forget`: also
+    discard its journal (Dicts, Queues, deployments, spawn_maps), once it has stopped."""
     with _exclusive():
         try:
             state = read_state()
@@ -134,6 +136,8 @@ def down() -> ClusterState:
         if pid_alive(state.pid):
             os.killpg(state.pid, signal.SIGKILL)
         remove_state()
+        if forget:
+            shutil.rmtree(journal_dir(), ignore_errors=True)
         return state
 
 

@@ -147,5 +147,11 @@ def test_a_killed_cluster_comes_back_with_everything(tmp_path: Path) -> None:
         assert str(log) in status.stdout and "damaged at offset" in status.stdout, status.stdout
         reported = [line for line in (home / "cluster.log").read_text().splitlines() if "damaged at offset" in line]
         assert len(reported) == 1 and str(log) in reported[0], reported
+
+        # a restart on purpose that keeps nothing
+        assert nbfan_cli("cluster", "down", "--forget", home=home).returncode == 0
+        up(home)
+        assert script(tmp_path, "gone.py", "import nbfan\nprint(nbfan.Dict.from_name('durable-dict', "
+                      "create_if_missing=True).len())\n", **env).strip() == "0"
     finally:
         nbfan_cli("cluster", "down", home=home)
