@@ -245,8 +245,10 @@ def desire_keys(client: Any, keys: list[Any]) -> None:
 
 
 @contextlib.contextmanager
-def closing_quietly(client: Any) -> Iterator[None]:
-    """While `client` closes, drop two records distributed logs for it that say nothing to a user:
+def closing_quietly(client: Any, whole_cluster: bool = False) -> Iterator[None]:
+    """While `client` closes (and, `whole_cluster`, the cluster this process runs and closes with
+    it: then any of its streams' "Batched Comm Closed"), drop records distributed logs for it that
+    say nothing to a user:
     - "Batched Comm Closed" (INFO, with a traceback) for its own stream: a future released on
       another thread while the client closes is queued after "close-stream", and the scheduler
       has closed the stream when it is written (the release is moot: the scheduler forgets a
@@ -263,7 +265,8 @@ def closing_quietly(client: Any) -> Iterator[None]:
 
     def stream_closed(record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (record.msg == "Batched Comm Closed %r" and comm is not None and args[:1] == (comm,))
+        ours = whole_cluster or (comm is not None and args[:1] == (comm,))
+        return not (record.msg == "Batched Comm Closed %r" and ours)
 
     def reconnect_ended(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None

@@ -164,17 +164,17 @@ def _resolve() -> Connection:
 
 
 def _close(conn: Connection) -> None:
-    if conn.owns_client:
-        try:
-            with compat.closing_quietly(conn.client):
+    with compat.closing_quietly(conn.client, whole_cluster=conn.owned_cluster is not None):
+        if conn.owns_client:
+            try:
                 conn.client.close()
-        except Exception:  # closing a client whose scheduler is gone must not fail
-            pass
-    if conn.owned_cluster is not None:
-        try:
-            conn.owned_cluster.close()
-        except Exception:
-            pass
+            except Exception:  # closing a client whose scheduler is gone must not fail
+                pass
+        if conn.owned_cluster is not None:
+            try:
+                conn.owned_cluster.close()
+            except Exception:
+                pass
 
 
 #: Called with every new client this process connects (the engine installs telemetry's

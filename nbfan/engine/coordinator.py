@@ -15,8 +15,9 @@ from typing import Any, cast
 
 from nbfan.engine import hooks
 from nbfan.engine.map_data import INLINE_RESULT_BYTES, ChunkedInputs, scatter_result
-from nbfan.engine.map_loop import Finished, MapLoop, RangeSource, StopMap, pending_ranges
+from nbfan.engine.map_loop import Finished, MapLoop, StopMap
 from nbfan.engine.plan import CallPlan
+from nbfan.engine.sources import RangeSource, pending_ranges
 from nbfan.exception import ExecutionError, InputCancellation
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused

@@ -14,11 +14,10 @@ cluster when it stops early. Memory stays bounded: at most `window` tasks in fli
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from distributed import Client, Future, as_completed
 from distributed.client import FutureCancelledError
@@ -27,6 +26,7 @@ from distributed.scheduler import KilledWorker
 from nbfan.engine.batching import BatchSizer
 from nbfan.engine.placement import cluster_view
 from nbfan.engine.plan import Batch, CallPlan, cancel_call, decode_outcomes, describe_task_error
+from nbfan.engine.sources import InputSource
 from nbfan.engine.stream import iter_queue_events
 from nbfan.engine.watchdog import SchedulerWatch
 from nbfan.scheduler.caps import CAP_PREFIX
@@ -74,80 +74,6 @@ def note_failed_input(exc: BaseException, index: int) -> BaseException:
     except Exception:
         pass
     return exc
-
-
-# -- where inputs come from ---------------------------------------------------------------------
-
-
-class InputSource(Protocol):
-    """Hands out the next inputs to submit, with the index of the first."""
-
-    def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
-        """Up to `size` inputs (start index, inputs), or None once there are no more."""
-
-    def remaining(self) -> int | None:
-        """How many inputs are still to take, None when not known (a lazy iterator)."""
-
-
-class IteratorSource:
-    """Inputs read lazily from an iterator (a `.map` in the caller): memory stays flat however
-    long it is. `first_input` checks input 0 before anything is submitted."""
-
-    def __init__(
-        self, inputs: Iterator[Args], first_input: Callable[[Args], None] | None = None, total: int | None = None
-    ) -> None:
-        self._inputs = inputs
-        self._first_input = first_input
-        self.taken = 0
-        self.total = total  # how many inputs there are, where known up front (sized inputs)
-
-    def remaining(self) -> int | None:
-        return None if self.total is None else max(0, self.total - self.taken)
-
-    def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
-        with gc_paused():  # many small tuples would set off costly collections
-            chunk = list(itertools.islice(self._inputs, size))
-        if not chunk:
-            return None
-        if self.taken == 0 and self._first_input is not None:
-            self._first_input(chunk[0])
-        start, self.taken = self.taken, self.taken + len(chunk)
-        return start, chunk
-
-
-class RangeSource:
-    """The inputs of `ranges` ([start, end) pairs, in order) out of a list held in memory (a
-    spawn_map's coordinator, which skips what an earlier coordinator already stored)."""
-
-    def __init__(self, inputs: Sequence[Args], ranges: list[tuple[int, int]]) -> None:
-        self._inputs = inputs
-        self._ranges = list(ranges)
-
-    def take(self, size: int) -> tuple[int, Sequence[Args]] | None:
-        while self._ranges and self._ranges[0][0] >= self._ranges[0][1]:
-            self._ranges.pop(0)
-        if not self._ranges:
-            return None
-        start, end = self._ranges[0]
-        stop = min(end, start + size)
-        self._ranges[0] = (stop, end)
-        return start, self._inputs[start:stop]
-
-    def remaining(self) -> int | None:
-        return sum(max(0, end - start) for start, end in self._ranges)
-
-
-def pending_ranges(stored: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
-    """The [start, end) input ranges not covered by stored (start, count) batches, in order."""
-    gaps: list[tuple[int, int]] = []
-    position = 0
-    for start, count in sorted(stored):
-        if start > position:
-            gaps.append((position, start))
-        position = max(position, start + count)
-    if position < total:
-        gaps.append((position, total))
-    return gaps
 
 
 # -- what the loop hands back -------------------------------------------------------------------

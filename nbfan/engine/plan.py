@@ -178,6 +178,11 @@ def batch_result(
     future: Future[Any], start: int, count: int, timeout: float | None = None
 ) -> tuple[float, list[tuple[bool, Any]]]:
     """(compute seconds, outcomes) of a finished batch task, or raise what killed the task."""
+    if future.client.status in ("closing", "closed"):  # closed after it lost its scheduler (or by the user)
+        raise ClusterConnectionError(
+            f"lost the Dask scheduler while waiting for the call: the client is {future.client.status}. The "
+            f"scheduler stopped or the network failed; check the cluster (`nbfan cluster status`) and call again."
+        )
     try:
         blob = future.result(timeout=timeout)
     except asyncio.TimeoutError:  # the builtin TimeoutError since Python 3.11; not on 3.10

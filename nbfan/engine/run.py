@@ -10,9 +10,10 @@ from typing import Any
 from nbfan.cluster import get_client
 from nbfan.engine import hooks
 from nbfan.engine.inputs import check_first_input
-from nbfan.engine.map_loop import Finished, IteratorSource, MapLoop, Yielded, note_failed_input, slots_for
+from nbfan.engine.map_loop import Finished, MapLoop, Yielded, note_failed_input, slots_for
 from nbfan.engine.plan import plan_call
 from nbfan.engine.progress import Progress
+from nbfan.engine.sources import IteratorSource
 from nbfan.engine.target import CallTarget
 from nbfan.worker.outcomes import ok_values
 from nbfan.worker.payload import Args

@@ -27,7 +27,8 @@ MIRRORS = {
     "IClusterSnapshot": "ClusterSnapshot",
 }
 # Interfaces of types.ts that are not snapshots (replies of other routes).
-TS_ONLY = {"ICancelReply"}
+# (The call detail's shapes are checked against the server's replies by tests/integration/test_server.py.)
+TS_ONLY = {"ICancelReply", "IFailure", "IOutputLine", "ICallDetail", "IWatchMessage"}
 LITERAL_UNIONS = ["CallKind", "CallState", "CallerKind"]
 
 # A field as both sides are compared: (optional, nullable, kind); kind is "string", "number",
@@ -94,6 +95,10 @@ class TsSchema:
             return ("literal", self.unions[annotation])
         if annotation in MIRRORS:
             return ("ref", MIRRORS[annotation])
+        if annotation in TS_ONLY:
+            return ("ts-only", annotation)
+        if re.fullmatch(r"'[^']*'", annotation):
+            return ("literal", frozenset([annotation[1:-1]]))
         raise AssertionError(f"types.ts: a type the reader does not know: {annotation!r}")
 
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from nbfan.engine.map_loop import IteratorSource, RangeSource, pending_ranges
+from nbfan.engine.sources import IteratorSource, RangeSource, pending_ranges
 
 
 def args(i: int) -> tuple[tuple[int], dict]:
