@@ -7,6 +7,7 @@ not a timing goal)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,6 +81,17 @@ def nbfan_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = script_env(home, home)
     return subprocess.run([sys.executable, "-m", "nbfan.cli", *args], capture_output=True, text=True, env=env,
                           timeout=120)
+
+
+@contextlib.contextmanager
+def cluster_up(home: Path) -> Iterator[None]:
+    """A one-worker `nbfan cluster up` in `home` for one test (it may kill it), always taken down."""
+    up = nbfan_cli("cluster", "up", "--workers", "1", home=home)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield
+    finally:
+        nbfan_cli("cluster", "down", home=home)
 
 
 @pytest.fixture(scope="module")
@@ -251,9 +263,7 @@ def test_closing_the_client_handed_to_connect_is_quiet_and_later_calls_say_so(ma
 def test_the_cluster_disappearing_under_a_running_call_is_one_clear_error(call: str, marks: Path,
                                                                           tmp_path: Path) -> None:
     home = tmp_path / "home"
-    up = nbfan_cli("cluster", "up", "--workers", "1", home=home)
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
+    with cluster_up(home):
         proc = start(f"""
             try:
                 {call}
@@ -266,8 +276,6 @@ def test_the_cluster_disappearing_under_a_running_call_is_one_clear_error(call: 
             rc, out, err = finish(proc)
         finally:
             proc.kill()
-    finally:
-        nbfan_cli("cluster", "down", home=home)
     assert_quiet(rc, out, err)
     assert out.startswith("lost: ") and out.count("\n") == 1, out
     assert err == ""
@@ -289,9 +297,7 @@ def test_the_cluster_disappearing_while_the_script_is_idle_is_said_once(marks: P
     """No call waits when the cluster goes: Dask's reconnect gives up in the background, and nbfan
     says it once in its own words; the next call connects again (here: to an embedded cluster)."""
     home = tmp_path / "home"
-    up = nbfan_cli("cluster", "up", "--workers", "1", home=home)
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
+    with cluster_up(home):
         proc = start("""
             nbfan.config.connect_timeout = 2.0
             print(double.remote(1), flush=True)
@@ -311,8 +317,6 @@ def test_the_cluster_disappearing_while_the_script_is_idle_is_said_once(marks: P
             rc, out, err = finish(proc)
         finally:
             proc.kill()
-    finally:
-        nbfan_cli("cluster", "down", home=home)
     assert rc == 0 and out.strip() == "4", (out, err)
     said, stale, source = err.splitlines()
     assert said.startswith("nbfan lost the Dask scheduler at tcp://127.0.0.1:") and "did not come back" in said, err
