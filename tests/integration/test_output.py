@@ -324,9 +324,11 @@ def test_a_detached_spawn_map_keeps_its_output_and_failures(client, local_cluste
             raise KeyError("four")
         return x
 
-    print(f.spawn_map(range(6)).object_id)
+    print("ID", f.spawn_map(range(6)).object_id)
     """
-    map_id = script(body, local_cluster.scheduler_address).stdout.split()[-1]
+    # Lines the map prints while this script is still attached reach its stdout too.
+    out = script(body, local_cluster.scheduler_address).stdout
+    map_id = next(line.split()[1] for line in out.splitlines() if line.startswith("ID "))
     from nbfan.engine.spawn_map import MapCall
 
     handle = MapCall.from_id(map_id)
