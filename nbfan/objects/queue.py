@@ -51,6 +51,13 @@ def _check_timeout(timeout: float | None) -> float | None:
     return timeout
 
 
+def _check_ttl(partition_ttl: float | None) -> float | None:
+    if partition_ttl is not None and (isinstance(partition_ttl, bool) or not isinstance(partition_ttl, (int, float))
+                                      or partition_ttl <= 0):
+        raise InvalidError(f"invalid partition_ttl={partition_ttl!r}: give seconds > 0 (the default is 24 hours)")
+    return partition_ttl
+
+
 def _take(n: int, block: bool, timeout: float | None, partition: str | None) -> Steps[list[V]]:
     """Up to `n` items; a blocking take may wait long (see store_method's `waits`)."""
     timeout, partition = _check_timeout(timeout), _check_partition(partition)
@@ -70,15 +77,18 @@ class Queue(NamedObject, Generic[V]):
     @store_method
     def put(self, v: V, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
             partition_ttl: int | None = None) -> Steps[None]:
-        """Add one item (the queue is unbounded: `block`/`timeout` are accepted for Modal's signature)."""
-        yield "put", {"values": [cloudpickle.dumps(v, protocol=5)], "partition": _check_partition(partition)}, False
+        """Add one item (the queue is unbounded: `block`/`timeout` are accepted for Modal's signature).
+        The partition is cleared `partition_ttl` seconds (24 h by default) after its last put."""
+        yield "put", {"values": [cloudpickle.dumps(v, protocol=5)], "partition": _check_partition(partition),
+                      "partition_ttl": _check_ttl(partition_ttl)}, False
 
     @store_method
     def put_many(self, vs: Iterable[V], block: bool = True, timeout: float | None = None, *,
                  partition: str | None = None, partition_ttl: int | None = None) -> Steps[None]:
-        """Add many items in order, in one step."""
+        """Add many items in order, in one step (`partition_ttl` as in `put`)."""
+        partition, partition_ttl = _check_partition(partition), _check_ttl(partition_ttl)
         blobs = [cloudpickle.dumps(v, protocol=5) for v in vs]
-        yield "put", {"values": blobs, "partition": _check_partition(partition)}, False
+        yield "put", {"values": blobs, "partition": partition, "partition_ttl": partition_ttl}, False
 
     @store_method
     def get(self, block: bool = True, timeout: float | None = None, *, partition: str | None = None) -> Steps[V]:

@@ -134,7 +134,8 @@ class Journal:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nbfan-journal")
         self._lock = threading.Lock()
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._dir_lock = _lock_dir(self.directory)
         except OSError as exc:
             raise JournalError(f"nbfan cannot use the journal directory {self.directory}: {exc}") from exc
 
@@ -151,32 +152,42 @@ class Journal:
 
     def load(self) -> list[Record]:
         """Every valid record, the snapshot's then the log's, and open the log for appending. A
-        torn or corrupt part is reported once (logged, and in `problems`) and cut off."""
+        torn or corrupt part is reported once (logged, and in `problems`) and cut off.
+
+        The generation is the newest snapshot's (0 before the first compaction): a compaction
+        makes its snapshot whole before its log exists, so a newer log without a snapshot is
+        left over from a compaction the process did not finish, and is removed with any
+        half-written snapshot (`.tmp`); the older generation it was replacing stays valid."""
         snapshots = self._files("snapshot")
         logs = self._files("log")
-        self.generation = max([*snapshots, *logs, 0])
+        self.generation = max([*snapshots, 0])
+        for gen, path in logs.items():
+            if gen > self.generation:
+                path.unlink(missing_ok=True)
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
         records: list[Record] = []
         snapshot = snapshots.get(self.generation)
         if snapshot is not None:
             got, end, why = read_frames(snapshot)
             if why is not None:
-                self._report(snapshot, end, why)
+                self._report(snapshot, end, why, kept="its records after that offset are lost")
             records.extend(got)
             self.snapshot_bytes = snapshot.stat().st_size
         log = logs.get(self.generation)
         if log is not None:
             got, end, why = read_frames(log)
             if why is not None:
-                self._report(log, end, why)
+                self._report(log, end, why, kept=f"the rest is moved to {log.name}.torn-{end}")
                 self._cut(log, end)
             records.extend(got)
         self._open_log()
         self._remove_older(self.generation)
         return records
 
-    def _report(self, path: Path, offset: int, why: str) -> None:
+    def _report(self, path: Path, offset: int, why: str, *, kept: str) -> None:
         text = (f"nbfan: the journal file {path} is damaged at offset {offset}: {why}; "
-                f"its records before that offset are kept, the rest is moved to {path.name}.torn-{offset}")
+                f"its records before that offset are kept, {kept}")
         self.problems.append(text)
         logger.warning(text)
 
@@ -186,7 +197,8 @@ class Journal:
             tail = f.read()
             if tail:
                 aside = path.with_name(f"{path.name}.torn-{offset}")
-                aside.write_bytes(tail)
+                with _private_open(aside, "wb") as out:
+                    out.write(tail)
             if offset < len(MAGIC):  # not even the header survived: start the file again
                 f.seek(0)
                 f.write(MAGIC)
@@ -197,7 +209,7 @@ class Journal:
 
     def _open_log(self) -> None:
         path = self._path("log", self.generation)
-        self._log = open(path, "ab")  # noqa: SIM115  (open until close())
+        self._log = _private_open(path, "ab")  # open until close()
         if self._log.tell() == 0:
             self._log.write(MAGIC)
             self._log.flush()
@@ -244,9 +256,31 @@ class Journal:
     def _write(self, data: bytes) -> None:
         with self._lock:
             log = self._log
-            log.write(data)
+            start = log.tell()
+            try:
+                log.write(data)
+                log.flush()
+                os.fsync(log.fileno())
+            except OSError as exc:
+                # a full or failing disk: cut what part of the batch got written, so that the
+                # next batch follows a whole record and reading back does not stop there
+                self._roll_back(log, start, exc)
+                raise
+
+    def _roll_back(self, log: Any, offset: int, exc: OSError) -> None:
+        text = (f"nbfan: writing the journal {log.name} failed ({exc}); the requests that wrote it get "
+                f"the error, and the log is cut back to its last whole record at offset {offset}")
+        self.problems.append(text)
+        logger.error(text)
+        try:
+            log.seek(offset)
+            log.truncate(offset)
             log.flush()
-            os.fsync(log.fileno())
+        except (OSError, ValueError):  # the buffer may still hold the failed bytes
+            try:
+                os.ftruncate(log.fileno(), offset)
+            except OSError:
+                pass
 
     async def durable(self) -> None:
         """Wait until every record appended so far is on disk."""
@@ -269,15 +303,16 @@ class Journal:
     def _switch(self, generation: int, data: bytes) -> None:
         snapshot = self._path("snapshot", generation)
         tmp = snapshot.with_name(snapshot.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with _private_open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        log = open(self._path("log", generation), "wb")  # noqa: SIM115  (kept open)
+        os.replace(tmp, snapshot)  # the new generation exists once its snapshot does...
+        _fsync_dir(self.directory)
+        log = _private_open(self._path("log", generation), "wb")  # ...and its log only after (kept open)
         log.write(MAGIC)
         log.flush()
         os.fsync(log.fileno())
-        os.replace(tmp, snapshot)  # the new generation exists once its snapshot does
         _fsync_dir(self.directory)
         with self._lock:
             old, self._log = self._log, log
@@ -291,6 +326,9 @@ class Journal:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._dir_lock is not None:
+            self._dir_lock.close()  # releases the directory for the next scheduler
+            self._dir_lock = None
 
     # -- what `nbfan cluster status` shows -----------------------------------------------------
 
@@ -312,6 +350,28 @@ class Journal:
             "compactions": self.compactions,
             "problems": list(self.problems),
         }
+
+
+def _lock_dir(directory: Path) -> Any:
+    """Hold the directory for this journal alone (an flock on its `lock` file, released when the
+    process ends, however it ends): two schedulers writing one journal would corrupt it."""
+    import fcntl
+
+    lock = _private_open(directory / "lock", "ab")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise JournalError(
+            f"the journal directory {directory} is in use by another scheduler; give this one a directory of "
+            f"its own (nbfan.journal-dir or NBFAN_JOURNAL_DIR), or \"off\""
+        ) from None
+    return lock
+
+
+def _private_open(path: Path, mode: str) -> Any:
+    """Open a journal file readable by its owner only (it holds Dict values and pickled calls)."""
+    return open(path, mode, opener=lambda name, flags: os.open(name, flags, 0o600))
 
 
 def _fsync_dir(directory: Path) -> None:

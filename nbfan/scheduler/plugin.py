@@ -91,9 +91,11 @@ class NbfanPlugin(SchedulerPlugin):
         await intervals.install(scheduler)  # short send intervals on any cluster (intervals.py)
 
     def sweep(self) -> None:
-        """Once a second: results read long enough ago go, then output nobody keeps."""
+        """Once a second: results read long enough ago go, then output nobody keeps, then Dict
+        entries and Queue partitions past their lifetimes."""
         self.retention.sweep()
         self.output.sweep()
+        self.store.expire()
 
     async def close(self) -> None:
         """The scheduler is closing."""

@@ -9,6 +9,11 @@ concurrent writers. Values travel as cloudpickle blobs the scheduler never unpic
 A part of nbfan's scheduler plugin (plugin.py); every change is also recorded in the journal
 (journal.py: `("store", ...)` records, replayed by `replay`) when the cluster has one, so the
 state outlives the scheduler too.
+
+Lifetimes, as Modal's: a Dict entry expires `DICT_ENTRY_TTL` (7 days) after it was last read or
+written; a Queue partition is cleared `partition_ttl` seconds (24 h by default) after its last
+put. Reads are not journaled: after a restart, every Dict entry counts as used at that moment
+(it can only live longer, never shorter); a partition keeps the time of its last put.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from nbfan.scheduler.journal import NoJournal, Record
 DICT_OP = "dict"
 QUEUE_OP = "queue"
 APPS_OP = "apps"
+DICT_ENTRY_TTL = 7 * 24 * 3600.0  # seconds without a read or write before a Dict entry expires
+QUEUE_PARTITION_TTL = 24 * 3600.0  # seconds after its last put before a Queue partition is cleared
+DICT_SWEEP_INTERVAL = 60.0  # how often Dict entries are checked (partitions: at every sweep)
 
 
 class Store:
@@ -36,6 +44,10 @@ class Store:
         self.conditions: dict[str, asyncio.Condition] = {}
         self.apps: dict[str, dict[str, Any]] = {}  # app name -> {"functions": {name: blob}, ...}
         self.journal: Any = NoJournal()  # the plugin sets the cluster's journal, if it has one
+        self.clock = time.time
+        self.dict_used: dict[str, dict[bytes, float]] = {}  # name -> key blob -> last read or write
+        self.partition_life: dict[str, dict[Any, tuple[float, float]]] = {}  # name -> partition -> (last put, ttl)
+        self._dicts_swept = 0.0
 
     async def start(self, scheduler: Any) -> None:
         """Attached to the scheduler by the plugin."""
@@ -48,6 +60,8 @@ class Store:
         """The `dict` request: one action on the Dict `name` (list/create/delete act on names)."""
         if action in ("list", "create", "delete"):
             reply = _name_action(self.dicts, name, action, dict)
+            if action == "delete":
+                self.dict_used.pop(name, None)
             if action != "list":
                 self.journal.append(("store", "dict", name, action))
             return reply
@@ -58,9 +72,24 @@ class Store:
         if act is None:
             return {"ok": False, "error": f"unknown dict action {action!r}"}
         reply = {"ok": True, **act(store, key, value, items or [], skip_if_exists)}
+        self._touch(name, action, key, items)
         if action in _DICT_CHANGES and reply.get("written", True) and reply.get("found", True):
             self.journal.append(("store", "dict", name, action, key, value, items, skip_if_exists))
         return reply
+
+    def _touch(self, name: str, action: str, key: bytes | None, items: list[tuple[bytes, bytes]] | None) -> None:
+        """Record a use of the entries an action read or wrote (for their expiry)."""
+        entries, used, now = self.dicts.get(name, {}), self.dict_used.setdefault(name, {}), self.clock()
+        if action in ("clear", "items"):
+            used.clear()
+            used.update(dict.fromkeys(entries, now))
+        elif action == "update":
+            used.update((k, now) for k, _v in items or ())
+        elif key is not None:
+            if key in entries:
+                used[key] = now
+            else:
+                used.pop(key, None)
 
     # -- Queue ------------------------------------------------------------------------------
 
@@ -73,7 +102,7 @@ class Store:
     async def queue_op(  # noqa: PLR0911  (a branch per action)
         self, comm: Any = None, name: str = "", action: str = "", partition: Any = None,
         values: list[bytes] | None = None, n: int = 1, block: bool = True, timeout: float | None = None,
-        total: bool = False,
+        total: bool = False, partition_ttl: float | None = None,
     ) -> dict[str, Any]:
         """The `queue` request: one action on the Queue `name` (`get` may wait, here on the
         scheduler, for an item to arrive)."""
@@ -86,7 +115,9 @@ class Store:
             return {"ok": False, "missing": True}
         if action == "put":
             parts.setdefault(partition, deque()).extend(values or ())
-            self.journal.append(("store", "queue", name, "put", partition, values or []))
+            life = (self.clock(), QUEUE_PARTITION_TTL if partition_ttl is None else float(partition_ttl))
+            self.partition_life.setdefault(name, {})[partition] = life
+            self.journal.append(("store", "queue", name, "put", partition, values or [], *life))
             cond = self._condition(name)
             async with cond:
                 cond.notify_all()
@@ -98,6 +129,7 @@ class Store:
             return {"ok": True, "len": size}
         if action == "clear":
             _queue_clear(parts, partition, total)
+            _queue_clear(self.partition_life.get(name, {}), partition, total)
             self.journal.append(("store", "queue", name, "clear", partition, total))
             return {"ok": True}
         return {"ok": False, "error": f"unknown queue action {action!r}"}
@@ -106,6 +138,7 @@ class Store:
         reply = _name_action(self.queues, name, action, dict)
         if action != "delete":
             return reply
+        self.partition_life.pop(name, None)
         cond = self.conditions.pop(name, None)
         if cond is not None:
             async with cond:
@@ -168,15 +201,31 @@ class Store:
             else:
                 self.apps[name] = rest[0]
         elif kind == "dict":
-            if rest[0] in ("create", "delete"):
-                _name_action(self.dicts, name, rest[0], dict)
-            elif name in self.dicts:
-                action, key, value, items, skip_if_exists = rest
-                _DICT_ACTIONS[action](self.dicts[name], key, value, items or [], skip_if_exists)
+            self._replay_dict(name, rest)
         elif rest[0] in ("create", "delete"):
             _name_action(self.queues, name, rest[0], dict)
+            if rest[0] == "delete":
+                self.partition_life.pop(name, None)
         elif name in self.queues:
-            self._replay_queue(self.queues[name], *rest)
+            if rest[0] == "put":
+                self.partition_life.setdefault(name, {})[rest[1]] = (rest[3], rest[4])
+            elif rest[0] == "clear":
+                _queue_clear(self.partition_life.get(name, {}), rest[1], rest[2])
+            self._replay_queue(self.queues[name], *rest[:3])
+
+    def _replay_dict(self, name: str, rest: list[Any]) -> None:
+        if rest[0] in ("create", "delete"):
+            _name_action(self.dicts, name, rest[0], dict)
+            if rest[0] == "delete":
+                self.dict_used.pop(name, None)
+        elif rest[0] == "expire" and name in self.dicts:
+            for key in rest[3]:
+                self.dicts[name].pop(key, None)
+                self.dict_used.get(name, {}).pop(key, None)
+        elif name in self.dicts:
+            action, key, value, items, skip_if_exists = rest
+            _DICT_ACTIONS[action](self.dicts[name], key, value, items or [], skip_if_exists)
+            self._touch(name, action, key, items)  # read back now: a restart counts as a use
 
     @staticmethod
     def _replay_queue(parts: dict[Any, deque[bytes]], action: str, partition: Any, arg: Any) -> None:
@@ -198,12 +247,41 @@ class Store:
                 records.append(("store", "dict", name, "update", None, None, list(entries.values()), False))
         for name, parts in self.queues.items():
             records.append(("store", "queue", name, "create"))
-            records.extend(("store", "queue", name, "put", partition, list(items))
+            lives = self.partition_life.get(name, {})
+            records.extend(("store", "queue", name, "put", partition, list(items),
+                            *lives.get(partition, (self.clock(), QUEUE_PARTITION_TTL)))
                            for partition, items in parts.items() if items)
         return records
 
+    # -- lifetimes ------------------------------------------------------------------------
 
-def _queue_clear(parts: dict[Any, deque[bytes]], partition: Any, total: bool) -> None:
+    def expire(self) -> None:
+        """Drop what outlived its lifetime (called every second by the plugin's sweep): Queue
+        partitions past their last put's TTL; Dict entries unused for `DICT_ENTRY_TTL`, checked
+        once every `DICT_SWEEP_INTERVAL`."""
+        now = self.clock()
+        for name, lives in self.partition_life.items():
+            parts = self.queues.get(name)
+            for partition in [p for p, (put, ttl) in lives.items() if now >= put + ttl]:
+                del lives[partition]
+                if parts is not None and parts.pop(partition, None) is not None:
+                    self.journal.append(("store", "queue", name, "clear", partition, False))
+        if now - self._dicts_swept < DICT_SWEEP_INTERVAL:
+            return
+        self._dicts_swept = now
+        for name, used in self.dict_used.items():
+            entries = self.dicts.get(name)
+            old = [key for key, last in used.items() if now - last >= DICT_ENTRY_TTL]
+            if not old:
+                continue
+            for key in old:
+                del used[key]
+                if entries is not None:
+                    entries.pop(key, None)
+            self.journal.append(("store", "dict", name, "expire", None, None, old, False))
+
+
+def _queue_clear(parts: dict[Any, Any], partition: Any, total: bool) -> None:
     if total:
         parts.clear()
     else:

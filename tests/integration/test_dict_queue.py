@@ -139,6 +139,20 @@ def test_queue_from_caller():
             q.get(timeout=-1)
 
 
+def test_a_partition_is_cleared_its_ttl_after_the_last_put(client):
+    from waiting import wait_until
+
+    with nbfan.Queue.ephemeral() as q:
+        q.put("kept")  # the default partition lives 24 h
+        q.put_many(["a", "b"], partition="short", partition_ttl=1)
+        assert q.len(partition="short") == 2
+        wait_until(lambda: q.len(partition="short") == 0, timeout=30, what="the 1 s partition to be cleared")
+        assert q.len() == 1 and q.get() == "kept"
+        for bad in (0, -1, "1h", True):
+            with pytest.raises(InvalidError, match="partition_ttl"):
+                q.put(1, partition="short", partition_ttl=bad)
+
+
 def test_queue_concurrent_producers_and_consumers(client):
     with nbfan.Queue.ephemeral() as jobs, nbfan.Queue.ephemeral() as done:
         list(produce.starmap([(jobs, i * 50, 50) for i in range(4)]))  # 4 producers on the workers

@@ -155,3 +155,27 @@ def test_a_killed_cluster_comes_back_with_everything(tmp_path: Path) -> None:
                       "create_if_missing=True).len())\n", **env).strip() == "0"
     finally:
         nbfan_cli("cluster", "down", home=home)
+
+
+def test_a_cluster_stopped_on_purpose_mid_map_comes_back_with_everything(tmp_path: Path) -> None:
+    """`nbfan cluster down` while a spawn_map runs, then `up`: the batches its stopping workers
+    cut short are not failures; the map resumes and every result arrives, with the rest."""
+    home = tmp_path / "home"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text(APP.replace("{marks!r}", repr(str(marks))))
+    env = {"NBFAN_HOME": str(home), "MARKS": str(marks), "APP_DIR": str(app_dir)}
+    up(home)
+    try:
+        deployed = nbfan_cli("deploy", str(app_dir / "app.py"), home=home, MARKS=str(marks))
+        assert deployed.returncode == 0, deployed.stderr
+        ids = json.loads(script(tmp_path, "setup.py", SETUP, **env).splitlines()[-1])
+        assert nbfan_cli("cluster", "down", home=home).returncode == 0
+        assert len((marks / "ran").read_text().split()) < 600, "the map ended before the cluster stopped"
+        up(home)
+        assert script(tmp_path, "check.py", CHECK, IDS=json.dumps(ids), **env).strip() == "all back"
+        assert set(int(x) for x in (marks / "ran").read_text().split()) == set(range(600))
+    finally:
+        nbfan_cli("cluster", "down", home=home)

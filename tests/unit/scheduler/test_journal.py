@@ -129,6 +129,75 @@ def test_compaction_bounds_the_disk_to_the_live_state(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.parametrize("step", ["snapshot written, not renamed", "an old-style log created first"])
+def test_a_compaction_cut_short_keeps_the_generation_before_it(tmp_path: Path, step: str) -> None:
+    journal = Journal(tmp_path)
+    journal.load()
+    write(journal, ("kept", 1), ("kept", 2))
+    journal.close()
+    # the process died inside the next compaction: generation 1 is half made
+    if step == "snapshot written, not renamed":
+        (tmp_path / "snapshot-000001.nbj.tmp").write_bytes(MAGIC + encode(("kept", 1)))
+    else:
+        (tmp_path / "log-000001.nbj").write_bytes(MAGIC)
+    again = Journal(tmp_path)
+    assert again.load() == [("kept", 1), ("kept", 2)]
+    assert again.generation == 0 and again.problems == []
+    write(again, ("after", 3))
+    again.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lock", "log-000000.nbj"]
+    third = Journal(tmp_path)
+    assert third.load() == [("kept", 1), ("kept", 2), ("after", 3)]
+    third.close()
+
+
+def test_a_failed_write_is_cut_back_so_later_records_read_back(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    journal = Journal(tmp_path)
+    journal.load()
+    write(journal, ("before", 1))
+    real_fsync = os.fsync
+    fail = {"now": True}
+
+    def fsync(fd: int) -> None:
+        if fail["now"]:
+            fail["now"] = False
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    journal.append(("lost", b"x" * 100))
+    future = journal.flush()
+    assert future is not None
+    with pytest.raises(OSError, match="No space left"):
+        future.result()  # the request that wrote it gets the error
+    assert "No space left" in journal.problems[0] and "cut back" in journal.problems[0]
+    write(journal, ("after", 2))
+    journal.close()
+    again = Journal(tmp_path)
+    assert again.load() == [("before", 1), ("after", 2)]
+    assert again.problems == []
+    again.close()
+
+
+def test_one_scheduler_at_a_time_and_only_its_owner_reads_it(tmp_path: Path) -> None:
+    import stat
+
+    from nbfan.scheduler.journal import JournalError
+
+    journal = Journal(tmp_path / "j")
+    journal.load()
+    write(journal, ("secret", 1))
+    with pytest.raises(JournalError, match="in use by another scheduler"):
+        Journal(tmp_path / "j")
+    assert stat.S_IMODE((tmp_path / "j").stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "j").iterdir()} == {0o600}
+    journal.close()
+    Journal(tmp_path / "j").close()  # free again once the first one closed
+
+
 def test_a_tick_is_one_write_and_requests_wait_for_it(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.load()
@@ -204,6 +273,40 @@ def test_dicts_queues_and_apps_come_back(tmp_path: Path) -> None:
     for record in store.snapshot():
         snap.replay(record)
     assert (snap.dicts, snap.queues, snap.apps) == (store.dicts, store.queues, store.apps)
+
+
+def test_expiries_are_journaled_and_a_restart_keeps_each_partitions_last_put(tmp_path: Path) -> None:
+    from nbfan.scheduler.store import DICT_ENTRY_TTL
+
+    clock = [1_000_000.0]
+    store = Store()
+    store.clock = lambda: clock[0]
+    store.journal = Journal(tmp_path)
+    store.journal.load()
+
+    async def change() -> None:
+        store.dict_op("d", "create")
+        store.dict_op("d", "put", key=b"old", value=b"1")
+        await store.queue_op(name="q", action="create")
+        await store.queue_op(name="q", action="put", partition="p", values=[b"x"], partition_ttl=2 * DICT_ENTRY_TTL)
+
+    asyncio.run(change())
+    clock[0] += DICT_ENTRY_TTL
+    store.dict_op("d", "put", key=b"new", value=b"2")
+    store.expire()  # "old" goes, and its expiry is journaled
+    assert list(store.dicts["d"]) == [b"new"]
+    back = Store()
+    back.clock = lambda: clock[0]
+    back = reopen(tmp_path, store, "store", back)
+    assert list(back.dicts["d"]) == [b"new"]
+    assert back.partition_life["q"]["p"] == (1_000_000.0, 2 * DICT_ENTRY_TTL)  # its put's time, not the restart's
+    clock[0] += DICT_ENTRY_TTL
+    back.expire()
+    assert back.queues["q"] == {}
+    snap = Store()
+    for record in store.snapshot():
+        snap.replay(record)
+    assert snap.partition_life == store.partition_life
 
 
 class FakeScheduler:
