@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The core tests (.remote, .map, spawn_map, the magics, quiet exits) on other CPython versions, each in its
+# The core tests (.remote, .map, spawn_map, the magics, quiet exits of scripts and kernels) on other CPython versions, each in its
 # own venv (.venv-pyX.Y) installed from the same lock as the main one. Interpreters come from
 # pyenv (the machine image has 3.10-3.13). Usage: scripts/test-pythons.sh 3.10 3.13
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOCK=requirements/test.txt
-CORE_TESTS=(tests/integration/test_remote.py tests/integration/test_map.py tests/integration/test_spawn_map.py tests/integration/test_magics.py tests/integration/test_lifecycle.py)
+CORE_TESTS=(tests/integration/test_remote.py tests/integration/test_map.py tests/integration/test_spawn_map.py tests/integration/test_magics.py tests/integration/test_lifecycle.py tests/integration/test_kernel_lifecycle.py)
 
 find_python() {  # the newest installed CPython X.Y: pyenv's, else one on PATH
   local want=$1 root

@@ -108,6 +108,8 @@ export interface ICallDetail {
   lines: IOutputLine[];
   /** Lines kept on the cluster but not forwarded to the caller (over the rate limit). */
   held: number;
+  /** The running inputs' unfinished lines they redraw in place (tqdm bars), latest state each. */
+  progress: IOutputLine[];
 }
 
 /** What the stream websocket pushes. */

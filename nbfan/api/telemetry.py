@@ -154,7 +154,8 @@ def cluster_snapshot(client: Any) -> ClusterSnapshot:
 def call_detail(client: Any, call_id: str, lines: int = 20) -> dict[str, Any]:
     """A call's failed inputs and its latest output lines (the panel's per-call view):
     {"call_id", "failures": [{input, exc_type, message, traceback, worker, attempts, time}],
-    "lines": [{input, stream, time, worker, text}], "held"}."""
+    "lines": [{input, stream, time, worker, text}], "held", "progress": the running inputs' latest
+    redrawn lines (tqdm bars), shaped as lines}."""
     if not isinstance(call_id, str) or not call_id:
         raise InvalidError(f"call_detail() takes a call id string, got {call_id!r}")
     summary = _request(client, "output.summary", call_id=call_id, last=lines)
@@ -165,4 +166,5 @@ def call_detail(client: Any, call_id: str, lines: int = 20) -> dict[str, Any]:
         "failures": [dict(zip(failure_keys, row, strict=False)) for row in summary["failures"]],
         "lines": [dict(zip(line_keys, row[1:], strict=False)) for row in summary["lines"]],
         "held": summary["held"],
+        "progress": [dict(zip(line_keys, row[1:], strict=False)) for row in summary.get("progress", ())],
     }

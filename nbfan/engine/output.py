@@ -7,7 +7,11 @@ before that call's tasks are submitted (the subscription goes ahead of them in t
 stream). Calls made inside a worker task forward to their parent's topic instead: the output of
 nested calls goes to whoever called the outermost one. The scheduler forwards at most
 `scheduler.output.RATE` lines a second per call; the rest are kept, and this side says how many
-were held back (at most once a second per call, and at exit) and how to read them all."""
+were held back (at most once a second per call, and at exit) and how to read them all.
+
+A line an input redraws with carriage returns (a tqdm bar) arrives as `progress` while it is
+unfinished: it is drawn in place (`\r`, as tqdm itself draws: terminals and Jupyter's output
+areas both redraw the line), and its finished state is written over it as a line."""
 
 from __future__ import annotations
 
@@ -67,18 +71,47 @@ def _arrived(event: tuple[float, Any]) -> None:
         return
     for line in msg.get("lines", ()):
         write_line(line[1], line[3])
+    for _index, stream_name, text in msg.get("progress", ()):
+        write_progress(stream_name, text)
     held = int(msg.get("held", 0) or 0)
     if held:
         _note_held(str(msg.get("call_id", "?")), held)
 
 
+_drawn: set[str] = set()  # streams whose last write is a progress line drawn in place
+
+
 def write_line(stream_name: str, text: Any) -> None:
     """One forwarded line, to this process's stdout ("stdout") or stderr ("stderr", "log")."""
     stream = sys.stdout if stream_name == "stdout" else sys.stderr
+    _write(stream, f"{_back_over(stream)}{text}\n")
+
+
+def write_progress(stream_name: str, text: Any) -> None:
+    """An input's unfinished, redrawn line (a tqdm bar): drawn over the last one, no newline."""
+    stream = sys.stdout if stream_name == "stdout" else sys.stderr
+    _write(stream, f"{_back_over(stream)}{text}")
+    _drawn.add(str(id(stream)))
+
+
+def _back_over(stream: Any) -> str:
+    """What goes before a write so that it replaces a progress line drawn on `stream`."""
+    key = str(id(stream))
+    if key not in _drawn:
+        return ""
+    _drawn.discard(key)
+    try:
+        tty = bool(stream.isatty())
+    except Exception:
+        tty = False
+    return "\r\x1b[K" if tty else "\r"
+
+
+def _write(stream: Any, text: str) -> None:
     try:
         # in an empty context: the client's event loop runs in the context of the cell that
         # started it, and ipykernel would file the line under that cell, not the running one
-        contextvars.Context().run(_write_to, stream, f"{text}\n")
+        contextvars.Context().run(_write_to, stream, text)
     except Exception:  # a closed stream must not break the client's event loop
         pass
 
@@ -120,10 +153,7 @@ _timers: dict[str, threading.Timer] = {}
 
 
 def _tell_held(call_id: str, held: int) -> None:
-    try:
-        contextvars.Context().run(_write_to, sys.stderr, held_note(call_id, held) + "\n")
-    except Exception:
-        pass
+    _write(sys.stderr, f"{_back_over(sys.stderr)}{held_note(call_id, held)}\n")
 
 
 def held_note(call_id: str, held: int) -> str:

@@ -76,7 +76,7 @@ class Queue(NamedObject, Generic[V]):
 
     @store_method
     def put(self, v: V, block: bool = True, timeout: float | None = None, *, partition: str | None = None,
-            partition_ttl: int | None = None) -> Steps[None]:
+            partition_ttl: float | None = None) -> Steps[None]:
         """Add one item (the queue is unbounded: `block`/`timeout` are accepted for Modal's signature).
         The partition is cleared `partition_ttl` seconds (24 h by default) after its last put."""
         yield "put", {"values": [cloudpickle.dumps(v, protocol=5)], "partition": _check_partition(partition),
@@ -84,7 +84,7 @@ class Queue(NamedObject, Generic[V]):
 
     @store_method
     def put_many(self, vs: Iterable[V], block: bool = True, timeout: float | None = None, *,
-                 partition: str | None = None, partition_ttl: int | None = None) -> Steps[None]:
+                 partition: str | None = None, partition_ttl: float | None = None) -> Steps[None]:
         """Add many items in order, in one step (`partition_ttl` as in `put`)."""
         partition, partition_ttl = _check_partition(partition), _check_ttl(partition_ttl)
         blobs = [cloudpickle.dumps(v, protocol=5) for v in vs]

@@ -31,26 +31,31 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import pickle
-import struct
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from nbfan.scheduler.journal_files import (
+    MAGIC,
+    JournalError,
+    Record,
+    encode,
+    fsync_dir,
+    lock_dir,
+    private_open,
+    read_frames,
+)
+
+__all__ = ["MAGIC", "Journal", "JournalError", "NoJournal", "Record", "configured_dir", "encode", "read_frames",
+           "replay"]
+
 logger = logging.getLogger("nbfan")
 
-MAGIC = b"NBFANJ1\n"
-HEADER = struct.Struct(">II")  # payload length, CRC32 of the payload
-MAX_RECORD = 2**31  # a longer length field is corruption
 COMPACT_RATIO = 4.0  # compact when the log passes this many times the last snapshot...
 COMPACT_MIN_BYTES = 64 * 2**20  # ...and this many bytes
 CONFIG_KEY = "nbfan.journal-dir"
 ENV_VAR = "NBFAN_JOURNAL_DIR"
-
-Record = tuple[Any, ...]
-
 
 def configured_dir() -> Path | None:
     """The journal's directory as this process (the scheduler's) is configured: the Dask
@@ -64,43 +69,6 @@ def configured_dir() -> Path | None:
     if value is None or str(value).strip().lower() in ("", "0", "off", "false", "no"):
         return None
     return Path(str(value)).expanduser()
-
-
-def encode(record: Record) -> bytes:
-    """One frame: length, CRC32, pickled record."""
-    payload = pickle.dumps(record, protocol=5)
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def read_frames(path: Path) -> tuple[list[Record], int, str | None]:
-    """The valid records of one file, the offset where they end, and why the rest (if any) is
-    not valid (None: the file ends cleanly)."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        return [], 0, "it does not start with the journal's header" if data else None
-    records: list[Record] = []
-    offset = len(MAGIC)
-    while offset < len(data):
-        if offset + HEADER.size > len(data):
-            return records, offset, "a record's header is cut short (a torn write)"
-        length, crc = HEADER.unpack_from(data, offset)
-        start = offset + HEADER.size
-        if length > MAX_RECORD or start + length > len(data):
-            return records, offset, f"a record of {length} bytes is cut short (a torn write)"
-        payload = data[start : start + length]
-        if zlib.crc32(payload) != crc:
-            return records, offset, "a record fails its CRC32 check (corrupt)"
-        try:
-            record = pickle.loads(payload)
-        except Exception as exc:
-            return records, offset, f"a record does not unpickle ({type(exc).__name__}: {exc})"
-        records.append(record)
-        offset = start + length
-    return records, offset, None
-
-
-class JournalError(RuntimeError):
-    """The journal's directory cannot be used; the message says which and why."""
 
 
 class Journal:
@@ -135,7 +103,7 @@ class Journal:
         self._lock = threading.Lock()
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._dir_lock = _lock_dir(self.directory)
+            self._dir_lock = lock_dir(self.directory)
         except OSError as exc:
             raise JournalError(f"nbfan cannot use the journal directory {self.directory}: {exc}") from exc
 
@@ -197,7 +165,7 @@ class Journal:
             tail = f.read()
             if tail:
                 aside = path.with_name(f"{path.name}.torn-{offset}")
-                with _private_open(aside, "wb") as out:
+                with private_open(aside, "wb") as out:
                     out.write(tail)
             if offset < len(MAGIC):  # not even the header survived: start the file again
                 f.seek(0)
@@ -209,12 +177,12 @@ class Journal:
 
     def _open_log(self) -> None:
         path = self._path("log", self.generation)
-        self._log = _private_open(path, "ab")  # open until close()
+        self._log = private_open(path, "ab")  # open until close()
         if self._log.tell() == 0:
             self._log.write(MAGIC)
             self._log.flush()
             os.fsync(self._log.fileno())
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         self.log_bytes = self._log.tell()
 
     def _path(self, kind: str, generation: int) -> Path:
@@ -303,17 +271,17 @@ class Journal:
     def _switch(self, generation: int, data: bytes) -> None:
         snapshot = self._path("snapshot", generation)
         tmp = snapshot.with_name(snapshot.name + ".tmp")
-        with _private_open(tmp, "wb") as f:
+        with private_open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, snapshot)  # the new generation exists once its snapshot does...
-        _fsync_dir(self.directory)
-        log = _private_open(self._path("log", generation), "wb")  # ...and its log only after (kept open)
+        fsync_dir(self.directory)
+        log = private_open(self._path("log", generation), "wb")  # ...and its log only after (kept open)
         log.write(MAGIC)
         log.flush()
         os.fsync(log.fileno())
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         with self._lock:
             old, self._log = self._log, log
         old.close()
@@ -350,36 +318,6 @@ class Journal:
             "compactions": self.compactions,
             "problems": list(self.problems),
         }
-
-
-def _lock_dir(directory: Path) -> Any:
-    """Hold the directory for this journal alone (an flock on its `lock` file, released when the
-    process ends, however it ends): two schedulers writing one journal would corrupt it."""
-    import fcntl
-
-    lock = _private_open(directory / "lock", "ab")
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise JournalError(
-            f"the journal directory {directory} is in use by another scheduler; give this one a directory of "
-            f"its own (nbfan.journal-dir or NBFAN_JOURNAL_DIR), or \"off\""
-        ) from None
-    return lock
-
-
-def _private_open(path: Path, mode: str) -> Any:
-    """Open a journal file readable by its owner only (it holds Dict values and pickled calls)."""
-    return open(path, mode, opener=lambda name, flags: os.open(name, flags, 0o600))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class NoJournal:

@@ -4,7 +4,9 @@ scheduler, and forwarded live to the client that made the call (a part of nbfan'
 Workers send lines as log events on `keys.OUTPUT_TOPIC` (worker/output.py). Each line is kept
 (read back by `nbfan logs`, `FunctionCall.logs()`, `MapCall.logs()`) and, up to RATE lines a
 second per call (bursts of BURST), forwarded to the call's client topic; lines over that rate
-are kept but not forwarded, and every forwarded message says how many were held back.
+are kept but not forwarded, and every forwarded message says how many were held back. An
+input's `progress` (the last state of a line it redraws with carriage returns, a tqdm bar) is
+forwarded as it comes, at most once per worker flush, and only the latest per input is kept.
 
 Bounds: MAX_CALL_LINES lines per call and MAX_LINES lines on the cluster (the oldest dropped
 first), lines of at most worker.output.MAX_LINE_CHARS; MAX_FAILURES failed inputs per call. A
@@ -25,6 +27,7 @@ MAX_LINES = 1_000_000
 MAX_FAILURES = 1_000
 MAX_CALLS = 10_000  # calls with output kept (the oldest go first)
 READ_LIMIT = 10_000  # lines in one read reply
+PROGRESS_INPUTS = 20  # inputs whose latest progress line a call keeps
 
 Row = list[Any]  # as read back: [seq, input index, stream, time, worker, text]
 
@@ -65,6 +68,7 @@ class CallOutput:
         self.active = now
         self.failures: dict[int, list[Any]] = {}
         self.failures_dropped = 0
+        self.progress: OrderedDict[int, Row] = OrderedDict()  # input index -> its redrawn line, latest last
 
     def take(self, n: int, now: float) -> int:
         """How many of `n` lines may be forwarded now."""
@@ -138,8 +142,12 @@ class Output:
             return None
         lines = msg.get("lines") or []
         rec.lost += int(msg.get("dropped", 0) or 0)
+        progress = msg.get("progress") or []
+        self._keep_progress(rec, progress, lines, worker, now)
         if not lines:
-            return None
+            to = msg.get("to")
+            return {"call_id": msg["call_id"], "worker": worker, "lines": [], "held": rec.held,
+                    "progress": progress} if to and progress else None
         rec.batches.append(Batch(rec.seq + 1, worker, lines))
         rec.seq += len(lines)
         rec.count += len(lines)
@@ -150,7 +158,21 @@ class Output:
             return None
         allowed = rec.take(len(lines), now)
         rec.held += len(lines) - allowed
-        return {"call_id": msg["call_id"], "worker": worker, "lines": lines[:allowed], "held": rec.held}
+        forward = {"call_id": msg["call_id"], "worker": worker, "lines": lines[:allowed], "held": rec.held}
+        if progress:
+            forward["progress"] = progress
+        return forward
+
+    @staticmethod
+    def _keep_progress(rec: CallOutput, progress: Any, lines: list[Any], worker: str, now: float) -> None:
+        """The latest redrawn line of each input (for the panel); an input's finished line ends it."""
+        for line in lines:
+            rec.progress.pop(line[0], None)
+        for index, stream, text in progress:
+            rec.progress.pop(index, None)
+            rec.progress[index] = [0, index, stream, now, worker, text]
+        while len(rec.progress) > PROGRESS_INPUTS:
+            rec.progress.popitem(last=False)
 
     def _keep_failures(self, rec: CallOutput, rows: Any, worker: str, now: float) -> None:
         for row in rows:
@@ -221,7 +243,7 @@ class Output:
         lines, for the panel's per-call view."""
         rec = self.calls.get(call_id)
         if rec is None:
-            return {"failures": [], "lines": [], "held": 0}
+            return {"failures": [], "lines": [], "held": 0, "progress": []}
         lines: list[Row] = []
         for batch in reversed(rec.batches):
             for i in range(len(batch.lines) - 1, batch.skip - 1, -1):
@@ -229,4 +251,5 @@ class Output:
                     break
                 lines.append(batch.row(i))
         lines.reverse()
-        return {"failures": [rec.failures[i] for i in sorted(rec.failures)][:100], "lines": lines, "held": rec.held}
+        return {"failures": [rec.failures[i] for i in sorted(rec.failures)][:100], "lines": lines, "held": rec.held,
+                "progress": list(rec.progress.values())}

@@ -10,6 +10,10 @@ tasks) goes to the real streams as before. Lines are sent every FLUSH_SECONDS, a
 the task ends (before its result), as one log event on OUTPUT_TOPIC per call; nbfan's scheduler
 plugin keeps them per call and forwards them to the calling client (scheduler/output.py).
 
+A line redrawn with carriage returns (a `tqdm` bar, any `\r` progress) is kept as its last state
+only: while it is unfinished, that state is sent as the input's `progress` at each flush (the
+caller redraws it in place, nothing is stored); once finished, it is one line like any other.
+
 Not captured: what C code, `os.write` or a subprocess writes to file descriptors 1 and 2 (they
 go to the worker's own stdout/stderr, its log), and what threads the input starts print (a
 new thread has no running input). Records of loggers under `distributed` and `nbfan` are never
@@ -27,100 +31,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbfan.keys import OUTPUT_TOPIC, parse_task_key
+from nbfan.keys import OUTPUT_TOPIC
+from nbfan.worker.output_lines import MAX_LINE_CHARS, Line, Target, task_start, visible
+
+__all__ = ["MAX_LINE_CHARS", "Line", "Target", "capture", "current", "current_topic", "for_child", "in_child",
+           "install", "relay", "report_failures", "track_position", "visible"]
 
 FLUSH_SECONDS = 0.15
-MAX_LINE_CHARS = 4000  # longer lines are cut
-SEND_LINES = 5_000  # a capture with this many lines waiting sends them at once, from its own thread
 _OWN_LOGGERS = ("distributed", "nbfan", "tornado", "asyncio")
-
-Line = tuple[int, str, float, str]  # (input index, stream, unix time, text); stream: "stdout", "stderr" or "log"
-
-
-def _zero() -> int:
-    return 0
-
-
-class Target:
-    """Where the lines of the inputs running in one thread go: a call, and the client topic to
-    forward them to (None: stored only). `position()` is the running input's offset in its
-    batch (set by the runner: `track_position`). Its lines wait in `lines` (appended by its
-    thread alone, taken by the sender: no lock) until sent."""
-
-    __slots__ = ("call_id", "lines", "logged", "partial", "position", "start", "to")
-
-    def __init__(self, call_id: str, to: str | None, start: int | None = None) -> None:
-        self.call_id = call_id
-        self.to = to
-        self.start = start  # the batch's first input index; found from the task key when needed
-        self.position: Callable[[], int] = _zero
-        self.partial: dict[str, list[str]] = {}  # stream -> the pieces of its unfinished line
-        self.lines: list[Line] = []
-        self.logged = False  # the root handler captured a record of it (see _from_captured_record)
-
-    def index(self) -> int:
-        if self.start is None:
-            self.start = _task_start()
-        return self.start + self.position()
-
-    def write(self, stream: str, text: str) -> None:
-        """Text with at least one newline in it (pieces without one wait in `partial`)."""
-        parts = self.partial.get(stream)
-        if parts:
-            text = "".join(parts) + text
-            parts.clear()
-        *lines, rest = text.split("\n")
-        if rest:
-            self.partial[stream] = [rest]
-        for line in lines:
-            self.add(stream, line)
-
-    def piece(self, stream: str, text: str) -> None:
-        """Text without a newline: part of the line being written."""
-        parts = self.partial.get(stream)
-        if parts is None:
-            self.partial[stream] = [text]
-            return
-        parts.append(text)
-        if len(parts) > 64 and sum(map(len, parts)) > MAX_LINE_CHARS:  # no newline coming: cut here
-            self.add(stream, "".join(parts))
-            parts.clear()
-
-    def add(self, stream: str, text: str) -> None:
-        """One whole line."""
-        if len(self.lines) >= SEND_LINES:  # a flood: no waiting for the sender thread
-            _outbox.send(self)
-        if len(text) > MAX_LINE_CHARS:
-            text = text[:MAX_LINE_CHARS]
-        start = self.start
-        if start is None:
-            start = self.start = _task_start()
-        self.lines.append((start + self.position(), stream, time.time(), text))
-
-    def end(self) -> None:
-        """The input (or task) ended: its unfinished lines count as lines."""
-        for stream, parts in self.partial.items():
-            if parts:
-                self.add(stream, "".join(parts))
-        self.partial.clear()
-
-    def take(self) -> list[Line]:
-        """The lines waiting, for sending (the writer may go on appending: both are atomic)."""
-        count = len(self.lines)
-        lines = self.lines[:count]
-        del self.lines[:count]
-        return lines
-
-
-def _task_start() -> int:
-    try:
-        from distributed import get_worker
-
-        parsed = parse_task_key(get_worker().get_current_task())
-    except Exception:
-        parsed = None
-    return parsed[1] if parsed is not None else 0
-
 
 _current: contextvars.ContextVar[Target | None] = contextvars.ContextVar("nbfan_output", default=None)
 
@@ -171,10 +89,13 @@ class _Outbox:
     def send(self, target: Target) -> None:
         with self.send_lock:
             lines = target.take()
+            progress = target.progress() if target.redrawn and target.to else []
             send = self.sender
-            if send is None or not lines:
+            if send is None or not (lines or progress):
                 return
             message: dict[str, Any] = {"call_id": target.call_id, "to": target.to, "lines": lines}
+            if progress:
+                message["progress"] = progress
             try:
                 send(message)
             except Exception:  # the worker is closing: nobody to send to
@@ -185,7 +106,7 @@ class _Outbox:
         with self.lock:
             active = list(self.active)
         for target in active:
-            if target.lines:
+            if target.lines or target.redrawn:
                 self.send(target)
 
     def _loop(self) -> None:
@@ -314,7 +235,7 @@ def capture(call_id: str, to: str | None, enabled: bool, start: int | None = Non
     install()
     if _outbox.sender is None:
         _outbox.sender = _worker_sender()
-    target = Target(call_id, to, start)
+    target = Target(call_id, to, start, flood=_outbox.send)
     _outbox.begin(target)
     token = _current.set(target)
     try:
@@ -339,7 +260,7 @@ def in_child(spec: tuple[str, str | None, int] | None, tell_worker: Callable[...
         return
     install()
     _outbox.sender = lambda message: tell_worker("output", message)
-    target = Target(spec[0], spec[1], spec[2])
+    target = Target(spec[0], spec[1], spec[2], flood=_outbox.send)
     _outbox.begin(target)
     token = _current.set(target)
     try:
@@ -362,7 +283,7 @@ def report_failures(call_id: str, start: int | None, failures: dict[int, Any], a
     if not failures:
         return
     if start is None:
-        start = _task_start()
+        start = task_start()
     send = _worker_sender()
     if send is None:
         return

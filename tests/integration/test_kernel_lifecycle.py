@@ -2,8 +2,8 @@
 
 The nbfan kernel runs under jupyter_client's KernelManager, as JupyterLab runs it, on a cluster
 from `nbfan cluster up` in a temporary NBFAN_HOME, with its stdout and stderr written to files.
-Its cells use `.remote`, `.map`, an unread `.spawn` and a `spawn_map`; then the kernel restarts,
-runs a cell again and shuts down. The kernel process's stderr must hold nothing nbfan or Dask
+Its cells use `.remote`, `.map`, an unread `.spawn` and a `spawn_map`; then, while a cell's map
+is running, the kernel restarts, runs a cell again and shuts down. The kernel process's stderr must hold nothing nbfan or Dask
 printed (no traceback, no ERROR/WARNING line from distributed or tornado, no "Task was
 destroyed", "Exception ignored", leaked semaphores), and restart and shutdown end promptly (the
 guards catch a hang; they are not timing goals)."""
@@ -22,6 +22,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from tests.conftest import REPO
+from tests.waiting import wait_until
 
 NOISE = (
     "Traceback", "Exception ignored", "Task was destroyed", "leaked semaphore", "Exception in callback",
@@ -31,12 +32,22 @@ LOGGERS = ("distributed", "tornado")
 GUARD = 60  # seconds: a restart or shutdown that takes longer has hung
 
 CELL_DEFINE = """\
+import os, time
 import nbfan
 app = nbfan.App("kernel-lifecycle")
+MARKS = os.environ["MARKS"]
 
 @app.function
 def double(x):
     return 2 * x
+
+@app.function
+def slow(x):
+    open(os.path.join(MARKS, f"started-{x}"), "w").close()
+    deadline = time.monotonic() + 600
+    while not os.path.exists(os.path.join(MARKS, "release")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return x
 """
 CELL_USE = """\
 print(double.remote(2), list(double.map(range(4))))
@@ -93,10 +104,12 @@ def run_cell(kc: Any, code: str) -> str:
 
 def test_a_kernel_that_used_nbfan_restarts_and_shuts_down_quietly(home_env: dict[str, str], tmp_path: Path) -> None:
     stderr_path, stdout_path = tmp_path / "kernel-stderr.txt", tmp_path / "kernel-stdout.txt"
+    marks = tmp_path / "marks"
+    marks.mkdir()
     with open(stderr_path, "w") as stderr, open(stdout_path, "w") as stdout:
         km = KernelManager(kernel_name="nbfan")
         km.shutdown_wait_time = GUARD  # a kernel that does not end on request is not killed early and unseen
-        km.start_kernel(env=home_env, stdout=stdout, stderr=stderr)
+        km.start_kernel(env={**home_env, "MARKS": str(marks)}, stdout=stdout, stderr=stderr)
         kc = km.client()
         kc.start_channels()
         try:
@@ -104,6 +117,8 @@ def test_a_kernel_that_used_nbfan_restarts_and_shuts_down_quietly(home_env: dict
             run_cell(kc, CELL_DEFINE)
             shown = run_cell(kc, CELL_USE).split()
             assert shown[:5] == ["4", "[0,", "2,", "4,", "6]"] and shown[5] == "spawned", shown
+            kc.execute("list(slow.map(range(4)))")  # still running when the kernel restarts
+            wait_until(lambda: any(marks.iterdir()), timeout=GUARD, what="the map to start")
 
             started = time.monotonic()
             km.restart_kernel(now=False)  # as JupyterLab's restart: a shutdown request, then a new kernel
@@ -116,6 +131,7 @@ def test_a_kernel_that_used_nbfan_restarts_and_shuts_down_quietly(home_env: dict
             started = time.monotonic()
             km.shutdown_kernel(now=False)  # a shutdown request, as closing the notebook sends
             shutdown_took = time.monotonic() - started
+            (marks / "release").touch()
     err = stderr_path.read_text()
     print(f"restart {restart_took:.2f}s, shutdown {shutdown_took:.2f}s; kernel stderr:\n{err}")
     assert not noise(err), "the kernel's stderr holds noise:\n" + err

@@ -2,8 +2,10 @@
 
 Each test runs a real script in a fresh interpreter (on the embedded cluster, and on a
 cluster from `nbfan cluster up` where it matters) and asserts that its stderr holds only what
-the script itself wrote, and that it exits promptly (the timeout is a guard against a hang,
-not a timing goal)."""
+the script itself wrote, and that it exits promptly: `slow` inputs block until the test ends
+(they wait for a file the `marks` fixture makes at teardown), so a script that waited for its
+running inputs at exit would never end (EXIT_GUARD is a guard against that hang, not a timing
+goal)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,9 @@ def double(x):
 @app.function
 def slow(x):
     open(os.path.join(MARKS, f"started-{x}"), "w").close()
-    time.sleep(30)
+    deadline = time.monotonic() + 600
+    while not os.path.exists(os.path.join(MARKS, "release")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # blocked until the test is over: exiting must not wait for it
     return x
 """
 
@@ -114,10 +118,11 @@ def home(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def marks(tmp_path: Path) -> Path:
+def marks(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "marks"
     folder.mkdir()
-    return folder
+    yield folder
+    (folder / "release").touch()  # inputs still blocked on a shared cluster end now
 
 
 def run(body: str, home: Path, marks: Path, tmp_path: Path) -> tuple[int, str, str]:
@@ -200,6 +205,23 @@ def test_ctrl_c_during_a_call_is_quiet_and_prompt(call: str, home: Path, marks: 
         proc.kill()
     assert_quiet(rc, out, err)
     assert out.strip() == "interrupted" and err == ""
+
+
+@pytest.mark.parametrize("call", ["slow.remote(1)", "list(slow.map(range(4)))", "slow.spawn(1).get()"])
+def test_an_uncaught_ctrl_c_prints_only_its_traceback(call: str, home: Path, marks: Path, tmp_path: Path) -> None:
+    proc = start(f"""
+        {call}
+    """, script_env(home, marks), tmp_path)
+    try:
+        wait_until(lambda: any(marks.iterdir()) or proc.poll() is not None, timeout=60, what="the call to start")
+        proc.send_signal(signal.SIGINT)
+        rc, out, err = finish(proc)
+    finally:
+        proc.kill()
+    assert rc in (-signal.SIGINT, 1, 130), (rc, err)
+    assert err.count("Traceback") == 1 and err.rstrip().splitlines()[-1] == "KeyboardInterrupt", err
+    assert not noise("\n".join(err.splitlines()[1:])), err  # nothing after the script's own traceback
+    assert out == ""
 
 
 def test_sigterm_during_a_map_is_quiet_and_prompt(home: Path, marks: Path, tmp_path: Path) -> None:

@@ -203,6 +203,62 @@ def test_threads_an_input_starts_are_not_its_output(local_cluster):
     assert script(body, local_cluster.scheduler_address).stdout.splitlines() == ["input 1"]
 
 
+def test_a_tqdm_bar_in_a_function_is_drawn_live_under_the_caller_and_kept_as_one_line(client, local_cluster):
+    body = """
+    import sys, threading, time
+    import nbfan
+    from tqdm import tqdm
+    app = nbfan.App("output-tqdm")
+
+    @app.function
+    def train(steps, marker):
+        for _ in tqdm(range(steps), mininterval=0, ncols=60, desc="epoch"):
+            time.sleep(0.02)
+        while not os.path.exists(marker):  # held until the caller saw a state of the bar mid-way
+            time.sleep(0.01)
+        return steps
+
+    import json, os, tempfile
+    marker = os.path.join(tempfile.mkdtemp(), "seen")
+    seen = threading.Event()
+    raw = []  # what reached this process's stderr, as written (a pipe read as text turns \\r into \\n)
+
+    class Watch:
+        def write(self, text):
+            raw.append(text)
+            if "epoch" in text and "\\n" not in text:
+                seen.set()  # a progress state, drawn in place (no newline)
+            return len(text)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    sys.stderr = Watch()
+    call = train.spawn(40, marker)
+    assert seen.wait(60), "no progress was drawn while the input ran"
+    open(marker, "w").close()
+    assert call.get() == 40
+    sys.stderr = sys.__stderr__
+    print(json.dumps({"call_id": call.object_id, "stderr": "".join(raw)}))
+    """
+    import json
+
+    result = json.loads(script(body, local_cluster.scheduler_address).stdout.splitlines()[-1])
+    stderr = result["stderr"]
+    assert stderr.endswith("\n") and stderr.count("\n") == 1, repr(stderr)  # one line in the end...
+    drawn = stderr.rstrip("\n").split("\r")
+    assert len(drawn) >= 2 and all(state.startswith("epoch: ") for state in drawn), repr(stderr)  # ...drawn over
+    final = drawn[-1]
+    assert final.startswith("epoch: 100%") and "40/40" in final
+    from nbfan.api.calls import FunctionCall
+
+    (kept,) = FunctionCall.from_id(result["call_id"]).logs()
+    assert kept.text == final and kept.stream == "stderr"
+
+
 def test_off_switches_leave_output_to_the_workers(local_cluster):
     body = """
     import nbfan

@@ -51,6 +51,24 @@ export function CallDetail(props: ICallDetailProps): JSX.Element {
             </div>
           )}
           <OutputLines lines={detail.lines} running={props.running} />
+          {props.running && detail.progress.length > 0 && (
+            <ol className="jp-nbfan-lines jp-nbfan-progress-lines">
+              {detail.progress.map(line => (
+                <li
+                  key={line.input ?? ''}
+                  className={`jp-nbfan-line jp-nbfan-stream-${line.stream}`}
+                  data-stream="progress"
+                  data-input={line.input ?? ''}
+                  title="the input's progress, redrawn in place"
+                >
+                  <span className="jp-nbfan-line-input">
+                    {line.input === null ? '' : `[${line.input}]`}
+                  </span>
+                  <span className="jp-nbfan-line-text">{line.text}</span>
+                </li>
+              ))}
+            </ol>
+          )}
         </>
       )}
     </div>

@@ -88,3 +88,16 @@ def test_failures_are_kept_by_input_and_output_goes_when_silent_and_not_held():
     out.sweep()
     assert not out.read("plain")["known"] and not out.failures("plain")["known"]
     assert out.read("spawned")["known"]  # its result is still held
+
+
+def test_progress_is_forwarded_not_kept_and_not_counted_against_the_rate():
+    out, _ = make()
+    out.receive(message("c", [str(i) for i in range(BURST)]))  # the burst is spent
+    bar = {"call_id": "c", "to": "topic", "worker": "tcp://w:1", "lines": [], "progress": [[4, "stderr", " 40%|####"]]}
+    forwarded = out.receive(bar)
+    assert forwarded is not None and forwarded["progress"] == [[4, "stderr", " 40%|####"]] and forwarded["lines"] == []
+    assert len(out.read("c")["lines"]) == BURST  # progress is not stored as lines
+    assert [row[1:3] + row[5:] for row in out.summary("c")["progress"]] == [[4, "stderr", " 40%|####"]]
+    out.receive(message("c", ["100%|##########"], index=4))  # the bar's finished line ends its progress
+    assert out.summary("c")["progress"] == []
+    assert out.receive({**bar, "to": None}) is None  # nobody to forward to

@@ -144,7 +144,9 @@ def test_capture_off_leaves_writes_to_the_real_stream() -> None:
 
 def test_long_lines_are_cut_and_a_flood_is_sent_by_its_own_thread(monkeypatch) -> None:
     with streams() as sent:
-        monkeypatch.setattr(output, "SEND_LINES", 5)
+        from nbfan.worker import output_lines
+
+        monkeypatch.setattr(output_lines, "SEND_LINES", 5)
         with output.capture("call", None, True, start=0):
             sys.stdout.write("x" * (output.MAX_LINE_CHARS + 10))  # the first line: cut
             for i in range(10):
@@ -153,3 +155,34 @@ def test_long_lines_are_cut_and_a_flood_is_sent_by_its_own_thread(monkeypatch) -
         assert got[0][3] == "x" * output.MAX_LINE_CHARS
         assert [text for _, _, _, text in got[1:]] == [str(i) for i in range(1, 10)]  # each line once, in order
         assert sum(len(m["lines"]) for m in sent) == 10 and max(len(m["lines"]) for m in sent) <= 5
+
+
+def test_a_redrawn_line_is_one_line_and_its_states_go_as_progress() -> None:
+    from tqdm import tqdm
+
+    with streams() as sent:
+        with output.capture("call", "topic", True, start=3):
+            for _ in tqdm(range(50), mininterval=0, ncols=60):  # redraws itself with \r at each step
+                output._outbox.flush()  # as the sender thread would, every FLUSH_SECONDS
+            print("after the bar")
+    shown = lines(sent)
+    assert [text for _c, _i, stream, text in shown if stream == "stderr"] == [
+        next(text for _c, _i, _s, text in shown if "50/50" in text)
+    ]  # the bar is one line: its last state
+    assert "\r" not in "".join(text for *_x, text in shown)
+    assert shown[-1] == ("call", 3, "stdout", "after the bar")
+    drawn = [p for m in sent for p in m.get("progress", [])]
+    assert len(drawn) >= 40 and all(index == 3 and stream == "stderr" for index, stream, _text in drawn)
+    assert "25/50" in " ".join(text for *_x, text in drawn)  # the states in between were sent as progress
+    assert all("\r" not in text and "\n" not in text for *_x, text in drawn)
+
+
+def test_carriage_returns_keep_what_a_terminal_would_show() -> None:
+    target = output.Target("call", None, 0)
+    target.piece("stdout", "abc\r")  # the cursor went back: "abc" still shows
+    target.write("stdout", "\n")
+    target.write("stdout", "x\ry\r\nz\n")  # \r\n is a newline
+    target.piece("stdout", "half")
+    target.piece("stdout", " line")
+    target.end()
+    assert [line[3] for line in target.lines] == ["abc", "y", "z", "half line"]
