@@ -1,14 +1,15 @@
 """Issue 25, width: a map on a cluster with many slots fills them all, against raw Dask's
 `client.map` (one task per input) measured in the same run on the same cluster.
 
-W1  100 slots (2 worker processes x 50 threads), 1,000 inputs x 0.1 s sleep: ideal 1.0 s.
-    Goal: nbfan <= 1.1x raw Dask's wall, >= 0.9 of ideal.
+W1  100 slots (2 worker processes x 50 threads), 1,000 inputs x 0.1 s sleep: ideal 1.0 s,
+    on a plain LocalCluster handed to nbfan.connect, then on a stock Dask cluster (no nbfan
+    installed: `.venv-stock`). Goal: nbfan <= 1.1x raw Dask's wall, >= 0.9 of ideal.
 W2  100 in-process workers x 1 thread, 300 inputs x 50 ms sleep: ideal 0.15 s.
     Goal: nbfan <= 1.1x raw Dask's wall.
 
 Each figure is the best of 3 (the machine is shared: noise only adds time).
 
-    .venv/bin/python benchmarks/bench_wide.py [w1|w2]
+    .venv/bin/python benchmarks/bench_wide.py [w1|w1-stock|w2]
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ def w1() -> None:
         nbfan.disconnect()
 
 
+def w1_stock() -> None:
+    sys.path.insert(0, os.path.dirname(__file__))
+    from stock_cluster import stock_cluster
+
+    with stock_cluster(2, threads=50) as address, Client(address) as client:
+        client.wait_for_workers(2)
+        nbfan.connect(client)
+        compare("W1 [stock cluster]", client, 1000, 0.1, 100)
+        nbfan.disconnect()
+
+
 def w2() -> None:
     with LocalCluster(n_workers=100, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
@@ -85,7 +97,7 @@ def w2() -> None:
 def main(argv: list[str]) -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     wanted = argv[0] if argv else ""
-    for name, run in (("w1", w1), ("w2", w2)):
+    for name, run in (("w1", w1), ("w1-stock", w1_stock), ("w2", w2)):
         if wanted in name:
             run()
 
