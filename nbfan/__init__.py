@@ -33,7 +33,8 @@ from nbfan.api.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, 
 from nbfan.cluster import connect, disconnect
 from nbfan.cluster.gpus import current_gpus
 from nbfan.config import config
-from nbfan.engine.spawn_map import MapCall
+from nbfan.engine.output import FailedInput, LogLine
+from nbfan.engine.spawn_map import MapCall, MapProgress
 from nbfan.objects.dict import Dict
 from nbfan.objects.image import Image
 from nbfan.objects.queue import Queue
@@ -70,9 +71,12 @@ __all__ = [
 __all__ += [
     # the rest of the API: apps, functions, calls, options and the cluster connection
     "App",
+    "FailedInput",
     "Function",
     "FunctionCall",
+    "LogLine",
     "MapCall",
+    "MapProgress",
     "Retries",
     "Stub",
     "config",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from distributed import Future, as_completed
 
 from nbfan import compat
 from nbfan.cluster import get_client
 from nbfan.cluster.connect import scheduler_address
-from nbfan.engine.aio import CancelMethod, GetMethod, aio_method, in_thread, user_facing, wait_future
+from nbfan.engine.aio import static_twin, twin, user_facing, wait_future
 from nbfan.engine.output import FailedInput, LogLine, read_failures, read_logs
 from nbfan.engine.plan import cancel_call
 from nbfan.engine.pushed import Pushed, call_outcomes
@@ -31,6 +31,42 @@ def unwrap_outcome(outcomes: list[tuple[bool, Any]]) -> Any:
     raise value.to_exception()
 
 
+def attach(object_id: str) -> FunctionCall[Any]:
+    """Re-attach to a call from any process connected to the same cluster."""
+    client = get_client()
+    key = task_key(object_id, 0, 1)
+    kept = request(client, "retention.lookup", call_id=object_id, key=key)
+    if kept["state"] == "dropped":
+        raise NotFoundError(
+            f"call {object_id!r} finished, and its result is no longer on the cluster: {kept['why']}"
+        )
+    if kept["state"] == "unknown":
+        raise NotFoundError(
+            f"no call {object_id!r} on the cluster at {scheduler_address(client)}: it never existed there, "
+            f"or it finished and its result was released"
+        )
+    future: Future[Any] = Future(key, client)
+    # A Future made from a key is not reported by the scheduler until the client says it
+    # wants it (get_dataset does this too): ask for the key's state now.
+    compat.desire_keys(client, [key])
+    return FunctionCall(future)
+
+
+def gather_calls(*calls: FunctionCall[Any]) -> list[Any]:
+    """Results of several calls in argument order; the first error is raised and the
+    calls still running are cancelled."""
+    by_future = {c._future: c for c in calls}
+    try:
+        for fut in as_completed(list(by_future), loop=calls[0]._future.client.loop if calls else None):
+            by_future[fut].get()  # raises the first error to arrive
+        return [c.get() for c in calls]
+    except BaseException:
+        for c in calls:
+            if not c.done():
+                c.cancel()
+        raise
+
+
 class FunctionCall(Generic[R]):
     """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
     or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
@@ -48,12 +84,24 @@ class FunctionCall(Generic[R]):
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # a handle travels as its id (into another call, back as a result) and re-attaches
         # where it lands, as `FunctionCall.from_id` does
-        return (FunctionCall._from_id, (self.object_id,))
+        return (attach, (self.object_id,))
 
     def __repr__(self) -> str:
         return f"<FunctionCall {self.object_id} {self._future.status}>"
 
-    def _get(self, timeout: float | None = None) -> R:
+    async def _get_aio(self, timeout: float | None = None) -> R:
+        import asyncio
+
+        try:
+            await asyncio.wait_for(self._finished(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"call {self.object_id} has not finished after {timeout}s; it is still running"
+            ) from None
+        return self.get()
+
+    @twin(aio=_get_aio)
+    def get(self, timeout: float | None = None) -> R:
         """The call's result; raises its remote exception, or the builtin TimeoutError when it
         has not finished within `timeout` seconds (the call keeps running)."""
         try:
@@ -73,17 +121,6 @@ class FunctionCall(Generic[R]):
             self._read = True
             compat.send_to_scheduler(self._future.client, {"op": STREAM_OP, "event": "read", "call_id": self.object_id})
 
-    async def _get_aio(self, timeout: float | None = None) -> R:
-        import asyncio
-
-        try:
-            await asyncio.wait_for(self._finished(), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(
-                f"call {self.object_id} has not finished after {timeout}s; it is still running"
-            ) from None
-        return self._get()
-
     async def _finished(self) -> None:
         """Wait on the running event loop until the outcome is here or the task finished."""
         if self._pushed is not None:
@@ -91,34 +128,18 @@ class FunctionCall(Generic[R]):
         else:
             await wait_future(self._future)
 
-    if TYPE_CHECKING:
-
-        @property
-        def get(self) -> GetMethod[R]:
-            """The result (`await call.get.aio()`); TimeoutError after `timeout` seconds."""
-    else:
-        get = aio_method(_get, _get_aio)
-
-    def _cancel(self) -> None:
+    @twin
+    def cancel(self) -> None:
         """Stop the call: it will not start if queued (a running input runs to its end)."""
         cancel_call(self._future.client, self.object_id, [self._future])
 
-    async def _cancel_aio(self) -> None:
-        self._cancel()
-
-    if TYPE_CHECKING:
-
-        @property
-        def cancel(self) -> CancelMethod:
-            """Stop the call (`await call.cancel.aio()`)."""
-    else:
-        cancel = aio_method(_cancel, _cancel_aio)
-
+    @twin
     def logs(self, *, input: int | None = None, since: float | None = None) -> list[LogLine]:
         """What the call printed and logged on the cluster, oldest first, as LogLine(input,
         stream, time, worker, text): kept while its result is (`nbfan logs ID` shows the same)."""
         return read_logs(self._future.client, self.object_id, input=input, since=since)
 
+    @twin
     def failures(self) -> list[FailedInput]:
         """The call's input if it failed: FailedInput(input, exc_type, message, traceback, worker, attempts)."""
         return read_failures(self._future.client, self.object_id)
@@ -127,48 +148,8 @@ class FunctionCall(Generic[R]):
         """Whether the call has finished (with a result, an error or cancelled), without waiting."""
         return (self._pushed is not None and self._pushed.blob is not None) or cast(bool, self._future.done())
 
-    @staticmethod
-    def _from_id(object_id: str) -> FunctionCall[Any]:
-        """Re-attach to a call from any process connected to the same cluster."""
-        client = get_client()
-        key = task_key(object_id, 0, 1)
-        kept = request(client, "retention.lookup", call_id=object_id, key=key)
-        if kept["state"] == "dropped":
-            raise NotFoundError(
-                f"call {object_id!r} finished, and its result is no longer on the cluster: {kept['why']}"
-            )
-        if kept["state"] == "unknown":
-            raise NotFoundError(
-                f"no call {object_id!r} on the cluster at {scheduler_address(client)}: it never existed there, "
-                f"or it finished and its result was released"
-            )
-        future: Future[Any] = Future(key, client)
-        # A Future made from a key is not reported by the scheduler until the client says it
-        # wants it (get_dataset does this too): ask for the key's state now.
-        compat.desire_keys(client, [key])
-        return FunctionCall(future)
-
-    @staticmethod
-    async def _from_id_aio(object_id: str) -> FunctionCall[Any]:
-        return await in_thread(FunctionCall._from_id, object_id)
-
-    from_id = staticmethod(_from_id)
-
-    @staticmethod
-    @user_facing
-    def gather(*calls: FunctionCall[Any]) -> list[Any]:
-        """Results of several calls in argument order; the first error is raised and the
-        calls still running are cancelled."""
-        by_future = {c._future: c for c in calls}
-        try:
-            for fut in as_completed(list(by_future), loop=calls[0]._future.client.loop if calls else None):
-                by_future[fut]._get()  # raises the first error to arrive
-            return [c._get() for c in calls]
-        except BaseException:
-            for c in calls:
-                if not c.done():
-                    c._cancel()
-            raise
+    from_id = static_twin(attach)
+    gather = static_twin(user_facing(gather_calls))
 
 
 _detached = False

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from nbfan.api import deployed
 from nbfan.api.function import Function, Owner
+from nbfan.engine.aio import static_twin
 from nbfan.exception import InvalidError
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ class Cls:
     def __repr__(self) -> str:
         return f"<nbfan.Cls {self.user_cls.__name__} methods={self.methods}>"
 
-    @staticmethod
+    @static_twin
     def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Cls:
         """A class `nbfan deploy` registered on the cluster (`Model = nbfan.Cls.from_name("app",
         "Model")`, then `Model(p=1).method.remote(x)`); NotFoundError lists what is deployed."""

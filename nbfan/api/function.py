@@ -13,7 +13,7 @@ from nbfan.api.options import FunctionOptions, parse_options
 from nbfan.api.web import endpoint_kind, refusal
 from nbfan.cluster import get_client
 from nbfan.engine import hooks, pushed
-from nbfan.engine.aio import aio_method, connected, iterate_in_thread, user_iterator
+from nbfan.engine.aio import aio_method, connected, iterate_in_thread, static_twin, twin, user_iterator
 from nbfan.engine.plan import plan_call
 from nbfan.engine.run import stream_one
 from nbfan.exception import InvalidError, NotFoundError
@@ -25,9 +25,7 @@ if TYPE_CHECKING:
         ForEachMethod,
         MapMethod,
         RemoteGenMethod,
-        RemoteMethod,
         SpawnMapMethod,
-        SpawnMethod,
         StarmapMethod,
     )
 
@@ -101,7 +99,7 @@ class Function(Generic[P, R]):
 
         return volume_mounts(dict(self.options.volumes))
 
-    @staticmethod
+    @static_twin
     def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Function[Any, Any]:
         """A function `nbfan deploy` registered on the cluster, usable from any process connected
         to it; NotFoundError lists what is deployed when there is no such app or function."""
@@ -149,33 +147,16 @@ class Function(Generic[P, R]):
             wait.watch(batch.future)
         return FunctionCall(batch.future, wait, batch.shared)
 
-    def _spawn(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+    async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
+        await connected()
+        return self.spawn(*args, **kwargs)
+
+    @twin(aio=_spawn_aio)
+    def spawn(self, /, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
         """Start one call on the cluster and return at once with its FunctionCall."""
         call = self._submit_one(args, kwargs, "spawn")
         after_spawn(call)
         return call
-
-    async def _spawn_aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]:
-        await connected()
-        return self._spawn(*args, **kwargs)
-
-    if not TYPE_CHECKING:  # typed below
-        spawn = aio_method(_spawn, _spawn_aio)
-
-    def _remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run once on the cluster and return its result (or raise its exception)."""
-        call = self._submit_one(args, kwargs, "remote", snapshot=False)
-        try:
-            with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
-                outcomes = pushed.call_outcomes(call._future, call._pushed)
-            return cast(R, unwrap_outcome(outcomes))
-        except BaseException:
-            if not call.done():
-                call._cancel()
-            raise
-        finally:  # a kept traceback (a notebook's last error) must not pin the task on the cluster
-            pushed.release_when_finished(call._future)
-            release_shared(call._shared)
 
     async def _remote_aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
         await connected()
@@ -185,13 +166,26 @@ class Function(Generic[P, R]):
             return cast(R, unwrap_outcome(pushed.call_outcomes(call._future, call._pushed)))
         except BaseException:
             if not call.done():
-                call._cancel()
+                call.cancel()
             raise
         finally:
             pushed.release_when_finished(call._future)
 
-    if not TYPE_CHECKING:  # typed below
-        remote = aio_method(_remote, _remote_aio)
+    @twin(aio=_remote_aio)
+    def remote(self, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run once on the cluster and return its result (or raise its exception)."""
+        call = self._submit_one(args, kwargs, "remote", snapshot=False)
+        try:
+            with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
+                outcomes = pushed.call_outcomes(call._future, call._pushed)
+            return cast(R, unwrap_outcome(outcomes))
+        except BaseException:
+            if not call.done():
+                call.cancel()
+            raise
+        finally:  # a kept traceback (a notebook's last error) must not pin the task on the cluster
+            pushed.release_when_finished(call._future)
+            release_shared(call._shared)
 
     def _remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Run a generator function once on the cluster, yielding its values as they are produced."""
@@ -211,12 +205,6 @@ class Function(Generic[P, R]):
 
     if TYPE_CHECKING:  # what type checkers see of these pairs of a call and its `.aio` twin
 
-        @property
-        def remote(self) -> RemoteMethod[P, R]:
-            """Run once on the cluster and return the result (`await f.remote.aio(...)`)."""
-        @property
-        def spawn(self) -> SpawnMethod[P, R]:
-            """Start one call and return its FunctionCall at once."""
         @property
         def remote_gen(self) -> RemoteGenMethod[P, Any]:
             """Stream a generator function's yields."""

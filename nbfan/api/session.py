@@ -16,6 +16,7 @@ from typing import Any
 
 from nbfan.api.calls import begin_session, end_session
 from nbfan.cluster.connect import connection_if_any
+from nbfan.engine.cancel import cancel_by_id
 from nbfan.exception import InvalidError
 
 
@@ -51,28 +52,20 @@ def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]
     """Cancel every call this process started that may still run: `spawned` (ids of spawned
     calls, whose handles may be gone: Dask forgets a dropped future's task but lets a running
     one finish), the ones telemetry lists with this process as caller (spawns, spawn_maps) and
-    any nbfan task this client still holds. Returns the call ids cancelled."""
+    any nbfan task this client still holds; each waits until the workers stopped its inputs
+    (the client closes next). Returns the call ids."""
     from distributed import Future
 
-    from nbfan.engine.plan import cancel_call
     from nbfan.keys import parse_task_key
 
-    cancelled: list[str] = list(spawned or [])
-    for call_id in cancelled:
-        with contextlib.suppress(Exception):
-            cancel_call(client, call_id, [])
+    ids: list[str] = list(spawned or [])
     try:
         from nbfan.api.telemetry import calls_snapshot
 
         host, pid = socket.gethostname(), os.getpid()
-        for call in calls_snapshot(client)["calls"]:
-            caller = call.get("caller") or {}
-            if call.get("state") != "running" or caller.get("pid") != pid or caller.get("host") != host:
-                continue
-            with contextlib.suppress(Exception):
-                _cancel_by_id(client, call["call_id"], call.get("kind"))
-                if call["call_id"] not in cancelled:
-                    cancelled.append(call["call_id"])
+        ids += [call["call_id"] for call in calls_snapshot(client)["calls"]
+                if call.get("state") == "running" and (call.get("caller") or {}).get("pid") == pid
+                and (call.get("caller") or {}).get("host") == host]
     except Exception:  # telemetry off or unavailable: the held futures below still go
         pass
     held: dict[str, list[Any]] = defaultdict(list)
@@ -80,28 +73,13 @@ def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]
         parsed = parse_task_key(key)
         if parsed is not None:
             held[parsed[0]].append(Future(key, client))
-    for call_id, futures in held.items():
+    ids += list(held)
+    for call_id in dict.fromkeys(ids):
         with contextlib.suppress(Exception):
-            cancel_call(client, call_id, futures)
-            if call_id not in cancelled:
-                cancelled.append(call_id)
-    from nbfan.worker.task import cancel_running
-
-    for call_id in cancelled:  # wait for the workers to stop running inputs: the client closes next
-        with contextlib.suppress(Exception):
-            client.run(cancel_running, call_id)
-    return cancelled
-
-
-def _cancel_by_id(client: Any, call_id: str, kind: str | None) -> None:
-    if kind == "spawn_map":
-        from nbfan.engine.spawn_map import MapCall
-
-        MapCall(call_id, client)._cancel()
-        return
-    from nbfan.api.telemetry import cancel
-
-    cancel(client, call_id)
+            if held.get(call_id):
+                client.cancel(held[call_id], force=True)
+            cancel_by_id(client, call_id, wait=True)
+    return list(dict.fromkeys(ids))
 
 
 @contextlib.contextmanager

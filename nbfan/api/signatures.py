@@ -1,7 +1,8 @@
-"""What type checkers see of the call methods: each method (`f.remote`, `f.map`...) is, at
-run time, a descriptor pairing a blocking call with its `.aio` twin (`engine/aio.py`); these
-protocols give each pair the parameter and result types of the decorated function, so that
-`f.remote(1)` is a `float` when `f` returns one and `f.remote("x")` is a type error. (The
+"""What type checkers see of the map family's methods (`f.map`, `f.starmap`, `f.for_each`,
+`f.spawn_map`, `f.remote_gen`), whose `.aio` twins take async iterables or are async
+iterators: at run time each is a descriptor pairing a blocking call with its twin
+(`engine/aio.py`), as every other method is (`AioMethod` types those: `f.remote(1)` is a
+`float` when `f` returns one and `f.remote("x")` is a type error). (The
 decorators' types, which know `Function`, are in `decorators.py`: a Function's methods come
 first, the things that make Functions after.)"""
 
@@ -11,26 +12,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from nbfan.api.calls import FunctionCall
     from nbfan.engine.spawn_map import MapCall
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-
-
-class RemoteMethod(Protocol[P, R_co]):
-    """`f.remote(...)` and `await f.remote.aio(...)`: the function's result."""
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-
-
-class SpawnMethod(Protocol[P, R]):
-    """`f.spawn(...)`: a FunctionCall of the function's result, at once."""
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]: ...
-    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> FunctionCall[R]: ...
 
 
 class RemoteGenMethod(Protocol[P, R_co]):

@@ -8,7 +8,8 @@ import time
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from nbfan.exception import Error, ExecutionError, InvalidError, NotFoundError
+from nbfan.engine.cancel import cancel_by_id
+from nbfan.exception import Error, ExecutionError, InvalidError
 from nbfan.scheduler.rpc import request
 from nbfan.scheduler.schema import SCHEMA_VERSION, CallsSnapshot, ClusterSnapshot, GpuSnapshot
 
@@ -49,34 +50,9 @@ def empty_calls_snapshot() -> CallsSnapshot:
 
 
 def cancel(client: Any, call_id: str) -> bool:
-    """Cancel a call from anywhere: its tasks still on the scheduler are forgotten and its
-    inputs running on workers are stopped (like `FunctionCall.cancel`). False when the call
-    had already ended; NotFoundError when the cluster never saw it."""
-    if not isinstance(call_id, str) or not call_id or not all(c in "0123456789abcdef" for c in call_id):
-        raise InvalidError(f"cancel({call_id!r}): call ids are hex strings, as shown by `nbfan calls`")
-    reply = _request(client, "cancel", call_id=call_id, client=client.id)
-    if not reply.get("known"):
-        raise NotFoundError(
-            f"no call {call_id} on the cluster at {client.scheduler.address} "
-            f"(finished calls are kept for a while only)"
-        )
-    if reply.get("kind") == "spawn_map" and reply.get("cancelled"):
-        # a spawned map's coordinator task would go on submitting: stop it the way MapCall does
-        from nbfan.engine.spawn_map import MapCall
-
-        try:
-            MapCall(call_id, client).cancel()
-        except Exception:
-            pass
-    descendants = list(reply.get("descendants") or [])
-    if reply.get("tasks") or reply.get("cancelled") or descendants:
-        from nbfan.worker.task import cancel_running
-
-        try:  # the calls made inside it stop too
-            client.run(cancel_running, call_id, *descendants, wait=False)
-        except Exception:  # workers gone: nothing left running
-            pass
-    return bool(reply.get("cancelled"))
+    """Cancel a call from anywhere (`engine/cancel.py`): False when it had already ended;
+    NotFoundError when the cluster never saw it."""
+    return cancel_by_id(client, call_id)
 
 
 def as_tree(calls: list[Any]) -> list[dict[str, Any]]:

@@ -91,17 +91,9 @@ def _calls(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from nbfan.api.telemetry import calls_snapshot, cancel
+    from nbfan.engine.cancel import cancel_by_id
 
-    client = _client()
-    kinds = {c["call_id"]: c.get("kind") for c in calls_snapshot(client)["calls"]}
-    if kinds.get(args.call_id) == "spawn_map":
-        from nbfan.engine.spawn_map import MapCall
-
-        MapCall(args.call_id, client).cancel()
-        print(f"cancelled spawned map {args.call_id}")
-        return 0
-    if cancel(client, args.call_id):
+    if cancel_by_id(_client(), args.call_id):
         print(f"cancelled call {args.call_id}")
     else:
         print(f"call {args.call_id} had already ended; nothing to cancel")

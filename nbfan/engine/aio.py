@@ -69,6 +69,26 @@ async def user_async_iterator(iterator: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 
+R_co = TypeVar("R_co", covariant=True)
+
+
+class AioMethod(Protocol[P, R_co]):
+    """What type checkers see of every method with an async twin: `obj.m(...)` blocks and
+    returns the result; `await obj.m.aio(...)` returns the same without blocking the event loop.
+    (The map family, whose twins are async iterators, has its own: api/signatures.py.)"""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+class AioIterMethod(Protocol[P, R_co]):
+    """`AioMethod` of a method that returns an iterator: `for x in obj.m(...)` blocks at each
+    item; `async for x in obj.m.aio(...)` does not."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Iterator[R_co]: ...
+    def aio(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R_co]: ...
+
+
 class BoundAio(Generic[P, T]):
     # A method of an object with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not.
     __slots__ = ("__doc__", "__name__", "__wrapped__", "_sync", "aio")
@@ -91,11 +111,23 @@ class BoundAio(Generic[P, T]):
         return f"<nbfan method {self.__name__} (async twin: .aio)>"
 
 
-class aio_method(Generic[P, T]):
-    """Descriptor pairing a blocking method with its async twin: `obj.m(...)`, `await obj.m.aio(...)`.
-    Type checkers see the blocking method's parameters (after `self`) and result on both."""
+def off_the_loop(blocking: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """The default async twin: the blocking body, run in a thread of its own (`in_thread`), so
+    the caller's event loop goes on meanwhile."""
 
-    def __init__(self, sync: Callable[Concatenate[Any, P], T], aio: Callable[..., Any]) -> None:
+    async def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await in_thread(blocking, *args, **kwargs)
+
+    return twin
+
+
+class aio_method(Generic[P, T]):
+    """A method with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not. The
+    twin is `aio` (a native coroutine function, where it matters: it holds no thread while it
+    waits) or, by default, the blocking body run off the loop (`off_the_loop`). Made by
+    `twin`; type checkers see `AioMethod` with the blocking method's parameters and result."""
+
+    def __init__(self, sync: Callable[Concatenate[Any, P], T], aio: Callable[..., Any] | None = None) -> None:
         self._sync = sync
         self._aio = aio
         functools.update_wrapper(self, sync)  # type: ignore[arg-type]
@@ -106,12 +138,112 @@ class aio_method(Generic[P, T]):
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> aio_method[P, T]: ...
     @overload
-    def __get__(self, obj: object, owner: type | None = None) -> BoundAio[P, T]: ...
+    def __get__(self, obj: object, owner: type | None = None) -> AioMethod[P, T]: ...
 
-    def __get__(self, obj: object, owner: type | None = None) -> aio_method[P, T] | BoundAio[P, T]:
+    def __get__(self, obj: object, owner: type | None = None) -> aio_method[P, T] | AioMethod[P, T]:
         if obj is None:
             return self
-        return BoundAio(self._sync.__get__(obj, owner), self._aio.__get__(obj, owner))
+        sync = self._sync.__get__(obj, owner)
+        aio = off_the_loop(sync) if self._aio is None else self._aio.__get__(obj, owner)
+        return BoundAio(sync, aio)
+
+
+def items_off_the_loop(blocking: Callable[P, Iterator[T]]) -> Callable[P, AsyncIterator[T]]:
+    """The default async twin of a method that returns an iterator: its items, produced in a
+    thread of its own (`iterate_in_thread`)."""
+
+    def twin(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        return iterate_in_thread(blocking(*args, **kwargs))
+
+    return twin
+
+
+class aio_iter_method(Generic[P, T]):
+    """`aio_method` of a method that returns an iterator: `.aio` is an async iterator (`aio`, an
+    async generator function, or by default the blocking iterator driven off the loop)."""
+
+    def __init__(self, sync: Callable[Concatenate[Any, P], Iterator[T]], aio: Callable[..., Any] | None = None) -> None:
+        self._sync = sync
+        self._aio = aio
+        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> aio_iter_method[P, T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> AioIterMethod[P, T]: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> aio_iter_method[P, T] | AioIterMethod[P, T]:
+        if obj is None:
+            return self
+        sync = self._sync.__get__(obj, owner)
+        aio = items_off_the_loop(sync) if self._aio is None else self._aio.__get__(obj, owner)
+        return BoundAio(sync, aio)  # type: ignore[return-value]  # its aio is an async iterator
+
+
+class static_aio_method(Generic[P, T]):
+    """`aio_method` for a static method: `Cls.m(...)` and `await Cls.m.aio(...)`."""
+
+    def __init__(self, sync: Callable[P, T], aio: Callable[..., Any] | None = None) -> None:
+        self._bound = BoundAio(sync, off_the_loop(sync) if aio is None else aio)
+        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
+
+    def __get__(self, obj: object, owner: type | None = None) -> AioMethod[P, T]:
+        return self._bound
+
+
+class class_aio_method:
+    """`aio_method` for a class method: `Cls.m(...)` and `await Cls.m.aio(...)`, bound to the
+    class it is called on. (Type checkers cannot bind a class method's `type[Self]` through a
+    descriptor: classes declare such methods' types for them, without `.aio`.)"""
+
+    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any] | None = None) -> None:
+        self._sync = sync
+        self._aio = aio
+        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
+
+    def __get__(self, obj: object, owner: type | None = None) -> BoundAio[..., Any]:
+        cls = owner if owner is not None else type(obj)
+        sync = functools.partial(self._sync, cls)
+        functools.update_wrapper(sync, self._sync)
+        return BoundAio(sync, off_the_loop(sync) if self._aio is None else functools.partial(self._aio, cls))
+
+
+@overload
+def twin(blocking: Callable[Concatenate[Any, P], T], /) -> aio_method[P, T]: ...
+@overload
+def twin(*, aio: Callable[..., Any]) -> Callable[[Callable[Concatenate[Any, P], T]], aio_method[P, T]]: ...
+
+
+def twin(blocking: Any = None, /, *, aio: Callable[..., Any] | None = None) -> Any:
+    """Give a method its async twin under `.aio`: `@twin` (the blocking body, run off the
+    loop) or `@twin(aio=native)` (a coroutine function with the same parameters)."""
+    if blocking is not None:
+        return aio_method(blocking)
+    return lambda blocking: aio_method(blocking, aio)
+
+
+@overload
+def iter_twin(blocking: Callable[Concatenate[Any, P], Iterator[T]], /) -> aio_iter_method[P, T]: ...
+@overload
+def iter_twin(*, aio: Callable[..., Any]) -> Callable[[Callable[Concatenate[Any, P], Iterator[T]]],
+                                                      aio_iter_method[P, T]]: ...
+
+
+def iter_twin(blocking: Any = None, /, *, aio: Callable[..., Any] | None = None) -> Any:
+    """`twin` for a method that returns an iterator: `.aio` is an async iterator."""
+    if blocking is not None:
+        return aio_iter_method(blocking)
+    return lambda blocking: aio_iter_method(blocking, aio)
+
+
+def static_twin(blocking: Callable[P, T], /) -> static_aio_method[P, T]:
+    """`twin` for a static method (the function itself, not `staticmethod(...)`)."""
+    return static_aio_method(blocking)
+
+
+def class_twin(blocking: Callable[..., Any], /) -> class_aio_method:
+    """`twin` for a class method (the function itself, not `classmethod(...)`)."""
+    return class_aio_method(blocking)
 
 
 async def wait_future(future: Future[Any]) -> None:
@@ -211,29 +343,3 @@ async def iterate_in_thread(iterator: Iterator[Any], buffer: int = 1024) -> Asyn
             yield item
     finally:
         stop.set()
-
-
-# -- what type checkers see of such pairs (the Function ones: api/signatures.py) ----------------
-
-R_co = TypeVar("R_co", covariant=True)
-
-
-class GetMethod(Protocol[R_co]):
-    """`call.get(timeout=None)` and `await call.get.aio(...)`."""
-
-    def __call__(self, timeout: float | None = None) -> R_co: ...
-    async def aio(self, timeout: float | None = None) -> R_co: ...
-
-
-class MapGetMethod(Protocol[T]):
-    """`map_call.get(return_exceptions=False, timeout=None)`: every result, in input order."""
-
-    def __call__(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[T]: ...
-    async def aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[T]: ...
-
-
-class CancelMethod(Protocol):
-    """`call.cancel()` and `await call.cancel.aio()`."""
-
-    def __call__(self) -> None: ...
-    async def aio(self) -> None: ...

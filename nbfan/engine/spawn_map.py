@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import cloudpickle
 from distributed import Client, fire_and_forget
@@ -24,12 +24,13 @@ from distributed import Client, fire_and_forget
 from nbfan.cluster import current_connection, get_client
 from nbfan.cluster.connect import scheduler_address
 from nbfan.engine import hooks
-from nbfan.engine.aio import CancelMethod, MapGetMethod, aio_method, in_thread, iterate_in_thread, user_facing
+from nbfan.engine.aio import iter_twin, iterate_in_thread, static_twin, twin, user_facing
+from nbfan.engine.cancel import cancel_by_id
 from nbfan.engine.coordinator import coordinate
 from nbfan.engine.map_data import INLINE_INPUT_BYTES, read_held, scatter_inputs
 from nbfan.engine.map_loop import note_failed_input, window_size
 from nbfan.engine.output import FailedInput, Follower, LogLine, read_failures, read_logs
-from nbfan.engine.plan import cancel_call, plan_call
+from nbfan.engine.plan import plan_call
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ExecutionError, InputCancellation, InvalidError, NotFoundError, warn_caller
 from nbfan.keys import coordinator_key
@@ -113,6 +114,18 @@ class MapProgress:
 R = TypeVar("R")
 
 
+def attach_map(object_id: str) -> MapCall[Any]:
+    """Re-attach to a spawned map from any process connected to the same cluster."""
+    if not isinstance(object_id, str) or not object_id:
+        raise InvalidError(f"MapCall.from_id() takes the map's object_id string, got {object_id!r}")
+    client = get_client()
+    summary = _rpc(client, "progress", map_id=object_id)
+    _raise_if_missing(summary, client)
+    call: MapCall[Any] = MapCall(object_id, client, total=summary["total"])
+    call._follower = Follower(client, object_id)
+    return call
+
+
 class MapCall(Generic[R]):
     """A map started with `.spawn_map()`. Watch it (`.progress()`), collect it (`.get()` or
     iterate, results in input order), stop it (`.cancel()`), or re-attach from another process
@@ -144,42 +157,31 @@ class MapCall(Generic[R]):
 
     # -- re-attaching ------------------------------------------------------------------------
 
-    @staticmethod
-    def from_id(object_id: str) -> MapCall[Any]:
-        """Re-attach to a spawned map from any process connected to the same cluster."""
-        if not isinstance(object_id, str) or not object_id:
-            raise InvalidError(f"MapCall.from_id() takes the map's object_id string, got {object_id!r}")
-        client = get_client()
-        summary = _rpc(client, "progress", map_id=object_id)
-        _raise_if_missing(summary, client)
-        call: MapCall[Any] = MapCall(object_id, client, total=summary["total"])
-        call._follower = Follower(client, object_id)
-        return call
+    from_id = static_twin(attach_map)
 
     # -- watching ----------------------------------------------------------------------------
 
-    def _progress(self) -> MapProgress:
+    @twin
+    def progress(self) -> MapProgress:
         """How far the map is: done / failed / total inputs and its state."""
         summary = _rpc(self.client, "progress", map_id=self.object_id)
         _raise_if_missing(summary, self.client)
         return MapProgress(summary["done"], summary["failed"], summary["total"], summary["state"], summary["restarts"])
 
-    async def _progress_aio(self) -> MapProgress:
-        return await in_thread(self._progress)
-
-    progress = aio_method(_progress, _progress_aio)
-
+    @twin
     def logs(self, *, input: int | None = None, since: float | None = None) -> list[LogLine]:
         """What the map's inputs printed and logged, oldest first, as LogLine(input, stream,
         time, worker, text); kept even when nobody is attached, as long as its results are."""
         return read_logs(self.client, self.object_id, input=input, since=since)
 
+    @twin
     def failures(self) -> list[FailedInput]:
         """The map's failed inputs: FailedInput(input, exc_type, message, traceback, worker, attempts)."""
         return read_failures(self.client, self.object_id)
 
     # -- collecting --------------------------------------------------------------------------
 
+    @iter_twin
     @user_facing
     def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[R]:
         """Results in input order as they become available; see the class docstring for errors.
@@ -235,20 +237,10 @@ class MapCall(Generic[R]):
     def __iter__(self) -> Iterator[R]:
         return self.iter()
 
-    def _get(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
+    @twin
+    def get(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[R]:
         """All results in input order (blocks until the map is done)."""
         return list(self.iter(return_exceptions=return_exceptions, timeout=timeout))
-
-    async def _get_aio(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
-        return await in_thread(self._get, return_exceptions=return_exceptions, timeout=timeout)
-
-    if TYPE_CHECKING:
-
-        @property
-        def get(self) -> MapGetMethod[R]:
-            """Every result in input order (`await map_call.get.aio()`)."""
-    else:
-        get = aio_method(_get, _get_aio)
 
     async def __aiter__(self) -> AsyncIterator[R]:
         async for value in iterate_in_thread(self.iter()):
@@ -256,25 +248,11 @@ class MapCall(Generic[R]):
 
     # -- stopping ----------------------------------------------------------------------------
 
-    def _cancel(self) -> None:
+    @twin
+    def cancel(self) -> None:
         """Stop the map: nothing new starts and running inputs are stopped. Results stored
         before the cancel stay readable; the other slots raise InputCancellation."""
-        client = self.client
-        summary = _rpc(client, "cancel", map_id=self.object_id)
-        _raise_if_missing(summary, client)
-        cancel_call(client, self.object_id, [])  # stop inputs already running on the workers
-        hooks.call_ended(client, self.object_id, "cancelled")
-
-    async def _cancel_aio(self) -> None:
-        await in_thread(self._cancel)
-
-    if TYPE_CHECKING:
-
-        @property
-        def cancel(self) -> CancelMethod:
-            """Stop the map (`await map_call.cancel.aio()`)."""
-    else:
-        cancel = aio_method(_cancel, _cancel_aio)
+        cancel_by_id(self.client, self.object_id)
 
 
 def _raise_if_missing(summary: dict[str, Any], client: Client) -> None:

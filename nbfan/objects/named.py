@@ -7,9 +7,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # not at run time: stock clusters' workers may lack it
 
 from nbfan.cluster import get_client, get_client_now
+from nbfan.engine.aio import class_twin
 from nbfan.exception import NotFoundError
 from nbfan.objects.names import check_name
 from nbfan.scheduler.rpc import store_call, store_call_async
@@ -90,14 +94,28 @@ class NamedObject:
     def __reduce__(self) -> Any:
         return (type(self), (self.name,))
 
-    @classmethod
-    def from_name(
-        cls: type[N], name: str, *, create_if_missing: bool = False, environment_name: str | None = None,
-        client: Any = None,
-    ) -> N:
-        """The named object of the cluster; NotFoundError (listing the existing ones) when it does
-        not exist and `create_if_missing` is False."""
-        return cls(cls.kind.open(name, create_if_missing, client))
+    if TYPE_CHECKING:  # type checkers cannot bind `type[Self]` through a descriptor: they see no `.aio`
+
+        @classmethod
+        def from_name(cls, name: str, *, create_if_missing: bool = False, environment_name: str | None = None,
+                      client: Any = None) -> Self:
+            """The named object of the cluster (below)."""
+
+        @classmethod
+        def delete(cls, name: str, *, client: Any = None) -> None:
+            """Remove a named object (below)."""
+    else:  # with their async twins: `await nbfan.Dict.from_name.aio(...)`
+
+        @class_twin
+        def from_name(cls, name, *, create_if_missing=False, environment_name=None, client=None):
+            """The named object of the cluster; NotFoundError (listing the existing ones) when it
+            does not exist and `create_if_missing` is False."""
+            return cls(cls.kind.open(name, create_if_missing, client))
+
+        @class_twin
+        def delete(cls, name, *, client=None):
+            """Remove a named object and its contents (a Queue's blocked getters raise NotFoundError)."""
+            cls.kind.delete(name, client)
 
     @classmethod
     @contextlib.contextmanager
@@ -105,11 +123,6 @@ class NamedObject:
         """An object that exists for the `with` block only."""
         with cls.kind.ephemeral(client) as name:
             yield cls(name)
-
-    @classmethod
-    def delete(cls, name: str, *, client: Any = None) -> None:
-        """Remove a named object and its contents (a Queue's blocked getters raise NotFoundError)."""
-        cls.kind.delete(name, client)
 
     def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
         return self.kind.call(self.name, action, **kwargs)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import queue as _queue
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import cloudpickle
 
-from nbfan.engine.aio import aio_method
+from nbfan.engine.aio import iter_twin
 from nbfan.exception import InvalidError
 from nbfan.objects.named import NamedObject, StoreKind
 from nbfan.objects.store_method import Steps, store_method
@@ -27,16 +27,6 @@ if TYPE_CHECKING:  # the default is for type checkers only (see nbfan/objects/di
 else:
     V = TypeVar("V")
 V_co = TypeVar("V_co", covariant=True)
-
-
-class IterateMethod(Protocol[V_co]):
-    """`q.iterate()` and `async for item in q.iterate.aio()`: items until none arrives in time."""
-
-    def __call__(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[V_co]:
-        """Blocking: each item as it is taken."""
-
-    def aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[V_co]:
-        """Async: each item as it is taken, holding no thread while waiting."""
 
 
 def _check_partition(partition: str | None) -> str | None:
@@ -125,21 +115,15 @@ class Queue(NamedObject, Generic[V]):
     def _take_one(self, wait: float, partition: str | None) -> Steps[list[V]]:
         return (yield from _take(1, wait > 0, wait, partition))
 
-    def _iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[V]:
-        """Take items until none arrives within `item_poll_timeout` seconds."""
-        while values := self._take_one(item_poll_timeout, partition):
-            yield values[0]
-
     async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[V]:
         while values := await self._take_one.aio(item_poll_timeout, partition):
             yield values[0]
 
-    if TYPE_CHECKING:
-        @property
-        def iterate(self) -> IterateMethod[V]:
-            """Take items until none arrives within `item_poll_timeout` seconds."""
-    else:
-        iterate = aio_method(_iterate, _iterate_aio)
+    @iter_twin(aio=_iterate_aio)
+    def iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[V]:
+        """Take items until none arrives within `item_poll_timeout` seconds."""
+        while values := self._take_one(item_poll_timeout, partition):
+            yield values[0]
 
     def __len__(self) -> int:
         return self.len()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nbfan.config import nbfan_home
+from nbfan.engine.aio import iter_twin, static_twin, twin
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.objects.names import check_name
 
@@ -69,7 +70,7 @@ class Volume:
         """The volume's folder (the same on every worker when storage is shared)."""
         return self._path
 
-    @staticmethod
+    @static_twin
     def from_name(name: str, *, create_if_missing: bool = False, environment_name: str | None = None,
                   version: int | None = None) -> Volume:
         """The named volume; NotFoundError (listing existing ones) when it does not exist and
@@ -86,13 +87,13 @@ class Volume:
             path.mkdir(parents=True, exist_ok=True)
         return Volume(name, path)
 
-    @staticmethod
+    @static_twin
     def names() -> list[str]:
         """The names of the existing volumes, sorted: what `from_name` can open."""
         root = volume_root()
         return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
-    @staticmethod
+    @static_twin
     def delete(name: str) -> None:
         """Remove a volume and everything in it."""
         check_name(name, "Volume")
@@ -112,6 +113,7 @@ class Volume:
             raise InvalidError(f"path {str(path)!r} points outside Volume {self.name!r}")
         return full
 
+    @twin
     def listdir(self, path: str = "/", *, recursive: bool = False) -> list[FileEntry]:
         """Entries under `path` (relative to the volume root)."""
         base = self._inside(path)
@@ -135,10 +137,12 @@ class Volume:
             entries.append(FileEntry(str(p.relative_to(root)), kind, st.st_mtime, st.st_size))
         return entries
 
+    @iter_twin
     def iterdir(self, path: str = "/", *, recursive: bool = True) -> Iterator[FileEntry]:
         """The entries of `listdir`, as an iterator and recursive by default (as in Modal)."""
         return iter(self.listdir(path, recursive=recursive))
 
+    @iter_twin
     def read_file(self, path: str) -> Iterator[bytes]:
         """The file's bytes in chunks (Modal's shape: `b"".join(vol.read_file(p))`)."""
         full = self._inside(path)
@@ -152,6 +156,7 @@ class Volume:
 
         return chunks()
 
+    @twin
     def remove_file(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file (or a folder, with `recursive=True`)."""
         full = self._inside(path)
@@ -166,6 +171,7 @@ class Volume:
         else:
             raise FileNotFoundError(f"{path!r} does not exist in Volume {self.name!r}")
 
+    @twin
     def copy_files(self, src_paths: list[str], dst_path: str) -> None:
         """Copy files or folders of the volume to `dst_path` in it (into it, when that is an existing folder)."""
         dst = self._inside(dst_path)
@@ -178,9 +184,11 @@ class Volume:
         """`with vol.batch_upload() as b: b.put_file(local, "/remote"); b.put_directory(...)`."""
         return BatchUpload(self, force)
 
+    @twin
     def commit(self) -> None:
         """No-op: storage is shared, writes are visible at once (kept for Modal code)."""
 
+    @twin
     def reload(self) -> None:
         """No-op: storage is shared, other writers' files are visible at once (kept for Modal code)."""
 

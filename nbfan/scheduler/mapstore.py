@@ -296,13 +296,14 @@ class MapStore:
         found = self._get(map_id)
         if not isinstance(found, MapRecord):
             return found
-        if found.state == "running":
+        was_running = found.state == "running"
+        if was_running:
             self._finish(found, "cancelled", "the map was cancelled")
             prefix = f"nbfan-{map_id}-"
             keys = [k for k in self.scheduler.tasks if isinstance(k, str) and k.startswith(prefix)]
             keys.append(coordinator_key(map_id))
             compat.cancel_keys(self.scheduler, keys, "fire-and-forget", reason="nbfan map cancelled")
-        return found.summary()
+        return {**found.summary(), "was_running": was_running}
 
     # -- the journal (journal.py) ------------------------------------------------------------
 

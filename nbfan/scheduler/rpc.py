@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any, cast
 
 from nbfan.exception import ExecutionError
@@ -64,42 +64,70 @@ def _answer(client: Any, op: str, reply: Any) -> Any:
 _MISSING = object()
 
 
-def request(dask_client: Any, op: str, /, **arguments: Any) -> Any:
-    """Ask nbfan's scheduler plugin to do `op`; its answer. Blocking (any thread but the
-    client's event loop). `arguments` may use any name (`client=` too)."""
-    client = dask_client
+def _exchange(client: Any, op: str) -> Generator[str, Any, Any]:
+    """A request written once, driven blocking (`request`) or awaited (`request_async`): it
+    yields "install" (install the plugin) or "ask" (send the request; the reply comes back, or
+    _LOST when the scheduler has no plugin: it restarted), and returns the answer."""
     for attempt in range(2):
-        ensure_plugin(client, again=attempt > 0)
-        try:
-            reply = client.sync(getattr(client.scheduler, HANDLER), operation=op, version=PROTOCOL_VERSION, **arguments)
-        except ValueError as exc:
-            if _plugin_lost(exc):
-                continue
-            raise
+        if attempt or not _plugin_installed(client):
+            yield "install"
+        reply = yield "ask"
+        if reply is _LOST:
+            continue
         answer = _answer(client, op, reply)
         if answer is not _MISSING:
             return answer
     raise _no_answer(client, op)
+
+
+_LOST = object()
+
+
+def request(dask_client: Any, op: str, /, **arguments: Any) -> Any:
+    """Ask nbfan's scheduler plugin to do `op`; its answer. Blocking (any thread but the
+    client's event loop). `arguments` may use any name (`client=` too)."""
+    client = dask_client
+    steps = _exchange(client, op)
+    reply: Any = None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = None
+        if step == "install":
+            ensure_plugin(client, again=_plugin_installed(client))
+            continue
+        try:
+            reply = client.sync(getattr(client.scheduler, HANDLER), operation=op, version=PROTOCOL_VERSION, **arguments)
+        except ValueError as exc:
+            if not _plugin_lost(exc):
+                raise
+            reply = _LOST
 
 
 async def request_async(dask_client: Any, op: str, /, **arguments: Any) -> Any:
     """`request` for coroutines: the request runs on the client's own event loop and this
     coroutine awaits it, so any number of them wait at once without holding a thread each."""
     client = dask_client
-    for attempt in range(2):
-        if attempt or not _plugin_installed(client):
-            await asyncio.to_thread(ensure_plugin, client, again=attempt > 0)
+    steps = _exchange(client, op)
+    reply: Any = None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = None
+        if step == "install":
+            await asyncio.to_thread(ensure_plugin, client, again=_plugin_installed(client))
+            continue
         try:
             call = getattr(client.scheduler, HANDLER)(operation=op, version=PROTOCOL_VERSION, **arguments)
             reply = await _on_client_loop(client, call)
         except ValueError as exc:
-            if _plugin_lost(exc):
-                continue
-            raise
-        answer = _answer(client, op, reply)
-        if answer is not _MISSING:
-            return answer
-    raise _no_answer(client, op)
+            if not _plugin_lost(exc):
+                raise
+            reply = _LOST
 
 
 def _plugin_lost(exc: ValueError) -> bool:

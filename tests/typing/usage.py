@@ -120,6 +120,18 @@ async def async_calls() -> None:
         assert_type(word, str)
     assert_type(await f.spawn_map.aio([1]), nbfan.MapCall[float])
     await f.for_each.aio([1, 2])
+    call = f.spawn(1)
+    assert_type(await call.cancel.aio(), None)
+    assert_type(await call.logs.aio(input=0), list[nbfan.LogLine])
+    assert_type(await nbfan.FunctionCall.from_id.aio("ab12"), nbfan.FunctionCall[Any])
+    assert_type(nbfan.FunctionCall.gather(call, call), list[Any])
+    assert_type(await nbfan.FunctionCall.gather.aio(call), list[Any])
+    job = f.spawn_map([1])
+    assert_type(await job.get.aio(timeout=1.0), list[float])
+    assert_type(await nbfan.MapCall.from_id.aio("ab12"), nbfan.MapCall[Any])
+    assert_type((await job.progress.aio()).done, int)
+    await job.cancel.aio()
+    job.get(timeout="x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 def objects() -> None:
