@@ -29,9 +29,10 @@ install: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
-# The whole suite on the locked environment, then the core tests on the oldest and newest
-# Python nbfan supports.
+# The whole suite on the locked environment (the panel's pure modules under vitest first), then
+# the core tests on the oldest and newest Python nbfan supports.
 test: install system-deps
+	cd labextension && $(abspath $(VENV))/bin/jlpm test
 	$(PY) -m pytest
 	bash scripts/test-pythons.sh 3.10 3.13
 

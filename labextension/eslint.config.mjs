@@ -1,4 +1,4 @@
-// ESLint flat config for the panel's TypeScript sources (`jlpm lint`).
+// ESLint flat config for the panel's TypeScript sources and their tests (`jlpm lint`).
 import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import prettier from 'eslint-config-prettier';
@@ -10,7 +10,7 @@ export default defineConfig(
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {
-    files: ['src/**/*.{ts,tsx}'],
+    files: ['src/**/*.{ts,tsx}', 'test/**/*.ts'],
     languageOptions: {
       parserOptions: {
         projectService: true,
@@ -41,7 +41,7 @@ export default defineConfig(
   // with prettier: it is only its "multi-line" options that fight it).
   prettier,
   {
-    files: ['src/**/*.{ts,tsx}'],
+    files: ['src/**/*.{ts,tsx}', 'test/**/*.ts'],
     rules: { curly: ['error', 'all'] }
   }
 );

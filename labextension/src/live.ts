@@ -9,6 +9,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { CallDetailFeed } from './detail';
+import { sortCalls } from './panel/order';
 import { requestAPI, streamURL } from './handler';
 import {
   ICallDetail,
@@ -35,23 +36,6 @@ const RECONNECT_MS = 250;
  */
 const BACKOFF = 3;
 const MAX_BACKOFF_MS = 5000;
-
-const ORDER: { [state: string]: number } = { running: 0 };
-
-/** Running calls first (newest first), then finished ones, most recently ended first. */
-export function sortCalls(calls: ICallSnapshot[]): ICallSnapshot[] {
-  return [...calls].sort((a, b) => {
-    const ra = ORDER[a.state] ?? 1;
-    const rb = ORDER[b.state] ?? 1;
-    if (ra !== rb) {
-      return ra - rb;
-    }
-    if (ra === 0) {
-      return b.started - a.started;
-    }
-    return (b.ended ?? b.started) - (a.ended ?? a.started);
-  });
-}
 
 export class LiveModel {
   constructor(
