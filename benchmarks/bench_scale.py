@@ -33,7 +33,7 @@ import psutil
 from distributed import Client
 
 import nbfan
-from nbfan.api.telemetry import calls_snapshot, cluster_snapshot
+from nbfan.api.queries import calls_snapshot, cluster_snapshot
 from nbfan.scheduler.telemetry import STREAM_OP
 
 HOOKS = ("transition", "update_graph", "log_event", "handle", "handle_event", "remove_client", "add_worker")

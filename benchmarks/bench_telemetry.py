@@ -25,7 +25,7 @@ os.environ.setdefault("NBFAN_HOME", str(Path("/tmp") / f"nbfan-bench-home-{os.ge
 os.environ["NBFAN_PROGRESS"] = "0"
 
 import nbfan  # noqa: E402
-from nbfan.api import telemetry as query  # noqa: E402
+from nbfan.api import queries as query  # noqa: E402
 from nbfan.cluster.local import start_local_cluster  # noqa: E402
 from nbfan.scheduler.rpc import PLUGIN_NAME, ensure_plugin  # noqa: E402
 

@@ -15,8 +15,25 @@ class ResourceUnavailableError(InvalidError):
     """No worker of the cluster can run the function as its `gpu=`/`cpu=`/`memory=` ask."""
 
 
-class PlacementWarning(UserWarning):
+class NbfanWarning(UserWarning):
+    """Base of every warning nbfan gives: `warnings.filterwarnings("ignore",
+    category=nbfan.exception.NbfanWarning)` silences them all, "error" makes them errors."""
+
+
+class PlacementWarning(NbfanWarning):
     """A resource option cannot be enforced on this cluster, or cannot be satisfied yet."""
+
+
+class EmbeddedClusterWarning(NbfanWarning):
+    """spawn_map on a cluster that lives inside this process: the work stops when it exits."""
+
+
+class ScheduleWarning(NbfanWarning):
+    """A schedule that cannot run as asked (see `nbfan.Period` / `nbfan.Cron`)."""
+
+
+class ClusterStateWarning(NbfanWarning):
+    """The local cluster's state file was corrupt or stale (its cluster is gone): it was ignored."""
 
 
 class NotFoundError(Error, LookupError):

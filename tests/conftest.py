@@ -53,6 +53,16 @@ def client(local_cluster: object) -> Iterator[object]:
 
 
 @pytest.fixture
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A NBFAN_HOME of one test's own (state file, secrets, volumes): nothing another test left."""
+    folder = tmp_path / "nbfan-home"
+    folder.mkdir()
+    monkeypatch.setenv("NBFAN_HOME", str(folder))
+    monkeypatch.delenv("NBFAN_VOLUME_ROOT", raising=False)
+    return folder
+
+
+@pytest.fixture
 def python() -> str:
     return sys.executable
 

@@ -1,7 +1,7 @@
 """`nbfan deploy FILE.py` and `nbfan stop` (reading deployments back: `deployed.py`).
 
 Deploying stores each function of the file's apps, cloudpickled (its module by value, so no
-process needs the file afterwards), in the scheduler's store (`nbfan/store.py`): it outlives
+process needs the file afterwards), in the scheduler's store (`nbfan/scheduler/store.py`): it outlives
 the deploying process and lasts as long as the scheduler. Redeploying an app replaces it.
 """
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, Any]:
     """Register `app`'s functions under its name on the cluster. Returns {"replaced": bool, ...}."""
-    from nbfan.objects.names import check_name
+    from nbfan.objects.name_rules import check_name
 
     if not app.name:
         raise InvalidError('deploying needs a named app: nbfan.App("my-app")')

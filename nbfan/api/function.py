@@ -12,10 +12,10 @@ from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
 from nbfan.api.options import FunctionOptions, parse_options
 from nbfan.api.web import endpoint_kind, refusal
 from nbfan.cluster import get_client
-from nbfan.engine import hooks, pushed
+from nbfan.engine import call_events, pushed
 from nbfan.engine.aio import aio_method, connected, iterate_in_thread, static_twin, twin, user_iterator
+from nbfan.engine.caller_loop import stream_one
 from nbfan.engine.plan import plan_call
-from nbfan.engine.run import stream_one
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.waiting import waiting_for_the_cluster
@@ -139,8 +139,8 @@ class Function(Generic[P, R]):
         plan = plan_call(self, client, snapshot_inputs=snapshot, push_to=push_to, share_buffers=not snapshot)
         # announce before submitting: the events then travel ahead of the task in the same
         # client stream, so they cannot be lost if this process exits right after the result
-        hooks.call_started(client, plan.call_id, self, kind)
-        hooks.call_total(client, plan.call_id, 1)
+        call_events.call_started(client, plan.call_id, self, kind)
+        call_events.call_total(client, plan.call_id, 1)
         wait = pushed.expect(plan.call_id) if push_to is not None else None
         batch = plan.submit_batch([(args, kwargs)], 0)
         if wait is not None:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from nbfan.engine.aio import aio_method, connected, in_thread, iterate_in_thread, user_iterator
+from nbfan.engine.caller_loop import run_map
 from nbfan.engine.inputs import as_sync_iterables, check_kwargs, map_inputs, sized_total, starmap_inputs
-from nbfan.engine.run import run_map
 
 if TYPE_CHECKING:
     from nbfan.engine.target import CallTarget

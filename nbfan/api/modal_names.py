@@ -10,12 +10,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbfan.exception import InvalidError
+from nbfan.exception import InvalidError, ScheduleWarning
 from nbfan.worker.gathering import Gatherer, gatherer_for
-
-
-class ScheduleWarning(UserWarning):
-    """nbfan does not run functions on a schedule."""
 
 
 class _Schedule:

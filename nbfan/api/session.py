@@ -60,7 +60,7 @@ def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]
 
     ids: list[str] = list(spawned or [])
     try:
-        from nbfan.api.telemetry import calls_snapshot
+        from nbfan.api.queries import calls_snapshot
 
         host, pid = socket.gethostname(), os.getpid()
         ids += [call["call_id"] for call in calls_snapshot(client)["calls"]

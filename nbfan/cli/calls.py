@@ -1,5 +1,5 @@
 """`nbfan calls` (a live table of running and recent calls) and `nbfan cancel ID`, both over the
-telemetry query API (`nbfan.api.telemetry`)."""
+telemetry query API (`nbfan.api.queries`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from nbfan.api.telemetry import as_tree
+from nbfan.api.queries import as_tree
 from nbfan.scheduler.schema import CallsSnapshot
 
 STATE_STYLE = {"running": "cyan", "done": "green", "failed": "red", "cancelled": "yellow"}
@@ -65,7 +65,7 @@ def _calls(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    from nbfan.api.telemetry import calls_snapshot
+    from nbfan.api.queries import calls_snapshot
 
     client = _client()
     console = Console()

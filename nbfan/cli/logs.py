@@ -60,7 +60,7 @@ def _client() -> Any:
 
 
 def _ended(client: Any, call_id: str) -> bool:
-    from nbfan.api.telemetry import calls_snapshot
+    from nbfan.api.queries import calls_snapshot
 
     for call in calls_snapshot(client)["calls"]:
         if call["call_id"] == call_id:

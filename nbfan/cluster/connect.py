@@ -22,7 +22,7 @@ from distributed.deploy.cluster import Cluster
 from nbfan import compat
 from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
 from nbfan.config import config
-from nbfan.exception import ClusterConnectionError, InvalidError, warn_caller
+from nbfan.exception import ClusterConnectionError, ClusterStateWarning, InvalidError, warn_caller
 
 logger = logging.getLogger("nbfan")
 
@@ -114,7 +114,7 @@ def _from_state_file() -> Client | None:
     try:
         state = read_state()
     except CorruptStateError as exc:
-        warn_caller(f"ignoring the local nbfan cluster: {exc}", UserWarning)
+        warn_caller(f"ignoring the local nbfan cluster: {exc}", ClusterStateWarning)
         return None
     if state is None:
         return None
@@ -122,7 +122,7 @@ def _from_state_file() -> Client | None:
         warn_caller(
             f"removed a stale nbfan cluster state file: the cluster at {state.address} (pid {state.pid}) is gone. "
             f"Start a new one with `nbfan cluster up`.",
-            UserWarning,
+            ClusterStateWarning,
         )
         remove_state()
         return None

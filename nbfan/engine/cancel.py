@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbfan.engine import hooks
+from nbfan.engine import call_events
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.scheduler.rpc import request
 from nbfan.worker.task import cancel_running
@@ -45,5 +45,5 @@ def cancel_by_id(client: Any, call_id: str, *, wait: bool = False) -> bool:
     except Exception:  # workers gone: nothing left running
         pass
     if is_map:
-        hooks.call_ended(client, call_id, "cancelled")
+        call_events.call_ended(client, call_id, "cancelled")
     return bool(reply.get("cancelled") or spawned_map.get("was_running"))

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from nbfan.engine import hooks
+from nbfan.engine import call_events
 from nbfan.engine.map_data import INLINE_RESULT_BYTES, ChunkedInputs, scatter_result
 from nbfan.engine.map_loop import Finished, MapLoop, StopMap
 from nbfan.engine.plan import CallPlan
@@ -58,7 +58,7 @@ def coordinate(map_id: str, fn_blob: bytes, spec: TaskSpec, resources: dict[str,
         rpc("fail", map_id=map_id, epoch=epoch, error=f"the map's coordinator failed: {type(exc).__name__}: {exc}")
         raise
     if state in ("done", "failed"):
-        hooks.call_ended(client, map_id, state)
+        call_events.call_ended(client, map_id, state)
     return state
 
 

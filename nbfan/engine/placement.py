@@ -3,7 +3,7 @@
 `gpu=` alternatives are tried in their ranked order against what the workers advertise
 (`client.scheduler_info()`, cached briefly so a `.remote` in a loop pays no extra round trip);
 `cpu=`/`memory=` become `CPU`/`MEMORY` requests where workers advertise them and are noted
-once otherwise; `concurrency_limit` adds the function's cap resource (see `cluster/caps.py`).
+once otherwise; `concurrency_limit` adds the function's cap resource (see `scheduler/caps.py`).
 A request no worker can satisfy fails here, naming what was asked and what is offered,
 unless the cluster may still grow (adaptive, or no workers yet): then a warning, and Dask's
 `no-workers-timeout` decides.

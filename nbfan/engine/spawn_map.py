@@ -23,7 +23,7 @@ from distributed import Client, fire_and_forget
 
 from nbfan.cluster import current_connection, get_client
 from nbfan.cluster.connect import scheduler_address
-from nbfan.engine import hooks
+from nbfan.engine import call_events
 from nbfan.engine.aio import iter_twin, iterate_in_thread, static_twin, twin, user_facing
 from nbfan.engine.cancel import cancel_by_id
 from nbfan.engine.coordinator import coordinate
@@ -32,7 +32,14 @@ from nbfan.engine.map_loop import note_failed_input, window_size
 from nbfan.engine.output import FailedInput, Follower, LogLine, read_failures, read_logs
 from nbfan.engine.plan import plan_call
 from nbfan.engine.target import CallTarget
-from nbfan.exception import ExecutionError, InputCancellation, InvalidError, NotFoundError, warn_caller
+from nbfan.exception import (
+    EmbeddedClusterWarning,
+    ExecutionError,
+    InputCancellation,
+    InvalidError,
+    NotFoundError,
+    warn_caller,
+)
 from nbfan.keys import coordinator_key
 from nbfan.scheduler.rpc import request
 from nbfan.worker.gcpause import gc_paused
@@ -41,10 +48,6 @@ from nbfan.worker.payload import Args, dumps_inputs, loads
 from nbfan.worker.waiting import waiting_for_the_cluster
 
 SUBMIT_TIMEOUT = 30.0  # seconds to wait for the scheduler to acknowledge the coordinator task
-
-
-class EmbeddedClusterWarning(UserWarning):
-    """spawn_map on a cluster that lives inside this process: the work stops when it exits."""
 
 
 def _rpc(client: Client, op: str, **kwargs: Any) -> Any:
@@ -85,8 +88,8 @@ def spawn_map(function: CallTarget, inputs: Iterator[Args]) -> MapCall[Any]:
     resume = cloudpickle.dumps(functools.partial(coordinate, *coordinator_args)) if items else None
     _rpc(client, "create", map_id=map_id, name=function.name, total=len(items), resume=resume, **stored)
     del chunks, stored, resume  # held by the map store now
-    hooks.call_started(client, map_id, function, "spawn_map")
-    hooks.call_total(client, map_id, len(items))
+    call_events.call_started(client, map_id, function, "spawn_map")
+    call_events.call_total(client, map_id, len(items))
     if items:
         future = client.submit(coordinate, *coordinator_args, key=coordinator_key(map_id), pure=False)
         fire_and_forget(future)

@@ -14,7 +14,7 @@ import cloudpickle
 from nbfan.api.function import Function
 from nbfan.api.options import FunctionOptions
 from nbfan.cluster import get_client
-from nbfan.engine import hooks
+from nbfan.engine import call_events
 from nbfan.engine.plan import Batch, batch_outcomes, cancel_call, plan_call
 from nbfan.exception import FunctionTimeoutError, InvalidError, SerializationError
 from nbfan.keys import new_call_id
@@ -89,8 +89,8 @@ class CellCall:
             self._queue = Queue(self.queue_name, client=self.client)
         args = (job.code.source, job.shipped, job.names_back, self.queue_name, job.filename)
         self.batch: Batch = plan.submit_batch([(args, {})], 0)
-        hooks.call_started(self.client, self.call_id, self.function, "magic")
-        hooks.call_total(self.client, self.call_id, 1)
+        call_events.call_started(self.client, self.call_id, self.function, "magic")
+        call_events.call_total(self.client, self.call_id, 1)
         self.ended = False
 
     @property
@@ -130,7 +130,7 @@ class CellCall:
         if self.ended:
             return
         self.ended = True
-        hooks.call_ended(self.client, self.call_id, state)
+        call_events.call_ended(self.client, self.call_id, state)
         if self._queue is not None:
             try:
                 self._queue.close()

@@ -124,7 +124,7 @@ def running_calls(client: Any) -> list[dict[str, Any]] | None:
     """Running calls, then the few most recently finished; None when the cluster has no
     nbfan telemetry (the view then shows the cluster alone)."""
     try:
-        from nbfan.api.telemetry import as_tree, calls_snapshot
+        from nbfan.api.queries import as_tree, calls_snapshot
     except ImportError:
         return None
     try:
@@ -140,7 +140,7 @@ def running_calls(client: Any) -> list[dict[str, Any]] | None:
 def _gpu_texts(info: dict[str, Any]) -> dict[str, str]:
     """Per worker address: GPU model, utilisation and memory, from Dask's NVML metrics."""
     try:
-        from nbfan.api.telemetry import cluster_snapshot_from_info
+        from nbfan.api.queries import cluster_snapshot_from_info
     except ImportError:
         return {}
     texts: dict[str, str] = {}

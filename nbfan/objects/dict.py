@@ -1,6 +1,6 @@
 """`nbfan.Dict`: a named key-value store every caller and every function on the cluster shares.
 
-Contents live on the scheduler (`nbfan/store.py`), so each operation is atomic under concurrent
+Contents live on the scheduler (`nbfan/scheduler/store.py`), so each operation is atomic under concurrent
 writers. Keys and values are cloudpickled; keys compare by their pickled form (str, int, bytes,
 tuples of those... behave as expected; don't use floats that equal ints, like 1.0 and 1, as
 different-looking keys for the same entry).
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import cloudpickle
 
 from nbfan.exception import InvalidError
-from nbfan.objects.named import NamedObject, StoreKind
 from nbfan.objects.store_method import Steps, store_method
+from nbfan.objects.stored_object import NamedObject, StoreKind
 from nbfan.scheduler.store import DICT_OP
 
 

@@ -1,6 +1,6 @@
 """`nbfan.Queue`: a named FIFO queue shared by callers and functions on the cluster.
 
-Items live on the scheduler (`nbfan/store.py`); `get` blocks there (not by polling), and each
+Items live on the scheduler (`nbfan/scheduler/store.py`); `get` blocks there (not by polling), and each
 item goes to exactly one getter however many compete. Values are cloudpickled. Partitions
 (`partition="key"`) are separate FIFOs inside one queue, as in Modal.
 """
@@ -15,8 +15,8 @@ import cloudpickle
 
 from nbfan.engine.aio import iter_twin
 from nbfan.exception import InvalidError
-from nbfan.objects.named import NamedObject, StoreKind
 from nbfan.objects.store_method import Steps, store_method
+from nbfan.objects.stored_object import NamedObject, StoreKind
 from nbfan.scheduler.store import QUEUE_OP
 
 #: The items' type (`q: nbfan.Queue[Job] = nbfan.Queue.from_name(...)`); unnamed, unchecked as in Modal.

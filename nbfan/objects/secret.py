@@ -15,7 +15,7 @@ from typing import Any
 
 from nbfan.config import nbfan_home
 from nbfan.exception import InvalidError, NotFoundError
-from nbfan.objects.names import check_name
+from nbfan.objects.name_rules import check_name
 
 
 def secrets_dir() -> Path:

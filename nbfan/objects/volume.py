@@ -22,7 +22,7 @@ from typing import Any
 from nbfan.config import nbfan_home
 from nbfan.engine.aio import iter_twin, static_twin, twin
 from nbfan.exception import InvalidError, NotFoundError
-from nbfan.objects.names import check_name
+from nbfan.objects.name_rules import check_name
 
 CHUNK = 1 << 20
 

@@ -11,7 +11,7 @@ come (and on those already there), and on each worker's own stream through the s
 
 The price: a busy scheduler sends the same messages in more, smaller batches (a few more
 syscalls per second per peer); the scheduler's CPU per task stays about the same
-(benchmarks/bench_any_cluster.py measures both ways on one cluster).
+(benchmarks/bench_any_cluster.py measures raw Dask on a cluster nbfan never joined and on one it joined).
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class Telemetry:
     # -- messages -------------------------------------------------------------------------
 
     def handle_call_event(self, event: str = "", call_id: str = "", client: str | None = None, **msg: Any) -> None:
-        """One message per call event from a caller (see hooks.py). Never raises: an error
+        """One message per call event from a caller (see call_events.py). Never raises: an error
         here would close the caller's stream."""
         try:
             if event == "start":

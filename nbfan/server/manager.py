@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, cast
 
-from nbfan.api import telemetry as query
+from nbfan.api import queries as query
 from nbfan.exception import ClusterConnectionError, Error
 from nbfan.scheduler.schema import CallsSnapshot, ClusterSnapshot
 
@@ -76,7 +76,7 @@ class TelemetryManager:
                 client = None
             if client is None:
                 from nbfan.cluster.connect import client_for_address
-                from nbfan.engine.hooks import install
+                from nbfan.engine.call_events import install
 
                 try:
                     client = client_for_address(address, "the cluster of this Jupyter server")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbfan.exception import ExecutionError, InputCancellation
-from nbfan.worker import isolated, output, process_state
-from nbfan.worker import telemetry as _telemetry
+from nbfan.worker import batch_report, isolated, output, process_state
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
 from nbfan.worker.payload import Args, Columns, Failure, Payload, dumps_outcomes, loads
@@ -105,7 +104,7 @@ def run_input(
 
 def note_retry(call_id: str) -> None:
     """Hook for telemetry: an input of `call_id` is being retried (reported with its batch)."""
-    _telemetry.note_retry(call_id)
+    batch_report.note_retry(call_id)
 
 
 @contextlib.contextmanager
@@ -138,7 +137,7 @@ def run_batch(fn_blob: bytes, inputs: Payload, spec: TaskSpec) -> Payload:
         values, failures, n_failed, n_skipped = _run_inputs(runner, loads(inputs), spec)
     if n_failed and spec.capture_output:
         report_failures(spec, captured.start if captured is not None else None, failures)
-    _telemetry.report_batch(spec.call_id, n_failed, n_skipped, _telemetry.take_retries(spec.call_id))
+    batch_report.report_batch(spec.call_id, n_failed, n_skipped, batch_report.take_retries(spec.call_id))
     payload = dumps_outcomes(Outcomes(values, failures), time.perf_counter() - started)
     if spec.push_to is not None:
         push_outcome(spec.push_to, spec.call_id, payload)

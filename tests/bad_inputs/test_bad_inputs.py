@@ -450,11 +450,11 @@ def test_tasks_arriving_after_their_call_failed_are_forgotten(clean: Any) -> Non
     still being unpacked on the scheduler): tasks of a call that already ended must not stay."""
     from waiting import wait_until
 
-    from nbfan.engine import hooks
+    from nbfan.engine import call_events
     from nbfan.keys import new_call_id, task_key
 
     call_id = new_call_id()
-    hooks.call_started(clean, call_id, ident, "map")
-    hooks.call_ended(clean, call_id, "failed")
+    call_events.call_started(clean, call_id, ident, "map")
+    call_events.call_ended(clean, call_id, "failed")
     late = clean.submit(_inc, 1, key=task_key(call_id, 0, 1), pure=False)
     wait_until(late.cancelled, timeout=30, what="the late task to be forgotten")

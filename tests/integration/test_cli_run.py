@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from clitools import SCRIPTS, run_nbfan
-from waiting import wait_until
+from waiting import no_input_running_on_workers, nothing_running, wait_until
 
 import nbfan
 from nbfan.cli.entrypoint import Entry, parse_entry_args
@@ -73,7 +73,7 @@ def test_detach_lets_spawned_work_finish_after_the_cli_exits(scheduler, tmp_path
     assert nbfan.FunctionCall.from_id(ids["CALL"]).get(timeout=60) == tag
     assert nbfan.MapCall.from_id(ids["MAP"]).get(timeout=60) == [f"{tag}-map-0", f"{tag}-map-1"]
     # telemetry (the panel, `nbfan calls`) saw the detached call finish, not "cancelled" with its caller
-    from nbfan.api import telemetry as query
+    from nbfan.api import queries as query
 
     def detached_state():
         return next((c["state"] for c in query.calls_snapshot(client)["calls"] if c["call_id"] == ids["CALL"]), None)
@@ -87,8 +87,15 @@ def test_without_detach_spawned_work_is_cancelled_when_the_script_ends(scheduler
     result = run_nbfan("run", str(SCRIPTS / "detached_job.py"), "--tag", tag, "--seconds", "2", "--maps", "1",
                        scheduler=scheduler, env=env)
     assert result.returncode == 0, result.stderr
+    ids = dict(line.split() for line in result.stdout.splitlines() if line.startswith(("CALL", "MAP")))
+    client = nbfan.connect(scheduler)
+    try:
+        for call_id in ids.values():  # cancelled when the script ended
+            assert nothing_running(client, call_id)["state"] == "cancelled"
+        no_input_running_on_workers(client, ids.values())  # each input ended: raised, or wrote its file
+    finally:
+        nbfan.disconnect()
     folder = nbfan.Volume.from_name("detach-results").path
-    time.sleep(4)  # longer than the work would take, had it gone on
     assert not [p for p in folder.iterdir() if p.name.startswith(tag)]
 
 

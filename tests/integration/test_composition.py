@@ -150,7 +150,7 @@ def maps_inside(n: int) -> int:
 
 
 def test_a_call_made_inside_another_records_its_parent_and_shows_under_it(client) -> None:
-    from nbfan.api.telemetry import as_tree, calls_snapshot
+    from nbfan.api.queries import as_tree, calls_snapshot
 
     call = maps_inside.spawn(5)
     assert call.get(timeout=60) == 30
@@ -180,7 +180,7 @@ def parent_of_slow_children(folder: str) -> int:
 def test_cancelling_the_parent_cancels_its_children(client, tmp_path) -> None:
     from waiting import wait_until
 
-    from nbfan.api.telemetry import calls_snapshot
+    from nbfan.api.queries import calls_snapshot
 
     call = parent_of_slow_children.spawn(str(tmp_path))
     wait_until(lambda: len(list(tmp_path.glob("started-*"))) >= 2, what="the children to start")

@@ -13,8 +13,7 @@ import pytest
 from clitools import REPO, SCRIPTS, run_nbfan
 
 import nbfan as modal
-from nbfan.api.modal_names import ScheduleWarning
-from nbfan.exception import ExecutionError, InvalidError, NotFoundError
+from nbfan.exception import ExecutionError, InvalidError, NotFoundError, ScheduleWarning
 
 app = modal.App("test-modal-compat")
 

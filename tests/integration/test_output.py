@@ -297,7 +297,7 @@ def test_a_flood_is_rate_limited_and_kept_whole(local_cluster):
     body = """
     import time
     import nbfan
-    from nbfan.api.telemetry import calls_snapshot
+    from nbfan.api.queries import calls_snapshot
     app = nbfan.App("output-flood")
 
     @app.function
@@ -336,7 +336,7 @@ def test_kept_output_and_failures_read_back_from_another_process(client, local_c
 
     results = list(fails_on_odd.map(range(4), return_exceptions=True))
     assert [type(r) for r in results] == [int, ValueError, int, ValueError]
-    from nbfan.api.telemetry import calls_snapshot
+    from nbfan.api.queries import calls_snapshot
 
     map_id = next(c["call_id"] for c in calls_snapshot(client)["calls"] if c["function"] == "fails_on_odd")
     cli = subprocess.run([sys.executable, "-m", "nbfan.cli", "logs", "--failed", map_id], capture_output=True, text=True,

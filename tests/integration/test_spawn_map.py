@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from waiting import wait_until
+from waiting import no_input_running_on_workers, nothing_running, stays, wait_until
 
 import nbfan
 from nbfan.engine.map_loop import window_size
@@ -156,10 +156,9 @@ def test_cancel_stops_the_map_on_the_cluster(client, tmp_path):
     wait_until(lambda: len(ran(log)) >= 3, what="the map to start")
     call.cancel()
     assert call.progress().state == "cancelled"
-    time.sleep(1.0)
-    settled = len(ran(log))
-    time.sleep(1.5)
-    assert len(ran(log)) == settled < 40  # nothing new starts after the cancel
+    nothing_running(client, call.object_id)
+    no_input_running_on_workers(client, [call.object_id])  # the inputs running at the cancel were stopped
+    assert stays(lambda: len(ran(log))) < 40  # and nothing new starts
     with pytest.raises(InputCancellation):
         call.get(timeout=30)
     results = call.get(return_exceptions=True)

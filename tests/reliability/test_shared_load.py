@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import nbfan
-from nbfan.api.telemetry import calls_snapshot
+from nbfan.api.queries import calls_snapshot
 from nbfan.cluster.local import start_local_cluster
 from tests.reliability.helpers import child_env, kill_group
 

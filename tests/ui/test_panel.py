@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import Client
+
+from tests.waiting import no_input_running_on_workers, stays
 
 from .lab import Lab, kernel_name, notebook, restart_lab
 from .notebook_ui import run_cell, wait_cell_done, wait_kernel_idle
@@ -246,7 +249,7 @@ def test_calls_made_inside_a_function_show_under_it(notebook_page: Any, artifact
     page.screenshot(path=str(artifacts / "panel-child-calls-light.png"))
 
 
-def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, artifacts: Path) -> None:
+def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, ui_cluster: Any, artifacts: Path) -> None:
     page = notebook_page
     run_cell(page, 1, "long_job.map(range(2000))")
     call = row(page, "long_job")
@@ -259,15 +262,14 @@ def test_cancel_stops_the_cluster_starting_inputs(notebook_page: Any, artifacts:
     set_theme(page, "JupyterLab Dark")
     page.screenshot(path=str(artifacts / "panel-running-dark.png"))
 
+    call_id = call.get_attribute("data-call-id")
     call.locator(".jp-nbfan-call-cancel button").click()
     page.locator('li.jp-nbfan-call[data-function="long_job"][data-state="cancelled"]').wait_for(timeout=20_000)
-    time.sleep(1)  # inputs already running when the cancel came may still finish
-    after_cancel = len(list(MARKS.iterdir()))
-    time.sleep(4)  # at 10 inputs/s, a map still running would add ~40 more
-    later = len(list(MARKS.iterdir()))
-    print(f"\nnbfan cancel: {after_cancel} inputs had run at cancel, {later} four seconds later (of 2000)")
-    assert later - after_cancel <= 2, f"the cluster kept starting inputs: {after_cancel} -> {later}"
-    assert later < 1000
+    with Client(ui_cluster.scheduler_address, set_as_default=False) as client:
+        no_input_running_on_workers(client, [call_id])  # the inputs running at the cancel ended
+    ran = stays(lambda: len(list(MARKS.iterdir())), quiet=1.0)  # at 10 inputs/s a live map would add ~10
+    print(f"\nnbfan cancel: {ran} inputs had run when the workers stopped (of 2000)")
+    assert ran < 1000
 
     output = wait_cell_done(page, 1, timeout=60)
     print(f"nbfan cancel: the cell ended with {output!r}")

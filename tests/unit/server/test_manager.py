@@ -70,7 +70,7 @@ def test_a_socket_is_greeted_then_fed_and_a_closed_one_is_dropped(cluster: Local
     try:
         with pytest.raises(ValueError):
             boom.remote(3)
-        (failed,) = [c for c in nbfan.api.telemetry.calls_snapshot(client)["calls"] if c["function"] == "boom"]
+        (failed,) = [c for c in nbfan.api.queries.calls_snapshot(client)["calls"] if c["function"] == "boom"]
 
         async def main() -> tuple[FakeSocket, FakeSocket]:
             manager = TelemetryManager(address=lambda: cluster.scheduler_address)

@@ -63,7 +63,7 @@ def call_started(client: Any, call_id: str, function: CallTarget, kind: str) -> 
     """A call began (kind: remote, spawn, remote_gen, map, starmap, for_each, spawn_map, magic)."""
     if not config.telemetry:
         return
-    from nbfan.engine.caller import this_caller
+    from nbfan.engine.caller_identity import this_caller
 
     try:
         name, app = function.name, function.app_name

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nbfan.cluster import get_client
-from nbfan.engine import hooks
+from nbfan.engine import call_events
 from nbfan.engine.inputs import check_first_input
 from nbfan.engine.map_loop import Finished, MapLoop, Yielded, note_failed_input, slots_for
 from nbfan.engine.plan import plan_call
@@ -36,13 +36,13 @@ def run_map(
     # inputs are not copied at submit, as with raw Dask: arrays given to a map must not be
     # changed in place before their results arrive
     plan = plan_call(function, client, stop_on_error=not return_exceptions, snapshot_inputs=False, share_buffers=True)
-    hooks.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
+    call_events.call_started(client, plan.call_id, function, label.rsplit(".", 1)[-1])
     source = IteratorSource(inputs, lambda first: check_first_input(function.raw_f, first, label), total=total)
     stream = f"nbfan-stream-{plan.call_id}" if function.is_generator else None
     progress = Progress(label, plan.call_id)
     if total is not None:
         progress.counts.total = total
-        hooks.call_total(client, plan.call_id, total)
+        call_events.call_total(client, plan.call_id, total)
 
     def submitted(batch: Any) -> None:
         progress.counts.running += batch.count
@@ -50,7 +50,7 @@ def run_map(
     def exhausted(count: int) -> None:  # now the total is known (unsized inputs), or confirmed
         if count != total:
             progress.counts.total = count
-            hooks.call_total(client, plan.call_id, count)
+            call_events.call_total(client, plan.call_id, count)
 
     slots = slots_for(client, plan.resources, function.options.concurrency_limit)
     loop = MapLoop(plan, source, window=max(4, 3 * slots), slots=slots, ordered=order_outputs, stream=stream,
@@ -62,8 +62,8 @@ def stream_one(function: CallTarget, args: Args) -> Iterator[Any]:
     """`.remote_gen`: one generator input's yields, as they are produced."""
     client = get_client()
     plan = plan_call(function, client, share_buffers=True)
-    hooks.call_started(client, plan.call_id, function, "remote_gen")  # ahead of the task: it cannot be lost
-    hooks.call_total(client, plan.call_id, 1)
+    call_events.call_started(client, plan.call_id, function, "remote_gen")  # ahead of the task: it cannot be lost
+    call_events.call_total(client, plan.call_id, 1)
     progress = Progress(f"{function.name}.remote_gen", plan.call_id)
     progress.counts.total = progress.counts.running = 1
     loop = MapLoop(plan, IteratorSource(iter([args])), window=1, stream=f"nbfan-stream-{plan.call_id}")
@@ -88,7 +88,7 @@ def _deliver(loop: MapLoop, progress: Progress, *, return_exceptions: bool, note
         raise
     finally:
         loop.close(cancel=bool(loop.in_flight) or state != "done")
-        hooks.call_ended(plan.client, plan.call_id, state)
+        call_events.call_ended(plan.client, plan.call_id, state)
         progress.close(state)
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 from nbfan.cluster import get_client, get_client_now
 from nbfan.engine.aio import class_twin
 from nbfan.exception import NotFoundError
-from nbfan.objects.names import check_name
+from nbfan.objects.name_rules import check_name
 from nbfan.scheduler.rpc import store_call, store_call_async
 
 
