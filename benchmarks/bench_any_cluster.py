@@ -28,9 +28,14 @@ from typing import Any
 from distributed import Client, LocalCluster
 
 import nbfan
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers_measure import best_seconds  # noqa: E402
+
 from nbfan.cluster.local import start_local_cluster
 
 N = 100_000
+REPEAT = 3
 CHUNKS = 100
 CALLS = 200
 
@@ -45,15 +50,6 @@ def inc_chunk(xs: list[int]) -> list[int]:
 
 app = nbfan.App("bench-any-cluster")
 f_inc = app.function(inc)
-
-
-def best(run: Any, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def latency_ms(call: Any) -> tuple[float, float]:
@@ -96,7 +92,7 @@ def measure(name: str, cluster: Any, pool_rate: float, reference: tuple[float, f
 
     ours()
     chunked()
-    nbfan_rate, dask_rate = N / best(ours), N / best(chunked)
+    nbfan_rate, dask_rate = N / best_seconds(ours, REPEAT), N / best_seconds(chunked, REPEAT)
     print(f"A1 [{name}] .map {N:,} trivial: nbfan {nbfan_rate:,.0f}/s, Dask hand-chunked x{CHUNKS} "
           f"{dask_rate:,.0f}/s: {nbfan_rate / dask_rate:.2f}x (goal >= 2x) {verdict(nbfan_rate >= 2 * dask_rate)}; "
           f"{nbfan_rate / pool_rate:.2f}x a warm ProcessPoolExecutor(2) ({pool_rate:,.0f}/s)")
@@ -113,7 +109,7 @@ def measure(name: str, cluster: Any, pool_rate: float, reference: tuple[float, f
 def warm_pool_rate() -> float:
     with ProcessPoolExecutor(2) as pool:
         list(pool.map(inc, range(N), chunksize=N // 8))
-        return N / best(lambda: list(pool.map(inc, range(N), chunksize=N // 8)))
+        return N / best_seconds(lambda: list(pool.map(inc, range(N), chunksize=N // 8)), REPEAT)
 
 
 def main(argv: list[str]) -> None:

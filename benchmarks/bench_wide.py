@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
 from distributed import Client, LocalCluster
 
 import nbfan
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers_measure import best_seconds  # noqa: E402
 
 REPEAT = 3
 
@@ -33,15 +35,6 @@ def nap(seconds: float) -> float:
 
 app = nbfan.App("bench-wide")
 f_nap = app.function(nap)
-
-
-def best(run: Callable[[], object], repeat: int = REPEAT) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def verdict(ok: bool) -> str:
@@ -59,7 +52,7 @@ def compare(name: str, client: Client, n: int, seconds: float, slots: int) -> No
 
     ours()  # warm: the function's first deserialization on each worker, connections
     raw()
-    raw_s, nbfan_s = best(raw), best(ours)
+    raw_s, nbfan_s = best_seconds(raw, REPEAT), best_seconds(ours, REPEAT)
     ideal = n * seconds / slots
     print(f"{name} {n} x {seconds}s on {slots} slots: raw Dask {raw_s:.3f}s, nbfan {nbfan_s:.3f}s, ideal {ideal:.3f}s")
     print(f"{name} nbfan / raw Dask {nbfan_s / raw_s:.2f}x (goal <= 1.1x) {verdict(nbfan_s / raw_s <= 1.1)}; "

@@ -189,35 +189,37 @@ def test_an_exception_escaping_the_script_prints_only_its_traceback(home: Path, 
     assert not noise("\n".join(lines[1:])), err  # nothing after the script's own traceback
 
 
-@pytest.mark.parametrize("call", ["slow.remote(1)", "list(slow.map(range(4)))", "slow.spawn(1).get()"])
+def interrupted(body: str, home: Path, marks: Path, tmp_path: Path, sig: int = signal.SIGINT) -> tuple[int, str, str]:
+    """Run `body`, send `sig` once its slow input started, and wait for the script to end."""
+    proc = start(body, script_env(home, marks), tmp_path)
+    try:
+        wait_until(lambda: any(marks.iterdir()) or proc.poll() is not None, timeout=60, what="the call to start")
+        proc.send_signal(sig)
+        return finish(proc)
+    finally:
+        proc.kill()
+
+
+CALLS = ["slow.remote(1)", "list(slow.map(range(4)))", "slow.spawn(1).get()"]
+
+
+@pytest.mark.parametrize("call", CALLS)
 def test_ctrl_c_during_a_call_is_quiet_and_prompt(call: str, home: Path, marks: Path, tmp_path: Path) -> None:
-    proc = start(f"""
+    rc, out, err = interrupted(f"""
         try:
             {call}
         except KeyboardInterrupt:
             print("interrupted", flush=True)
-    """, script_env(home, marks), tmp_path)
-    try:
-        wait_until(lambda: any(marks.iterdir()) or proc.poll() is not None, timeout=60, what="the call to start")
-        proc.send_signal(signal.SIGINT)
-        rc, out, err = finish(proc)
-    finally:
-        proc.kill()
+    """, home, marks, tmp_path)
     assert_quiet(rc, out, err)
     assert out.strip() == "interrupted" and err == ""
 
 
-@pytest.mark.parametrize("call", ["slow.remote(1)", "list(slow.map(range(4)))", "slow.spawn(1).get()"])
+@pytest.mark.parametrize("call", CALLS)
 def test_an_uncaught_ctrl_c_prints_only_its_traceback(call: str, home: Path, marks: Path, tmp_path: Path) -> None:
-    proc = start(f"""
+    rc, out, err = interrupted(f"""
         {call}
-    """, script_env(home, marks), tmp_path)
-    try:
-        wait_until(lambda: any(marks.iterdir()) or proc.poll() is not None, timeout=60, what="the call to start")
-        proc.send_signal(signal.SIGINT)
-        rc, out, err = finish(proc)
-    finally:
-        proc.kill()
+    """, home, marks, tmp_path)
     assert rc in (-signal.SIGINT, 1, 130), (rc, err)
     assert err.count("Traceback") == 1 and err.rstrip().splitlines()[-1] == "KeyboardInterrupt", err
     assert not noise("\n".join(err.splitlines()[1:])), err  # nothing after the script's own traceback
@@ -225,15 +227,9 @@ def test_an_uncaught_ctrl_c_prints_only_its_traceback(call: str, home: Path, mar
 
 
 def test_sigterm_during_a_map_is_quiet_and_prompt(home: Path, marks: Path, tmp_path: Path) -> None:
-    proc = start("""
+    rc, out, err = interrupted("""
         list(slow.map(range(4)))
-    """, script_env(home, marks), tmp_path)
-    try:
-        wait_until(lambda: any(marks.iterdir()) or proc.poll() is not None, timeout=60, what="the map to start")
-        proc.send_signal(signal.SIGTERM)
-        rc, out, err = finish(proc)
-    finally:
-        proc.kill()
+    """, home, marks, tmp_path, signal.SIGTERM)
     assert rc in (-signal.SIGTERM, 128 + signal.SIGTERM, 143), (rc, err)
     assert not noise(err), err
     assert out == "" and err == ""

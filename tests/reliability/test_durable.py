@@ -108,7 +108,9 @@ def script(tmp_path: Path, name: str, body: str, *args: str, **env: str) -> str:
     return result.stdout
 
 
-def test_a_killed_cluster_comes_back_with_everything(tmp_path: Path) -> None:
+def set_up(tmp_path: Path) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
+    """`nbfan cluster up`, then the deployment, the Dict, the Queue, a finished map and a running
+    one (SETUP): (home, marks, the scripts' environment, the maps' ids)."""
     home = tmp_path / "home"
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -117,10 +119,16 @@ def test_a_killed_cluster_comes_back_with_everything(tmp_path: Path) -> None:
     (app_dir / "app.py").write_text(APP.replace("{marks!r}", repr(str(marks))))
     env = {"NBFAN_HOME": str(home), "MARKS": str(marks), "APP_DIR": str(app_dir)}
     up(home)
+    deployed = nbfan_cli("deploy", str(app_dir / "app.py"), home=home, MARKS=str(marks))
+    assert deployed.returncode == 0, deployed.stderr
+    ids = json.loads(script(tmp_path, "setup.py", SETUP, **env).splitlines()[-1])
+    return home, marks, env, ids
+
+
+def test_a_killed_cluster_comes_back_with_everything(tmp_path: Path) -> None:
+    home = tmp_path / "home"
     try:
-        deployed = nbfan_cli("deploy", str(app_dir / "app.py"), home=home, MARKS=str(marks))
-        assert deployed.returncode == 0, deployed.stderr
-        ids = json.loads(script(tmp_path, "setup.py", SETUP, **env).splitlines()[-1])
+        home, marks, env, ids = set_up(tmp_path)
         kill_cluster(home)
         ran_before = len((marks / "ran").read_text().split())
         assert ran_before < 600, "the map ended before the cluster was killed: nothing to resume"
@@ -161,17 +169,8 @@ def test_a_cluster_stopped_on_purpose_mid_map_comes_back_with_everything(tmp_pat
     """`nbfan cluster down` while a spawn_map runs, then `up`: the batches its stopping workers
     cut short are not failures; the map resumes and every result arrives, with the rest."""
     home = tmp_path / "home"
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    app_dir = tmp_path / "app"
-    app_dir.mkdir()
-    (app_dir / "app.py").write_text(APP.replace("{marks!r}", repr(str(marks))))
-    env = {"NBFAN_HOME": str(home), "MARKS": str(marks), "APP_DIR": str(app_dir)}
-    up(home)
     try:
-        deployed = nbfan_cli("deploy", str(app_dir / "app.py"), home=home, MARKS=str(marks))
-        assert deployed.returncode == 0, deployed.stderr
-        ids = json.loads(script(tmp_path, "setup.py", SETUP, **env).splitlines()[-1])
+        home, marks, env, ids = set_up(tmp_path)
         assert nbfan_cli("cluster", "down", home=home).returncode == 0
         assert len((marks / "ran").read_text().split()) < 600, "the map ended before the cluster stopped"
         up(home)

@@ -2,7 +2,7 @@ import * as React from 'react';
 
 import { ICallDetail } from '../types';
 import { FailureList } from './FailureList';
-import { OutputLines } from './OutputLines';
+import { LineItem, OutputLines } from './OutputLines';
 
 export interface ICallDetailProps {
   callId: string;
@@ -54,18 +54,7 @@ export function CallDetail(props: ICallDetailProps): JSX.Element {
           {props.running && detail.progress.length > 0 && (
             <ol className="jp-nbfan-lines jp-nbfan-progress-lines">
               {detail.progress.map(line => (
-                <li
-                  key={line.input ?? ''}
-                  className={`jp-nbfan-line jp-nbfan-stream-${line.stream}`}
-                  data-stream="progress"
-                  data-input={line.input ?? ''}
-                  title="the input's progress, redrawn in place"
-                >
-                  <span className="jp-nbfan-line-input">
-                    {line.input === null ? '' : `[${line.input}]`}
-                  </span>
-                  <span className="jp-nbfan-line-text">{line.text}</span>
-                </li>
+                <LineItem key={line.input ?? ''} line={line} stream="progress" />
               ))}
             </ol>
           )}

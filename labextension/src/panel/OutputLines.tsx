@@ -34,19 +34,25 @@ export function OutputLines(props: { lines: IOutputLine[]; running: boolean }): 
       }}
     >
       {props.lines.map((line, i) => (
-        <li
-          key={i}
-          className={`jp-nbfan-line jp-nbfan-stream-${line.stream}`}
-          data-stream={line.stream}
-          data-input={line.input ?? ''}
-          title={`${line.stream} at ${clockTime(line.time)}${line.worker ? ` on ${shortAddress(line.worker)}` : ''}`}
-        >
-          <span className="jp-nbfan-line-input">
-            {line.input === null ? '' : `[${line.input}]`}
-          </span>
-          <span className="jp-nbfan-line-text">{line.text}</span>
-        </li>
+        <LineItem key={i} line={line} />
       ))}
     </ol>
+  );
+}
+
+/** One output line: its input index, then its text, coloured by stream (`stream` overrides the
+ * data attribute, e.g. "progress" for a redrawn bar). */
+export function LineItem(props: { line: IOutputLine; stream?: string }): JSX.Element {
+  const { line } = props;
+  return (
+    <li
+      className={`jp-nbfan-line jp-nbfan-stream-${line.stream}`}
+      data-stream={props.stream ?? line.stream}
+      data-input={line.input ?? ''}
+      title={`${line.stream} at ${clockTime(line.time)}${line.worker ? ` on ${shortAddress(line.worker)}` : ''}`}
+    >
+      <span className="jp-nbfan-line-input">{line.input === null ? '' : `[${line.input}]`}</span>
+      <span className="jp-nbfan-line-text">{line.text}</span>
+    </li>
   );
 }
