@@ -36,8 +36,6 @@ import nbfan
 from nbfan.api.queries import calls_snapshot, cluster_snapshot
 from nbfan.scheduler.telemetry import STREAM_OP
 
-HOOKS = ("transition", "update_graph", "log_event", "handle", "handle_event", "remove_client", "add_worker")
-
 WORKERS_SCRIPT = """
 import asyncio, sys
 from distributed import Worker
@@ -60,8 +58,10 @@ f_plus_one = app.function(plus_one)
 
 
 def instrument(dask_scheduler: Any) -> None:
-    """On the scheduler: count the CPU time nbfan's plugin spends in its hooks."""
+    """On the scheduler: count the CPU time nbfan's plugin spends in its hooks and requests
+    (thread time of each step a request runs, not of the time it waits), and the tasks that end."""
     import functools
+    import inspect
     import time as _time
 
     plugin = dask_scheduler.plugins["nbfan"]
@@ -69,6 +69,42 @@ def instrument(dask_scheduler: Any) -> None:
         return
     plugin.bench_cpu = [0.0]
     plugin.bench_tasks = [0]
+
+    class Timed:
+        """Awaits a coroutine, adding the thread time of each of its steps."""
+
+        def __init__(self, coroutine: Any) -> None:
+            self.coroutine = coroutine
+
+        def __await__(self) -> Any:
+            steps = self.coroutine.__await__()
+            value: Any = None
+            error: BaseException | None = None
+            while True:
+                start = _time.thread_time()
+                try:
+                    yielded = steps.send(value) if error is None else steps.throw(error)
+                except StopIteration as done:
+                    plugin.bench_cpu[0] += _time.thread_time() - start
+                    return done.value
+                plugin.bench_cpu[0] += _time.thread_time() - start
+                try:
+                    value, error = (yield yielded), None
+                except BaseException as exc:
+                    value, error = None, exc
+
+    def timed(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = _time.thread_time()
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                plugin.bench_cpu[0] += _time.thread_time() - start
+            return Timed(result) if inspect.isawaitable(result) else result
+
+        return run
+
     transition = plugin.transition
 
     def counting(key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
@@ -76,32 +112,11 @@ def instrument(dask_scheduler: Any) -> None:
             plugin.bench_tasks[0] += 1
         transition(key, start, finish, *args, **kwargs)
 
-    plugin.transition = counting
-
-    def timed(fn: Any) -> Any:
-        if getattr(fn, "__code__", None) is not None and fn.__code__.co_flags & 0x80:  # a coroutine function
-            @functools.wraps(fn)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                start = _time.thread_time()
-                try:
-                    return await fn(*args, **kwargs)
-                finally:
-                    plugin.bench_cpu[0] += _time.thread_time() - start
-            return run_async
-
-        @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            start = _time.thread_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                plugin.bench_cpu[0] += _time.thread_time() - start
-        return run
-
-    for name in HOOKS:
+    plugin.transition = timed(counting)
+    for name in ("update_graph", "log_event", "remove_client", "add_worker", "handle_event"):
         setattr(plugin, name, timed(getattr(plugin, name)))
-    dask_scheduler.handlers["nbfan"] = plugin.handle  # the request handler was bound at start
-    dask_scheduler.stream_handlers[STREAM_OP] = timed(dask_scheduler.stream_handlers[STREAM_OP])
+    plugin.ops = {name: timed(op) for name, op in plugin.ops.items()}  # each request's own work
+    dask_scheduler.stream_handlers[STREAM_OP] = plugin.handle_event
 
 
 def plugin_counts(dask_scheduler: Any) -> tuple[float, int]:

@@ -20,9 +20,9 @@ STOCK = REPO / ".venv-stock"
 @contextlib.contextmanager
 def stock_cluster(workers: int, threads: int = 1) -> Iterator[str]:
     """The address of a stock scheduler with `workers` workers of `threads` threads each, up."""
-    subprocess.run(["bash", str(REPO / "scripts" / "stock-venv.sh")], check=True, timeout=900)
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run(["bash", str(REPO / "scripts" / "stock-venv.sh")], check=True, timeout=900, env=env)
     with tempfile.TemporaryDirectory() as folder:  # their working folder: nbfan's source is not there
-        env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
         scheduler_file = Path(folder) / "scheduler.json"
         started = [subprocess.Popen(
             [str(STOCK / "bin" / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",

@@ -33,6 +33,7 @@ from nbfan.api.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, 
 from nbfan.cluster import connect, disconnect
 from nbfan.cluster.gpus import current_gpus
 from nbfan.config import config
+from nbfan.engine.call_graph import CallGraphNode
 from nbfan.engine.output import FailedInput, LogLine
 from nbfan.engine.spawn_map import MapCall, MapProgress
 from nbfan.objects.dict import Dict
@@ -71,6 +72,7 @@ __all__ = [
 __all__ += [
     # the rest of the API: apps, functions, calls, options and the cluster connection
     "App",
+    "CallGraphNode",
     "FailedInput",
     "Function",
     "FunctionCall",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar, cast
 
 from distributed import Future, as_completed
@@ -10,11 +11,13 @@ from distributed import Future, as_completed
 from nbfan import compat
 from nbfan.cluster import get_client
 from nbfan.cluster.connect import scheduler_address
-from nbfan.engine.aio import static_twin, twin, user_facing, wait_future
+from nbfan.engine.aio import iter_twin, static_twin, twin, user_facing, wait_future
+from nbfan.engine.call_graph import CallGraphNode, call_graph
 from nbfan.engine.output import FailedInput, LogLine, read_failures, read_logs
 from nbfan.engine.plan import cancel_call
 from nbfan.engine.pushed import Pushed, call_outcomes
-from nbfan.exception import NotFoundError
+from nbfan.engine.spawn_map import MapCall, attach_map
+from nbfan.exception import InvalidError, NotFoundError
 from nbfan.keys import parse_task_key, task_key
 from nbfan.scheduler.rpc import request
 from nbfan.scheduler.telemetry import STREAM_OP
@@ -31,8 +34,15 @@ def unwrap_outcome(outcomes: list[tuple[bool, Any]]) -> Any:
     raise value.to_exception()
 
 
+def _only_input(call_id: str, index: int) -> None:
+    if index != 0:
+        raise InvalidError(f"call {call_id} has one input: get(index={index!r}) takes index=0 (spawn_map's MapCall "
+                           f"takes any)")
+
+
 def attach(object_id: str) -> FunctionCall[Any]:
-    """Re-attach to a call from any process connected to the same cluster."""
+    """Re-attach to a call from any process connected to the same cluster (a spawn_map's id gives
+    its MapCall, which answers the same methods)."""
     client = get_client()
     key = task_key(object_id, 0, 1)
     kept = request(client, "retention.lookup", call_id=object_id, key=key)
@@ -41,6 +51,9 @@ def attach(object_id: str) -> FunctionCall[Any]:
             f"call {object_id!r} finished, and its result is no longer on the cluster: {kept['why']}"
         )
     if kept["state"] == "unknown":
+        spawned_map = request(client, "map.progress", map_id=object_id)
+        if spawned_map.get("state") not in ("unknown", "released"):  # a spawn_map's id, as in Modal
+            return cast(FunctionCall[Any], attach_map(object_id))
         raise NotFoundError(
             f"no call {object_id!r} on the cluster at {scheduler_address(client)}: it never existed there, "
             f"or it finished and its result was released"
@@ -52,13 +65,14 @@ def attach(object_id: str) -> FunctionCall[Any]:
     return FunctionCall(future)
 
 
-def gather_calls(*calls: FunctionCall[Any]) -> list[Any]:
-    """Results of several calls in argument order; the first error is raised and the
-    calls still running are cancelled."""
-    by_future = {c._future: c for c in calls}
+def gather_calls(*calls: FunctionCall[Any] | MapCall[Any]) -> list[Any]:
+    """Results of several calls in argument order (a spawn_map's: the list of its results); the
+    first error is raised and the calls still running are cancelled."""
+    by_future = {c._future: c for c in calls if isinstance(c, FunctionCall)}
     try:
-        for fut in as_completed(list(by_future), loop=calls[0]._future.client.loop if calls else None):
-            by_future[fut].get()  # raises the first error to arrive
+        if by_future:
+            for fut in as_completed(list(by_future), loop=next(iter(by_future)).client.loop):
+                by_future[fut].get()  # raises the first error to arrive
         return [c.get() for c in calls]
     except BaseException:
         for c in calls:
@@ -89,9 +103,10 @@ class FunctionCall(Generic[R]):
     def __repr__(self) -> str:
         return f"<FunctionCall {self.object_id} {self._future.status}>"
 
-    async def _get_aio(self, timeout: float | None = None) -> R:
+    async def _get_aio(self, timeout: float | None = None, *, index: int = 0) -> R:
         import asyncio
 
+        _only_input(self.object_id, index)
         try:
             await asyncio.wait_for(self._finished(), timeout)
         except asyncio.TimeoutError:
@@ -101,9 +116,11 @@ class FunctionCall(Generic[R]):
         return self.get()
 
     @twin(aio=_get_aio)
-    def get(self, timeout: float | None = None) -> R:
+    def get(self, timeout: float | None = None, *, index: int = 0) -> R:
         """The call's result; raises its remote exception, or the builtin TimeoutError when it
-        has not finished within `timeout` seconds (the call keeps running)."""
+        has not finished within `timeout` seconds (the call keeps running). `index`: as Modal's,
+        0 (a spawned call has one input; a spawn_map's MapCall takes any)."""
+        _only_input(self.object_id, index)
         try:
             with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
                 outcomes = call_outcomes(self._future, self._pushed, timeout=timeout)
@@ -143,6 +160,27 @@ class FunctionCall(Generic[R]):
     def failures(self) -> list[FailedInput]:
         """The call's input if it failed: FailedInput(input, exc_type, message, traceback, worker, attempts)."""
         return read_failures(self._future.client, self.object_id)
+
+    @twin
+    def num_inputs(self) -> int:
+        """1: a spawned call has one input (as Modal's `FunctionCall.num_inputs()`)."""
+        return 1
+
+    @iter_twin
+    def iter(self, *, start: int = 0, end: int | None = None) -> Iterator[R]:
+        """The call's result as an iteration of one (Modal's `FunctionCall.iter()`, which a
+        spawn_map's handle shares)."""
+        if (start, end) not in ((0, None), (0, 1), (1, 1), (1, None)):
+            raise InvalidError(f"call {self.object_id} has 1 input: iter(start={start!r}, end={end!r}) "
+                               f"needs 0 <= start <= end <= 1")
+        if start == 0 and end != 0:
+            yield self.get()
+
+    @twin
+    def get_call_graph(self) -> list[CallGraphNode]:
+        """The call and the calls made inside it, at any depth, with their states, as the
+        cluster's telemetry knows them (Modal's `FunctionCall.get_call_graph()`)."""
+        return call_graph(self._future.client, self.object_id)
 
     def done(self) -> bool:
         """Whether the call has finished (with a result, an error or cancelled), without waiting."""

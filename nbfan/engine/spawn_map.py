@@ -14,9 +14,10 @@ end, and at most the last 100 finished maps keep their results.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import cloudpickle
 from distributed import Client, fire_and_forget
@@ -25,6 +26,7 @@ from nbfan.cluster import current_connection, get_client
 from nbfan.cluster.connect import scheduler_address
 from nbfan.engine import call_events
 from nbfan.engine.aio import iter_twin, iterate_in_thread, static_twin, twin, user_facing
+from nbfan.engine.call_graph import CallGraphNode, call_graph
 from nbfan.engine.cancel import cancel_by_id
 from nbfan.engine.coordinator import coordinate
 from nbfan.engine.map_data import INLINE_INPUT_BYTES, read_held, scatter_inputs
@@ -117,6 +119,21 @@ class MapProgress:
 R = TypeVar("R")
 
 
+class MapGetMethod(Protocol[R]):
+    """`map_call.get()`: every result, in input order; `map_call.get(index=i)`: input i's."""
+
+    @overload
+    def __call__(self, timeout: float | None = None, *, index: None = None,
+                 return_exceptions: bool = False) -> list[R]: ...
+    @overload
+    def __call__(self, timeout: float | None = None, *, index: int, return_exceptions: bool = False) -> R: ...
+    @overload
+    async def aio(self, timeout: float | None = None, *, index: None = None,
+                  return_exceptions: bool = False) -> list[R]: ...
+    @overload
+    async def aio(self, timeout: float | None = None, *, index: int, return_exceptions: bool = False) -> R: ...
+
+
 def attach_map(object_id: str) -> MapCall[Any]:
     """Re-attach to a spawned map from any process connected to the same cluster."""
     if not isinstance(object_id, str) or not object_id:
@@ -186,44 +203,53 @@ class MapCall(Generic[R]):
 
     @iter_twin
     @user_facing
-    def iter(self, *, return_exceptions: bool = False, timeout: float | None = None) -> Iterator[R]:
-        """Results in input order as they become available; see the class docstring for errors.
-        `timeout`: seconds to wait for the next result before raising TimeoutError."""
+    def iter(self, *, start: int = 0, end: int | None = None, return_exceptions: bool = False,
+             timeout: float | None = None) -> Iterator[R]:
+        """Results of inputs [start, end) in input order as they become available (all of them by
+        default); see the class docstring for errors. `timeout`: seconds to wait for the next
+        result before raising TimeoutError."""
+        total = self.num_inputs()
+        end = total if end is None else end
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= total):
+            raise InvalidError(f"map {self.object_id} has {total} inputs: iter(start={start!r}, end={end!r}) "
+                               f"needs 0 <= start <= end <= {total}")
         with waiting_for_the_cluster():  # inside a task: leave the worker slot while waiting
-            yield from self._results(return_exceptions, timeout)
+            yield from self._results(return_exceptions, timeout, start, end)
 
-    def _results(self, return_exceptions: bool, timeout: float | None) -> Iterator[Any]:
+    def _results(self, return_exceptions: bool, timeout: float | None, first: int, end: int) -> Iterator[Any]:
         import time
 
         client = self.client
-        cursor = 0
+        cursor = first
         waited_since = time.monotonic()
-        while True:
+        while cursor < end:
             wait = 1.0 if timeout is None else max(0.0, min(1.0, waited_since + timeout - time.monotonic()))
             reply = _rpc(client, "results", map_id=self.object_id, cursor=cursor, wait=wait)
             _raise_if_missing(reply, client)
             if self._follower is not None:
                 self._follower.poll()
-            total = reply["total"]
             for start, count, blob, key in reply["batches"]:
+                if start >= end:
+                    break
                 outcomes = loads(blob) if key is None else _read_batch(client, key, start, count)
-                yield from _batch_values(outcomes, start, return_exceptions)
+                values = _batch_values(outcomes, start, return_exceptions)
+                yield from itertools.islice(values, max(0, cursor - start), min(count, end - start))
                 cursor = start + count
             if reply["batches"]:
                 waited_since = time.monotonic()
-            if cursor >= total:
+            if cursor >= end:
                 return
             state = reply["state"]
             if state == "running":
                 if timeout is not None and time.monotonic() - waited_since >= timeout:
                     raise TimeoutError(
-                        f"map {self.object_id}: no new result within {timeout}s ({cursor} of {total} read); "
-                        f"it is still running"
+                        f"map {self.object_id}: no new result within {timeout}s ({cursor - first} of {end - first} "
+                        f"read); it is still running"
                     )
                 continue
             if reply["batches"]:
                 continue  # more may be stored past the read limit
-            gap_end = reply.get("next_start", total)
+            gap_end = min(reply.get("next_start", end), end)
             yield from self._missing(cursor, gap_end, state, reply.get("error"), return_exceptions)
             cursor = gap_end
 
@@ -240,10 +266,39 @@ class MapCall(Generic[R]):
     def __iter__(self) -> Iterator[R]:
         return self.iter()
 
+    def _get(self, timeout: float | None = None, *, index: int | None = None,
+             return_exceptions: bool = False) -> Any:
+        """All results in input order (blocks until the map is done), or, with `index`, the
+        result of that input alone (as Modal's `FunctionCall.get(index=)`)."""
+        if index is None:
+            return list(self.iter(return_exceptions=return_exceptions, timeout=timeout))
+        (value,) = self.iter(start=index, end=index + 1, return_exceptions=return_exceptions, timeout=timeout)
+        return value
+
+    if TYPE_CHECKING:
+
+        @property
+        def get(self) -> MapGetMethod[R]:
+            """Every result in input order, or one input's (`index=`); `await map_call.get.aio()`."""
+    else:
+        get = twin(_get)
+
     @twin
-    def get(self, *, return_exceptions: bool = False, timeout: float | None = None) -> list[R]:
-        """All results in input order (blocks until the map is done)."""
-        return list(self.iter(return_exceptions=return_exceptions, timeout=timeout))
+    def done(self) -> bool:
+        """Whether the map has ended (done, failed or cancelled), without waiting."""
+        return self.progress().state != "running"
+
+    @twin
+    def get_call_graph(self) -> list[CallGraphNode]:
+        """The map and the calls its inputs made, with their states (Modal's `get_call_graph()`)."""
+        return call_graph(self.client, self.object_id)
+
+    @twin
+    def num_inputs(self) -> int:
+        """How many inputs the map has (as Modal's `FunctionCall.num_inputs()`)."""
+        if self.total is None:
+            self.total = self.progress().total
+        return self.total
 
     async def __aiter__(self) -> AsyncIterator[R]:
         async for value in iterate_in_thread(self.iter()):

@@ -11,6 +11,7 @@ see `mount_volumes`, run on the worker when a task starts.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Iterator
@@ -55,20 +56,51 @@ class FileEntry:
 class Volume:
     """A named folder on storage every worker sees. `Volume.from_name(name, create_if_missing=True)`."""
 
-    def __init__(self, name: str, path: str | os.PathLike[str]) -> None:
+    def __init__(self, name: str, path: str | os.PathLike[str], *, read_only: bool = False,
+                 sub_path: str | None = None) -> None:
         self.name = name
         self._path = Path(path)
+        self._read_only = read_only
+        self._sub_path = sub_path
 
     def __repr__(self) -> str:
-        return f"<nbfan.Volume {self.name!r} at {self._path}>"
+        flags = (" read-only" if self._read_only else "") + (f" sub_path={self._sub_path!r}" if self._sub_path else "")
+        return f"<nbfan.Volume {self.name!r} at {self._path}{flags}>"
 
     def __reduce__(self) -> Any:
-        return (Volume, (self.name, str(self._path)))
+        return (functools.partial(Volume, read_only=self._read_only, sub_path=self._sub_path),
+                (self.name, str(self._path)))
 
     @property
     def path(self) -> Path:
         """The volume's folder (the same on every worker when storage is shared)."""
         return self._path
+
+    @property
+    def mount_path(self) -> Path:
+        """What a function's mount of this volume points at: its folder, or its `sub_path` in it."""
+        return self._inside(self._sub_path) if self._sub_path else self._path
+
+    def read_only(self) -> Volume:
+        """The volume, refusing writes through its methods (`remove_file`, `copy_files`,
+        `batch_upload`) with a clear error (Modal's `vol.read_only()`). A function's
+        mount of it is the same folder: nbfan cannot make the operating system refuse writes to
+        it there (that needs a read-only bind mount, which needs root)."""
+        return Volume(self.name, self._path, read_only=True, sub_path=self._sub_path)
+
+    def with_mount_options(self, *, sub_path: str | None = None, read_only: bool | None = None) -> Volume:
+        """The volume mounted from `sub_path` (a folder inside it, made if missing) instead of its
+        root (Modal's `vol.with_mount_options(sub_path=...)`)."""
+        if sub_path is not None:
+            if not isinstance(sub_path, str) or not sub_path.strip("/"):
+                raise InvalidError(f"with_mount_options(sub_path={sub_path!r}): give a folder inside the volume")
+            self._inside(sub_path)  # refuses escapes
+        return Volume(self.name, self._path, read_only=self._read_only if read_only is None else read_only,
+                      sub_path=sub_path if sub_path is not None else self._sub_path)
+
+    def _writable(self, what: str) -> None:
+        if self._read_only:
+            raise InvalidError(f"Volume {self.name!r} is read-only here (vol.read_only()): {what} would write to it")
 
     @static_twin
     def from_name(name: str, *, create_if_missing: bool = False, environment_name: str | None = None,
@@ -92,6 +124,19 @@ class Volume:
         """The names of the existing volumes, sorted: what `from_name` can open."""
         root = volume_root()
         return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+    @static_twin
+    def rename(old_name: str, new_name: str) -> None:
+        """Give a volume another name (its folder moves; functions mounting it by the old name
+        no longer find it)."""
+        check_name(old_name, "Volume")
+        check_name(new_name, "Volume")
+        old, new = volume_root() / old_name, volume_root() / new_name
+        if not old.is_dir():
+            raise NotFoundError(f"no Volume named {old_name!r} under {volume_root()}")
+        if new.exists():
+            raise InvalidError(f"a Volume named {new_name!r} exists already; delete it or pick another name")
+        old.rename(new)
 
     @static_twin
     def delete(name: str) -> None:
@@ -159,6 +204,7 @@ class Volume:
     @twin
     def remove_file(self, path: str, *, recursive: bool = False) -> None:
         """Delete a file (or a folder, with `recursive=True`)."""
+        self._writable(f"remove_file({path!r})")
         full = self._inside(path)
         if full == self._path.resolve():
             raise InvalidError("remove_file cannot remove the volume's root; use Volume.delete(name)")
@@ -174,6 +220,7 @@ class Volume:
     @twin
     def copy_files(self, src_paths: list[str], dst_path: str) -> None:
         """Copy files or folders of the volume to `dst_path` in it (into it, when that is an existing folder)."""
+        self._writable("copy_files")
         dst = self._inside(dst_path)
         for src in src_paths:
             s = self._inside(src)
@@ -182,6 +229,7 @@ class Volume:
 
     def batch_upload(self, force: bool = False) -> BatchUpload:
         """`with vol.batch_upload() as b: b.put_file(local, "/remote"); b.put_directory(...)`."""
+        self._writable("batch_upload")
         return BatchUpload(self, force)
 
     @twin
@@ -244,5 +292,7 @@ def volume_mounts(volumes: dict[str, Any]) -> dict[str, str]:
             raise InvalidError(
                 f"volumes[{mount!r}] is a {type(vol).__name__}; give an nbfan.Volume, e.g. nbfan.Volume.from_name('x')"
             )
-        mounts[os.path.normpath(mount)] = str(vol.path)
+        target = vol.mount_path
+        target.mkdir(parents=True, exist_ok=True)  # a sub_path that does not exist yet
+        mounts[os.path.normpath(mount)] = str(target)
     return mounts

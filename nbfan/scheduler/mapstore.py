@@ -270,11 +270,13 @@ class MapStore:
         if not isinstance(found, MapRecord):
             return found
         record = found
+        cursor = _batch_holding(record, cursor)  # a range read may start inside a batch
         if cursor not in record.batches and record.state == "running" and wait > 0:
             try:
                 await asyncio.wait_for(record.changed.wait(), wait)
             except asyncio.TimeoutError:
                 pass
+        cursor = _batch_holding(record, cursor)
         batches: list[tuple[int, int, bytes | None, str | None]] = []  # (start, count, blob, key)
         size = 0
         while cursor in record.batches and size < READ_BYTES:
@@ -377,3 +379,13 @@ class MapStore:
             if r.collected_at is not None:
                 records.append(("map", "collected", r.map_id, r.collected_at))
         return records
+
+
+def _batch_holding(record: MapRecord, index: int) -> int:
+    """The start of the stored batch that holds input `index` (`index` itself when none does)."""
+    if index in record.batches:
+        return index
+    for start, batch in record.batches.items():
+        if start < index < start + batch.count:
+            return start
+    return index

@@ -144,7 +144,9 @@ class _Proxy:
             return int(self._original.write(text))
         if text.__class__ is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if "\n" not in text:
+        if text == "\n":  # the end of a print()
+            target.newline(self._stream)
+        elif "\n" not in text:
             target.piece(self._stream, text)
         elif not (target.logged and _from_captured_record()):
             target.write(self._stream, text)

@@ -61,8 +61,26 @@ class Target:
         for line in lines:
             self.add(stream, visible(line) if "\r" in line else line)
 
+    def newline(self, stream: str) -> None:
+        """A lone newline (`print` writes its text, then "\\n"): the line being written ends."""
+        if self.returned:
+            self.returned.discard(stream)
+        parts = self.partial.pop(stream, None)
+        line = "".join(parts) if parts else ""
+        self.add(stream, visible(line) if "\r" in line else line)
+
     def piece(self, stream: str, text: str) -> None:
         """Text without a newline: part of the line being written."""
+        if not self.returned and "\r" not in text:  # the common case, quickly
+            parts = self.partial.get(stream)
+            if parts is None:
+                self.partial[stream] = [text]
+                return
+            parts.append(text)
+            if len(parts) > 64 and sum(map(len, parts)) > MAX_LINE_CHARS:  # no newline coming: cut here
+                self.add(stream, "".join(parts))
+                parts.clear()
+            return
         parts = self._line(stream, text)
         if parts is None:
             self.partial[stream] = [text]
@@ -107,14 +125,13 @@ class Target:
 
     def add(self, stream: str, text: str) -> None:
         """One whole line."""
-        if len(self.lines) >= SEND_LINES and self.flood is not None:  # a flood: no waiting for the sender thread
+        lines = self.lines
+        if len(lines) >= SEND_LINES and self.flood is not None:  # a flood: no waiting for the sender thread
             self.flood(self)
-        if len(text) > MAX_LINE_CHARS:
-            text = text[:MAX_LINE_CHARS]
         start = self.start
         if start is None:
             start = self.start = task_start()
-        self.lines.append((start + self.position(), stream, time.time(), text))
+        lines.append((start + self.position(), stream, time.time(), text[:MAX_LINE_CHARS]))
 
     def end(self) -> None:
         """The input (or task) ended: its unfinished lines count as lines."""

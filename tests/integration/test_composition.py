@@ -160,6 +160,10 @@ def test_a_call_made_inside_another_records_its_parent_and_shows_under_it(client
     tree = as_tree(calls)
     at = next(i for i, c in enumerate(tree) if c["call_id"] == call.object_id)
     assert tree[at + 1]["call_id"] == children[0]["call_id"] and tree[at + 1]["depth"] == tree[at]["depth"] + 1
+    (graph,) = call.get_call_graph()  # Modal's view of the same tree
+    assert (graph.call_id, graph.function_name, graph.state) == (call.object_id, "maps_inside", "done")
+    assert [(c.call_id, c.function_name, c.state, c.children) for c in graph.children] == [
+        (children[0]["call_id"], "square", "done", [])]
 
 
 @app.function

@@ -78,6 +78,29 @@ def test_failures_do_not_stop_a_spawned_map(client):
     assert call.progress().failed == 1 and call.progress().done == 19
 
 
+def test_the_handle_answers_as_modals_function_call(client):
+    """Modal 1.5's handle of a spawn_map: num_inputs(), get(index=), iter(start=, end=) over any
+    range (starting inside a stored batch too), FunctionCall.from_id of the map's id, gather."""
+    call = square.spawn_map(range(500))
+    assert call.num_inputs() == 500
+    assert call.get(index=321) == 321 * 321
+    assert list(call.iter(start=7, end=12)) == [x * x for x in range(7, 12)]
+    assert list(call.iter(start=499)) == [499 * 499] and list(call.iter(start=500)) == []
+    with pytest.raises(nbfan.exception.InvalidError, match="0 <= start <= end <= 500"):
+        list(call.iter(start=3, end=501))
+    again = nbfan.FunctionCall.from_id(call.object_id)  # Modal's spawn_map returns a FunctionCall
+    assert isinstance(again, nbfan.MapCall) and again.get(index=2) == 4
+    one = square.spawn(6)
+    assert one.num_inputs() == 1 and list(one.iter()) == [36] and one.get(index=0) == 36
+    with pytest.raises(nbfan.exception.InvalidError, match="one input"):
+        one.get(index=1)
+    gathered = nbfan.FunctionCall.gather(one, square.spawn_map(range(3)))
+    assert gathered == [36, [0, 1, 4]]
+    (node,) = call.get_call_graph()
+    assert (node.call_id, node.function_name, node.state, node.children) == (call.object_id, "square", "done", [])
+    assert call.done()
+
+
 def test_reattach_by_id_and_unknown_id(client):
     call = square.spawn_map(range(10))
     again = nbfan.MapCall.from_id(call.object_id)

@@ -123,3 +123,31 @@ def test_mount_path_that_exists_is_a_clear_error(client, tmp_path):
         read_through_mount.with_options(volumes={"/data": "not-a-volume"}).remote("/data", 0)
     with pytest.raises(InvalidError, match="absolute"):
         read_through_mount.with_options(volumes={"data": vol})
+
+
+def test_a_sub_path_mount_a_read_only_volume_and_rename(client, tmp_path):
+    name = fresh_name()
+    vol = nbfan.Volume.from_name(name, create_if_missing=True)
+    (vol.path / "models").mkdir()
+    (vol.path / "models" / "input.txt").write_text("in the sub path")
+    mount = str(tmp_path / "mnt" / "models")
+    reader = read_through_mount.with_options(volumes={mount: vol.with_mount_options(sub_path="/models")})
+    assert reader.remote(mount, 0)[1] == "in the sub path"  # the mount is the folder inside the volume
+    with pytest.raises(InvalidError, match="points outside Volume"):
+        vol.with_mount_options(sub_path="../elsewhere")
+
+    frozen = vol.read_only()
+    assert [e.path for e in frozen.listdir("/", recursive=True)] == ["models", "models/input.txt"]  # reads work
+    for write in (lambda: frozen.remove_file("models/input.txt"), lambda: frozen.copy_files(["models"], "copy"),
+                  lambda: frozen.batch_upload()):
+        with pytest.raises(InvalidError, match="read-only"):
+            write()
+    assert (vol.path / "models" / "input.txt").exists()
+
+    renamed = fresh_name()
+    nbfan.Volume.rename(name, renamed)
+    assert (nbfan.Volume.from_name(renamed).path / "models" / "input.txt").read_text() == "in the sub path"
+    with pytest.raises(NotFoundError):
+        nbfan.Volume.from_name(name)
+    with pytest.raises(NotFoundError):
+        nbfan.Volume.rename(name, fresh_name())

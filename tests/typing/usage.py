@@ -131,7 +131,12 @@ async def async_calls() -> None:
     assert_type(await nbfan.MapCall.from_id.aio("ab12"), nbfan.MapCall[Any])
     assert_type((await job.progress.aio()).done, int)
     await job.cancel.aio()
-    job.get(timeout="x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    job.get(timeout="x")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
+    assert_type(job.get(index=1), float)
+    assert_type(await job.get.aio(index=0), float)
+    assert_type(job.num_inputs(), int)
+    for value in job.iter(start=1, end=2):
+        assert_type(value, float)
 
 
 def objects() -> None:

@@ -25,6 +25,8 @@ NO_TWIN = {
     ("Queue", "ephemeral"): "a context manager (`with Queue.ephemeral() as q:`)",
     ("Volume", "batch_upload"): "a context manager (`with vol.batch_upload() as b:`)",
     ("Cls", "with_options"): "builds a new class here: nothing to wait for",
+    ("Volume", "read_only"): "builds a new Volume handle here: nothing to wait for",
+    ("Volume", "with_mount_options"): "builds a new Volume handle here: nothing to wait for",
     ("Function", "with_options"): "builds a new Function here: nothing to wait for",
     ("Function", "local"): "runs the function in this process, as called",
     ("Function", "secret_env"): "reads the function's options (the engine's CallTarget shape)",
