@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 # -- on the scheduler ---------------------------------------------------------------------------
@@ -283,6 +283,33 @@ def closing_quietly(client: Any, whole_cluster: bool = False) -> Iterator[None]:
     finally:
         for logger, drop in filters:
             logger.removeFilter(drop)
+
+
+@contextlib.asynccontextmanager
+async def scheduler_side_closing_quietly(scheduler: Any, client: Any) -> AsyncIterator[None]:
+    """While a client the scheduler's own process runs (nbfan's plugin submits with one) closes:
+    drop the scheduler's "Batched Comm Closed" record for its stream to that client, and wait
+    until that stream is done. distributed 2026.8.0: when a client leaves, the scheduler sends it
+    "stream-closed" (`Scheduler.add_client`'s finally), which fails once the client closed its
+    end; its `BatchedSend` (`Scheduler.client_comms[client_id]`) then logs `"Batched Comm Closed
+    %r"` with its comm at INFO with a traceback, and sets its `stopped` event."""
+    stream = scheduler.client_comms.get(client.id)
+    ours = getattr(getattr(getattr(client, "scheduler_comm", None), "comm", None), "local_address", None)
+
+    def stream_closed(record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        peer = getattr(args[0], "peer_address", None) if args else None
+        return not (record.msg == "Batched Comm Closed %r" and ours is not None and peer == ours)
+
+    batched = logging.getLogger("distributed.batched")
+    batched.addFilter(stream_closed)
+    try:
+        yield
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stream.stopped.wait(), 5)
+    finally:
+        batched.removeFilter(stream_closed)
 
 
 def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:

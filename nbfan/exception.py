@@ -28,10 +28,6 @@ class EmbeddedClusterWarning(NbfanWarning):
     """spawn_map on a cluster that lives inside this process: the work stops when it exits."""
 
 
-class ScheduleWarning(NbfanWarning):
-    """A schedule that cannot run as asked (see `nbfan.Period` / `nbfan.Cron`)."""
-
-
 class ClusterStateWarning(NbfanWarning):
     """The local cluster's state file was corrupt or stale (its cluster is gone): it was ignored."""
 

@@ -1,21 +1,24 @@
 """`nbfan deploy FILE.py` and `nbfan stop` (reading deployments back: `deployed.py`).
 
 Deploying stores each function of the file's apps, cloudpickled (its module by value, so no
-process needs the file afterwards), in the scheduler's store (`nbfan/scheduler/store.py`): it outlives
-the deploying process and lasts as long as the scheduler. Redeploying an app replaces it.
+process needs the file afterwards), on the scheduler (`nbfan/scheduler/apps.py`): it outlives
+the deploying process, and the scheduler's restarts when it keeps a journal. Redeploying an
+app makes a new version of it; functions with a `schedule=` run on it while it is deployed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nbfan.api.deployed import describe_apps, list_apps
 from nbfan.cluster import get_client
+from nbfan.engine.scheduled import fire
 from nbfan.exception import InvalidError, NotFoundError
+from nbfan.scheduler.apps import APPS_OP
 from nbfan.scheduler.rpc import store_call
-from nbfan.scheduler.store import APPS_OP
 from nbfan.worker.payload import ship_module_by_value
 from nbfan.worker.tracebacks import pickle_function
 
@@ -37,10 +40,15 @@ def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, A
     blobs = {name: _packed(app, name, function.raw_f, function) for name, function in app.registered_functions.items()}
     classes = {name: _packed(app, name, cls.user_cls, (cls.user_cls, cls.options))
                for name, cls in app.registered_classes.items()}
+    scheduled = {name: function for name, function in app.registered_functions.items() if function.options.schedule}
     record = {"functions": blobs, "classes": classes, "source": source, "host": os.uname().nodename,
-              "pid": os.getpid(), "time": time.time()}
+              "pid": os.getpid(), "time": time.time(),
+              # the scheduler runs these (scheduler/apps.py): when, and the call that spawns the function
+              "schedules": {name: function.options.schedule.spec() for name, function in scheduled.items()},
+              "launchers": {name: _launcher(app, name, function) for name, function in scheduled.items()}}
     reply = store_call(client or get_client(), APPS_OP, action="deploy", name=app.name, record=record)
-    return {"app": app.name, "functions": sorted(blobs), "classes": sorted(classes), "replaced": reply["replaced"]}
+    return {"app": app.name, "functions": sorted(blobs), "classes": sorted(classes), "replaced": reply["replaced"],
+            "version": reply.get("version"), "schedules": {n: repr(f.options.schedule) for n, f in scheduled.items()}}
 
 
 def _packed(app: App, name: str, defined: Any, what: Any) -> bytes:
@@ -52,6 +60,26 @@ def _packed(app: App, name: str, defined: Any, what: Any) -> bytes:
         return pickle_function(what)
     except Exception as exc:
         raise InvalidError(f"{name!r} of app {app.name!r} cannot be serialized to deploy it: {exc}") from exc
+
+
+def rollback_app(name: str, version: int | None = None, client: Any = None) -> dict[str, Any]:
+    """Make version `version` of app `name` (default: the one before the current) current again,
+    as a new version (a copy of it); its schedules run from now on. {"version", "from"}."""
+    reply = store_call(client or get_client(), APPS_OP, action="rollback", name=name, app_version=version)
+    if reply.get("missing"):
+        raise NotFoundError(f"no deployed app named {name!r}; deployed: {describe_apps(list_apps(client))}")
+    if not reply.get("ok"):
+        raise InvalidError(str(reply.get("error")))
+    return reply
+
+
+def _launcher(app: App, name: str, function: Any) -> bytes:
+    """The call the scheduler submits when `function`'s schedule is due (a plain cloudpickle:
+    the scheduler's `run_pickled` calls it)."""
+    import cloudpickle
+
+    _packed(app, name, function.raw_f, function)  # its module travels by value; errors said as for deploying
+    return cast(bytes, cloudpickle.dumps(functools.partial(fire, function), protocol=5))
 
 
 def stop_app(name: str, client: Any = None) -> None:

@@ -100,10 +100,12 @@ class Function(Generic[P, R]):
         return volume_mounts(dict(self.options.volumes))
 
     @static_twin
-    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Function[Any, Any]:
+    def from_name(app_name: str, name: str, *, environment_name: str | None = None,
+                  version: int | None = None) -> Function[Any, Any]:
         """A function `nbfan deploy` registered on the cluster, usable from any process connected
-        to it; NotFoundError lists what is deployed when there is no such app or function."""
-        found = deployed.lookup(app_name, name)
+        to it (of the app's current version, or of `version`, as `nbfan apps` lists them);
+        NotFoundError lists what is deployed when there is no such app, version or function."""
+        found = deployed.lookup(app_name, name, version=version)
         if not isinstance(found, Function):
             raise NotFoundError(f"{name!r} of deployed app {app_name!r} is not a function: {type(found).__name__}")
         return found

@@ -1,47 +1,65 @@
 """Modal names that nbfan maps onto Dask, so `import nbfan as modal` runs Modal scripts:
-schedules (accepted with a warning), `@concurrent`, `@batched`, `current_function_call_id()`,
-`is_local()` and `enable_output()`. See README "Modal compatibility"."""
+schedules (`Period`, `Cron`: run by the scheduler plugin for deployed apps), `@concurrent`,
+`@batched`, `current_function_call_id()`, `is_local()` and `enable_output()`. See README "Modal
+compatibility"."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbfan.exception import InvalidError, ScheduleWarning
+from nbfan.exception import InvalidError
+from nbfan.scheduler.cron import ScheduleError, parse_cron
 from nbfan.worker.gathering import Gatherer, gatherer_for
 
 
-class _Schedule:
-    def __init__(self, description: str) -> None:
-        warnings.warn(
-            f"{description}: nbfan does not run functions on a schedule; the schedule is accepted with no effect "
-            f"(run the function from cron or a loop calling .remote()/.spawn() instead)",
-            ScheduleWarning,
-            stacklevel=3,
-        )
-        self.description = description
+class Period:
+    """Modal's `Period(days=1)`: a deployed function runs every period, the first time one period
+    after it was deployed (each redeploy starts the count again). Years and months are calendar
+    ones; weeks, days, hours, minutes and seconds add up."""
+
+    def __init__(self, *, years: int = 0, months: int = 0, weeks: float = 0, days: float = 0, hours: float = 0,
+                 minutes: float = 0, seconds: float = 0) -> None:
+        given = {"years": years, "months": months, "weeks": weeks, "days": days, "hours": hours, "minutes": minutes,
+                 "seconds": seconds}
+        for name, value in given.items():
+            whole = name in ("years", "months")
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value < 0:
+                raise InvalidError(f"Period({name}={value!r}): give a {'whole ' if whole else ''}number >= 0")
+        self.months = 12 * years + months
+        self.seconds = float(seconds + 60 * (minutes + 60 * (hours + 24 * (days + 7 * weeks))))
+        if self.months == 0 and self.seconds < 1:
+            raise InvalidError("a Period shorter than a second: give e.g. Period(minutes=5) or Period(days=1)")
+        self.description = f"Period({', '.join(f'{k}={v}' for k, v in given.items() if v)})"
+
+    def spec(self) -> tuple[str, int, float]:
+        """What the scheduler keeps of it."""
+        return ("period", self.months, self.seconds)
 
     def __repr__(self) -> str:
-        return f"<nbfan {self.description} (no effect)>"
+        return self.description
 
 
-class Period(_Schedule):
-    """Modal's `Period(hours=1)`: accepted with a warning, never triggers."""
-
-    def __init__(self, **interval: float) -> None:
-        super().__init__(f"Period({', '.join(f'{k}={v}' for k, v in interval.items())})")
-        self.interval = interval
-
-
-class Cron(_Schedule):
-    """Modal's `Cron("0 * * * *")`: accepted with a warning, never triggers."""
+class Cron:
+    """Modal's `Cron("0 3 * * *", timezone="UTC")`: a deployed function runs at the times the
+    five-field cron expression gives (minute hour day-of-month month day-of-week), in `timezone`."""
 
     def __init__(self, cron_string: str, timezone: str = "UTC") -> None:
-        super().__init__(f"Cron({cron_string!r})")
+        try:
+            parse_cron(cron_string, timezone)
+        except ScheduleError as exc:
+            raise InvalidError(str(exc)) from None
         self.cron_string = cron_string
+        self.timezone = timezone
+
+    def spec(self) -> tuple[str, str, str]:
+        """What the scheduler keeps of it."""
+        return ("cron", self.cron_string, self.timezone)
+
+    def __repr__(self) -> str:
+        return f"Cron({self.cron_string!r}" + (f", timezone={self.timezone!r})" if self.timezone != "UTC" else ")")
 
 
 def concurrent(_f: Any = None, *, max_inputs: int | None = None, target_inputs: int | None = None) -> Any:

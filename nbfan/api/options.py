@@ -39,14 +39,14 @@ def _parse_limit(name: str, value: Any) -> int | None:
 
 KNOWN_OPTIONS = frozenset(
     {"gpu", "cpu", "memory", "concurrency_limit", "max_containers", "retries", "timeout", "secrets", "image", "volumes",
-     "forward_output"}
+     "forward_output", "schedule"}
 )
 #: Modal options that have no meaning on a Dask cluster: accepted so Modal scripts run unchanged.
 ACCEPTED_WITHOUT_EFFECT = frozenset(
     {
         "cloud", "region", "min_containers", "keep_warm", "scaledown_window", "container_idle_timeout",
         "allow_concurrent_inputs", "enable_memory_snapshot", "serialized", "mounts", "network_file_systems",
-        "buffer_containers", "proxy", "schedule", "name", "max_inputs", "block_network", "i6pn",
+        "buffer_containers", "proxy", "name", "max_inputs", "block_network", "i6pn",
         "single_use_containers", "ephemeral_disk", "restrict_modal_access", "include_source", "startup_timeout",
     }
 )
@@ -68,6 +68,7 @@ class FunctionOptions:
     extra: Mapping[str, Any] = field(default_factory=dict)
     isolated: bool = False  # each input in a child process even without secrets or timeout (%%remote cells)
     forward_output: bool = True  # what inputs print and log is kept per call and shown to the caller
+    schedule: Any = None  # nbfan.Period / nbfan.Cron: the scheduler runs the function while it is deployed
 
     def with_changes(self, **changes: Any) -> FunctionOptions:
         """A copy with some fields replaced (the options are frozen); give parsed values: they are not checked again."""
@@ -87,6 +88,7 @@ def parse_options(
     image: Any = None,
     volumes: Mapping[str, Any] | None = None,
     forward_output: Any = True,
+    schedule: Any = None,
     **extra: Any,
 ) -> FunctionOptions:
     """Validate `@app.function` keyword options; raise InvalidError naming the bad one."""
@@ -115,8 +117,13 @@ def parse_options(
                 raise InvalidError(f"invalid volumes key {path!r}: mount paths must be absolute strings like '/data'")
     if not isinstance(forward_output, bool):
         raise InvalidError(f"invalid forward_output={forward_output!r}: give True or False")
+    from nbfan.api.modal_names import Cron, Period
+
+    if schedule is not None and not isinstance(schedule, (Period, Cron)):
+        raise InvalidError(f"invalid schedule={schedule!r}: give nbfan.Period(hours=1) or nbfan.Cron('0 3 * * *')")
     return FunctionOptions(
         forward_output=forward_output,
+        schedule=schedule,
         gpu=parse_gpu(gpu),
         cpu=parse_cpu(cpu),
         memory=parse_memory(memory),

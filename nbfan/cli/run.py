@@ -72,24 +72,31 @@ def _deploy(args: argparse.Namespace) -> int:
         raise Error(f"{args.file} defines no nbfan.App{f' named {args.name!r}' if args.name else ''} to deploy")
     for app in apps:
         result = deploy_app(app, source=args.file)
-        verb = "redeployed (replaced)" if result["replaced"] else "deployed"
-        print(f"app {result['app']!r} {verb}: {', '.join([*result['functions'], *result['classes']])}")
+        verb = "redeployed" if result["replaced"] else "deployed"
+        print(f"app {result['app']!r} {verb} as version {result['version']}: "
+              f"{', '.join([*result['functions'], *result['classes']])}")
+        for function, schedule in sorted(result["schedules"].items()):
+            print(f"  {function} runs on the cluster: {schedule} (`nbfan apps` shows the next run)")
     print("call them from any process on this cluster: nbfan.Function.from_name(APP, FUNCTION), "
           "nbfan.Cls.from_name(APP, CLASS)")
     return 0
 
 
 def _apps(args: argparse.Namespace) -> int:
-    from nbfan.api.deploy import stop_app
+    from nbfan.api.deploy import rollback_app, stop_app
     from nbfan.api.deployed import list_apps
     from nbfan.api.session import require_shared_cluster
 
     require_shared_cluster("nbfan apps")
+    if args.action in ("stop", "rollback") and not args.name:
+        raise Error(f"nbfan apps {args.action} NAME: give the app's name (see `nbfan apps`)")
     if args.action == "stop":
-        if not args.name:
-            raise Error("nbfan apps stop NAME: give the app's name (see `nbfan apps`)")
         stop_app(args.name)
         print(f"app {args.name!r} stopped (removed from the cluster)")
+        return 0
+    if args.action == "rollback":
+        reply = rollback_app(args.name, args.version)
+        print(f"app {args.name!r} is now version {reply['version']}, a copy of version {reply['from']}")
         return 0
     apps = list_apps()
     if not apps:
@@ -103,11 +110,21 @@ def _print_apps(apps: dict[str, dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("app", "functions", "deployed", "source")
+    def clock(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+    table = Table("app", "version", "functions", "deployed", "schedules (next run)", "source")
     for name, rec in sorted(apps.items()):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("deployed") or 0))
-        table.add_row(name, ", ".join([*rec["functions"], *rec.get("classes", [])]), when, str(rec.get("source") or ""))
-    Console(width=max(100, Console().width)).print(table)
+        kept = rec.get("versions") or []
+        version = f"{rec.get('version', '?')}" + (f" (kept: {', '.join(map(str, kept))})" if len(kept) > 1 else "")
+        schedules = "\n".join(
+            f"{fn}: {s['schedule']} (next {clock(s['next'])}; {s['runs']} runs, {s['skipped']} skipped)"
+            for fn, s in sorted((rec.get("schedules") or {}).items())
+        )
+        functions = ", ".join([*rec["functions"], *rec.get("classes", [])])
+        source = str(rec.get("source") or "")
+        table.add_row(name, version, functions, clock(rec.get("deployed")), schedules or "-", source)
+    Console(width=max(120, Console().width)).print(table)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -130,7 +147,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--name", default=None, help="deploy only the app with this name")
     p.set_defaults(handler=_deploy)
 
-    p = sub.add_parser("apps", help="list deployed apps (`nbfan apps stop NAME` removes one)")
-    p.add_argument("action", nargs="?", choices=["list", "stop"], default="list")
+    p = sub.add_parser("apps", help="list deployed apps, their versions and schedules (`nbfan apps stop NAME` "
+                                    "removes one, `nbfan apps rollback NAME [VERSION]` makes an older version current)")
+    p.add_argument("action", nargs="?", choices=["list", "stop", "rollback"], default="list")
     p.add_argument("name", nargs="?", default=None)
+    p.add_argument("version", nargs="?", type=int, default=None, help="rollback: the version (default: the one before)")
     p.set_defaults(handler=_apps)

@@ -98,23 +98,61 @@ def run_pickled(blob: bytes) -> Any:
 
 async def resume_maps(scheduler: Any, calls: list[tuple[str, bytes]]) -> None:
     """Submit the interrupted maps' coordinators, fire-and-forget, through a client of our own."""
-    from distributed import Client, fire_and_forget
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RESUME_TIMEOUT
     while getattr(scheduler.status, "name", "") != "running" and loop.time() < deadline:
         await asyncio.sleep(0.05)
     try:
-        async with Client(scheduler.address, asynchronous=True, set_as_default=False,
-                          security=scheduler.security, name="nbfan-resume") as client:
-            for map_id, blob in calls:
-                fire_and_forget(client.submit(run_pickled, blob, key=coordinator_key(map_id), pure=False))
-            keys = {coordinator_key(map_id) for map_id, _blob in calls}
-            while loop.time() < deadline and not all(
-                "fire-and-forget" in compat.clients_wanting(scheduler, key) for key in keys
-            ):  # held for nobody, once our client closes: then it may go
-                await asyncio.sleep(0.01)
+        await submit_fire_and_forget(scheduler, [(coordinator_key(map_id), blob) for map_id, blob in calls], deadline)
     except Exception:
         logger.exception("nbfan: could not resume the interrupted spawn_maps %s", [m for m, _b in calls])
         return
     scheduler_log.info("nbfan: resumed %d interrupted spawn_maps: %s", len(calls), ", ".join(m for m, _b in calls))
+
+
+async def submit_fire_and_forget(scheduler: Any, calls: list[tuple[str, bytes]], deadline: float) -> None:
+    """Submit each pickled call under its key, fire-and-forget, through a client of the plugin's
+    own that closes once the scheduler holds them for nobody (so they run with no client)."""
+    from distributed import Client, fire_and_forget
+
+    loop = asyncio.get_running_loop()
+    client = await Client(scheduler.address, asynchronous=True, set_as_default=False, security=scheduler.security,
+                          name="nbfan-plugin")
+    try:
+        for key, blob in calls:
+            fire_and_forget(client.submit(run_pickled, blob, key=key, pure=False))
+        keys = {key for key, _blob in calls}
+        while loop.time() < deadline and not all(
+            "fire-and-forget" in compat.clients_wanting(scheduler, key) for key in keys
+        ):  # held for nobody, once our client closes: then it may go
+            await asyncio.sleep(0.01)
+    finally:
+        async with compat.scheduler_side_closing_quietly(scheduler, client):
+            await client.close()
+
+
+# -- scheduled runs (apps.py decides when; this submits) ------------------------------------
+
+submitting: set[str] = set()  # keys of scheduled runs being submitted (not on the scheduler yet)
+
+
+def launch(scheduler: Any, blob: bytes, name: str) -> str:
+    """Submit a scheduled run's launcher (a pickled call, engine/scheduled.py), fire-and-forget;
+    its task key (the run goes on while the scheduler has the key)."""
+    import uuid
+
+    key = f"{name}-{uuid.uuid4().hex[:12]}"
+    submitting.add(key)
+
+    async def submit() -> None:
+        try:
+            await submit_fire_and_forget(scheduler, [(key, blob)], asyncio.get_running_loop().time() + RESUME_TIMEOUT)
+        except Exception as exc:
+            scheduler_log.warning("nbfan: could not start the scheduled run %s: %s: %s", name, type(exc).__name__, exc)
+        finally:
+            submitting.discard(key)
+
+    task = asyncio.ensure_future(submit())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return key

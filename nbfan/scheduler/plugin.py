@@ -3,7 +3,8 @@
 - `telemetry`: every call's counts, from task transitions and call events (tracker.py);
 - `maps`: the durable state of spawn_maps (mapstore.py);
 - `caps`: cluster-wide concurrency caps as worker resources (caps.py);
-- `store`: named Dicts and Queues, and deployed apps (store.py);
+- `store`: named Dicts and Queues (store.py);
+- `apps`: deployed apps, their versions, and the runs of their schedules (apps.py);
 - `output`: what calls' inputs printed and which failed, kept per call and forwarded (output.py);
 - `journal`: the durable state of `store` and `maps` on disk, read back on start (durable.py).
 
@@ -31,6 +32,7 @@ from nbfan.keys import (
     result_topic,
 )
 from nbfan.scheduler import durable, intervals
+from nbfan.scheduler.apps import Apps
 from nbfan.scheduler.caps import Caps
 from nbfan.scheduler.mapstore import MapStore
 from nbfan.scheduler.output import Output
@@ -56,6 +58,8 @@ class NbfanPlugin(SchedulerPlugin):
         self.maps = MapStore()
         self.caps = Caps()
         self.store = Store()
+        self.apps = Apps()
+        self.launches: dict[tuple[str, str], str] = {}  # (app, function) -> the task key of its last scheduled run
         self.retention = Retention()
         self.output = Output(still_held=lambda call_id: call_id in self.retention.held or call_id in self.maps.records,
                              keep_for=lambda: self.retention.keep_for)
@@ -69,7 +73,7 @@ class NbfanPlugin(SchedulerPlugin):
             "caps.shares": self.caps.all_shares,
             "dict": self.store.dict_op,
             "queue": self.store.queue_op,
-            "apps": self.store.apps_op,
+            "apps": self.apps.apps_op,
             "retention.lookup": self.retention.lookup,
             "retention.configure": self.retention.configure,
             "output.read": self.output.read,
@@ -82,9 +86,9 @@ class NbfanPlugin(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         """Attach the parts to the scheduler and answer requests."""
         self.scheduler = scheduler
-        for part in (self.telemetry, self.maps, self.caps, self.store, self.retention, self.output):
+        for part in (self.telemetry, self.maps, self.caps, self.store, self.apps, self.retention, self.output):
             await part.start(scheduler)
-        self.journal = durable.open_journal(scheduler, {"store": self.store, "map": self.maps})
+        self.journal = durable.open_journal(scheduler, {"store": self.store, "map": self.maps, "apps": self.apps})
         compat.add_rpc_handler(scheduler, HANDLER, self.handle)
         compat.add_stream_handler(scheduler, STREAM_OP, self.handle_event)
         compat.add_periodic_callback(scheduler, "nbfan-retention", self.sweep, 1000)
@@ -96,6 +100,17 @@ class NbfanPlugin(SchedulerPlugin):
         self.retention.sweep()
         self.output.sweep()
         self.store.expire()
+        for app, function, launcher in self.apps.due(self._still_running):
+            key = durable.launch(self.scheduler, launcher, f"nbfan-schedule-{app}-{function}")
+            self.launches[(app, function)] = key
+
+    def _still_running(self, app: str, function: str) -> bool:
+        """Whether the last scheduled run of the function still goes (the scheduler has its task)."""
+        key = self.launches.get((app, function))
+        if key is None:
+            return False
+        task = self.scheduler.tasks.get(key) if self.scheduler is not None else None
+        return key in durable.submitting or (task is not None and task.state not in ("memory", "erred", "forgotten"))
 
     async def close(self) -> None:
         """The scheduler is closing."""

@@ -1,5 +1,5 @@
-"""Named state kept on the Dask scheduler: the contents of `nbfan.Dict`s and `nbfan.Queue`s and
-the apps `nbfan deploy` registered.
+"""Named state kept on the Dask scheduler: the contents of `nbfan.Dict`s and `nbfan.Queue`s
+(deployed apps: apps.py).
 
 Why the scheduler: every client and every worker already talks to it, it outlives the processes
 that wrote to it, and it runs its handlers one at a time on one event loop, so each operation
@@ -27,22 +27,20 @@ from nbfan.scheduler.journal import NoJournal, Record
 
 DICT_OP = "dict"
 QUEUE_OP = "queue"
-APPS_OP = "apps"
 DICT_ENTRY_TTL = 7 * 24 * 3600.0  # seconds without a read or write before a Dict entry expires
 QUEUE_PARTITION_TTL = 24 * 3600.0  # seconds after its last put before a Queue partition is cleared
 DICT_SWEEP_INTERVAL = 60.0  # how often Dict entries are checked (partitions: at every sweep)
 
 
 class Store:
-    """Scheduler-side state of Dicts, Queues and deployed apps (a part of `plugin.NbfanPlugin`:
-    the `dict`, `queue` and `apps` requests). Every operation returns a dict."""
+    """Scheduler-side state of Dicts and Queues (a part of `plugin.NbfanPlugin`: the `dict` and
+    `queue` requests). Every operation returns a dict."""
 
     def __init__(self) -> None:
         self.scheduler: Any = None
         self.dicts: dict[str, dict[bytes, tuple[bytes, bytes]]] = {}  # name -> key blob -> (key, value)
         self.queues: dict[str, dict[Any, deque[bytes]]] = {}  # name -> partition -> items
         self.conditions: dict[str, asyncio.Condition] = {}
-        self.apps: dict[str, dict[str, Any]] = {}  # app name -> {"functions": {name: blob}, ...}
         self.journal: Any = NoJournal()  # the plugin sets the cluster's journal, if it has one
         self.clock = time.time
         self.dict_used: dict[str, dict[bytes, float]] = {}  # name -> key blob -> last read or write
@@ -169,38 +167,12 @@ class Store:
                 except asyncio.TimeoutError:
                     pass
 
-    # -- deployed apps --------------------------------------------------------------------
-
-    def apps_op(self, action: str, name: str | None = None, record: dict[str, Any] | None = None) -> dict[str, Any]:
-        if action == "deploy":
-            replaced = name in self.apps
-            self.apps[name] = {**(record or {}), "deployed": time.time()}  # type: ignore[index]
-            self.journal.append(("store", "app", name, self.apps[name]))  # type: ignore[index]
-            return {"ok": True, "replaced": replaced}
-        if action == "list":
-            return {"ok": True, "apps": {
-                n: {k: v for k, v in rec.items() if k not in ("functions", "classes")}
-                | {"functions": sorted(rec["functions"]), "classes": sorted(rec.get("classes", {}))}
-                for n, rec in self.apps.items()
-            }}
-        if action == "get":
-            return {"ok": True, "app": self.apps.get(name)}  # type: ignore[arg-type]
-        if action == "stop":
-            self.journal.append(("store", "app", name, None))
-            return {"ok": True, "found": self.apps.pop(name, None) is not None}  # type: ignore[arg-type]
-        return {"ok": False, "error": f"unknown apps action {action!r}"}
-
     # -- the journal ------------------------------------------------------------------------
 
     def replay(self, record: Record) -> None:
         """Apply one journal record (as written above) to the state: on the plugin's start."""
         _store, kind, name, *rest = record
-        if kind == "app":
-            if rest[0] is None:
-                self.apps.pop(name, None)
-            else:
-                self.apps[name] = rest[0]
-        elif kind == "dict":
+        if kind == "dict":
             self._replay_dict(name, rest)
         elif rest[0] in ("create", "delete"):
             _name_action(self.queues, name, rest[0], dict)
@@ -240,7 +212,7 @@ class Store:
 
     def snapshot(self) -> list[Record]:
         """Records that rebuild the whole state (for the journal's compaction)."""
-        records: list[Record] = [("store", "app", name, rec) for name, rec in self.apps.items()]
+        records: list[Record] = []
         for name, entries in self.dicts.items():
             records.append(("store", "dict", name, "create"))
             if entries:

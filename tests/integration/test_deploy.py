@@ -3,6 +3,10 @@ process and are callable from other processes on the same cluster."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from typing import Any
+
 import pytest
 from clitools import SCRIPTS, run_nbfan
 from conftest import run_py
@@ -12,6 +16,7 @@ from nbfan.cli.main import main as cli_main
 from nbfan.exception import NotFoundError
 
 DEPLOYABLE = str(SCRIPTS / "deployable.py")
+MARKS_DIR = tempfile.mkdtemp(prefix="nbfan-schedule-")  # a global: it travels with the function
 
 
 def test_deploy_then_call_by_name_from_other_processes(local_cluster, client):
@@ -50,12 +55,24 @@ def test_deploy_then_call_by_name_from_other_processes(local_cluster, client):
         nbfan.Cls.from_name("deployed-math", "Missing")
 
 
-def test_redeploy_replaces_and_stop_removes(local_cluster, client):
+def test_redeploy_makes_a_version_rollback_restores_one_and_stop_removes(local_cluster, client):
     scheduler = local_cluster.scheduler_address
-    assert run_nbfan("deploy", DEPLOYABLE, scheduler=scheduler).returncode == 0
+    first = run_nbfan("deploy", DEPLOYABLE, scheduler=scheduler)
+    assert first.returncode == 0, first.stderr
+    version = int(first.stdout.split("as version ")[1].split(":")[0])
     again = run_nbfan("deploy", DEPLOYABLE, scheduler=scheduler, env={"DEPLOY_GREETING": "v2"})
-    assert again.returncode == 0 and "redeployed (replaced)" in again.stdout
+    assert again.returncode == 0 and f"redeployed as version {version + 1}" in again.stdout, again.stdout
     assert nbfan.Function.from_name("deployed-math", "greeting").remote() == "v2"
+    assert nbfan.Function.from_name("deployed-math", "greeting", version=version).remote() == "v1"
+    with pytest.raises(NotFoundError, match="no version 999"):
+        nbfan.Function.from_name("deployed-math", "greeting", version=999)
+
+    rolled = run_nbfan("apps", "rollback", "deployed-math", scheduler=scheduler)
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"now version {version + 2}, a copy of version {version}" in rolled.stdout
+    assert nbfan.Function.from_name("deployed-math", "greeting").remote() == "v1"
+    listing = run_nbfan("apps", scheduler=scheduler)
+    assert f"{version + 2} (kept:" in listing.stdout, listing.stdout
 
     stopped = run_nbfan("apps", "stop", "deployed-math", scheduler=scheduler)
     assert stopped.returncode == 0, stopped.stderr
@@ -81,3 +98,52 @@ def test_deploy_needs_a_shared_cluster_and_a_named_app(monkeypatch, tmp_path, ca
 
     with pytest.raises(nbfan.exception.InvalidError, match="named app"):
         deploy_app(nbfan.App())
+
+
+schedule_app = nbfan.App("scheduled-app")
+
+
+@schedule_app.function(schedule=nbfan.Period(seconds=1))
+def every_second(marks: str = MARKS_DIR) -> None:
+    import os
+    import time
+
+    with open(os.path.join(marks, "runs"), "a") as fh:
+        fh.write("run\n")
+    time.sleep(2.5)  # longer than the period: the runs due meanwhile are skipped
+
+
+def runs() -> int:
+    try:
+        with open(os.path.join(MARKS_DIR, "runs")) as fh:
+            return len(fh.read().split())
+    except FileNotFoundError:
+        return 0
+
+
+def test_a_scheduled_function_runs_while_deployed_skipping_overlaps(local_cluster, client):
+    from waiting import stays, wait_until
+
+    from nbfan.api.deploy import deploy_app, stop_app
+    from nbfan.api.deployed import list_apps
+    from nbfan.api.queries import calls_snapshot
+
+    result = deploy_app(schedule_app, source="test_deploy.py")
+    assert result["schedules"] == {"every_second": "Period(seconds=1)"}
+    try:
+        wait_until(lambda: runs() >= 2, timeout=60, what="two scheduled runs")
+        state = wait_until(lambda: list_apps()["scheduled-app"]["schedules"]["every_second"]["skipped"] > 0 and
+                           list_apps()["scheduled-app"]["schedules"]["every_second"], timeout=30,
+                           what="a run skipped while the last one went on")
+        assert state["schedule"] == "every 1 s" and state["runs"] >= 2 and state["next"] > state["last"]
+        spawned = [c for c in calls_snapshot(client)["calls"] if c["function"] == "every_second"]
+        assert len(spawned) >= 2 and {c["kind"] for c in spawned} == {"spawn"}  # each run is a call
+        listing = run_nbfan("apps", scheduler=local_cluster.scheduler_address, env={"COLUMNS": "400"})
+        assert "every_second: every 1 s (next" in listing.stdout, listing.stdout
+    finally:
+        stop_app("scheduled-app")
+    def launchers(dask_scheduler: Any) -> list[str]:
+        return [str(k) for k in dask_scheduler.tasks if str(k).startswith("nbfan-schedule-scheduled-app-")]
+
+    wait_until(lambda: not client.run_on_scheduler(launchers), timeout=30, what="the last scheduled run to end")
+    assert stays(runs, quiet=1.5) and not client.run_on_scheduler(launchers)  # stopped: no run starts any more

@@ -13,7 +13,7 @@ import pytest
 from clitools import REPO, SCRIPTS, run_nbfan
 
 import nbfan as modal
-from nbfan.exception import ExecutionError, InvalidError, NotFoundError, ScheduleWarning
+from nbfan.exception import ExecutionError, InvalidError, NotFoundError
 
 app = modal.App("test-modal-compat")
 
@@ -43,7 +43,7 @@ def test_modal_features_script(scheduler):
         "STILL RUNNING",
         "OPTIONS 3 1.0 2025-02-03T04:05:06 True",  # async entrypoint, typed options
     ]
-    assert "ScheduleWarning" in result.stderr and "no effect" in result.stderr
+    assert result.stderr == "" or "Warning" not in result.stderr, result.stderr
 
 
 def test_queue_and_dict_pipeline_script(scheduler):
@@ -169,11 +169,17 @@ def test_secrets(monkeypatch):
     assert "t0k" not in repr(modal.Secret.from_dict({"MY_TOKEN": "t0k"}))
 
 
-def test_schedules_warn_and_decorators_validate():
-    with pytest.warns(ScheduleWarning, match="no effect"):
-        modal.Period(days=1)
-    with pytest.warns(ScheduleWarning):
-        modal.Cron("0 * * * *")
+def test_schedules_and_decorators_validate():
+    assert repr(modal.Period(days=1)) == "Period(days=1)" and modal.Period(hours=1).seconds == 3600
+    assert modal.Cron("0 * * * *", timezone="Europe/Paris").spec() == ("cron", "0 * * * *", "Europe/Paris")
+    for bad, why in ((lambda: modal.Period(), "shorter than a second"), (lambda: modal.Period(days=-1), ">= 0"),
+                     (lambda: modal.Period(months=1.5), "whole number"), (lambda: modal.Cron("* * *"), "3 fields"),
+                     (lambda: modal.Cron("0 25 * * *"), "hour field"), (lambda: modal.Cron("0 0 30 2 *"), "no time"),
+                     (lambda: modal.Cron("0 0 * * *", timezone="Mars/Base"), "unknown time zone")):
+        with pytest.raises(InvalidError, match=why):
+            bad()
+    with pytest.raises(InvalidError, match="schedule"):
+        modal.App("x").function(schedule="hourly")(lambda: None)
     with pytest.raises(InvalidError):
         modal.concurrent(max_inputs=0)
     with pytest.raises(InvalidError):

@@ -260,19 +260,37 @@ def test_dicts_queues_and_apps_come_back(tmp_path: Path) -> None:
         got = await store.queue_op(name="q", action="get", n=3, block=False)
         assert got["values"] == [b"0", b"1", b"2"]
         await store.queue_op(name="q", action="clear", partition="p")
-        store.apps_op("deploy", "app", {"functions": {"f": b"blob"}})
-        store.apps_op("deploy", "stopped", {"functions": {}})
-        store.apps_op("stop", "stopped")
 
     asyncio.run(change())
     back = reopen(tmp_path, store, "store", Store())
     assert back.dicts == store.dicts and len(back.dicts["d"]) == 99 and back.dicts["d"][b"k0"][1] == b"v0"
     assert back.queues == store.queues and list(back.queues["q"][None])[:2] == [b"3", b"4"]
-    assert back.apps == store.apps and list(back.apps) == ["app"]
     snap = Store()
     for record in store.snapshot():
         snap.replay(record)
-    assert (snap.dicts, snap.queues, snap.apps) == (store.dicts, store.queues, store.apps)
+    assert (snap.dicts, snap.queues) == (store.dicts, store.queues)
+
+
+def test_app_versions_and_their_schedules_come_back(tmp_path: Path) -> None:
+    from nbfan.scheduler.apps import Apps
+
+    apps = Apps()
+    apps.journal = Journal(tmp_path)
+    apps.journal.load()
+    apps.apps_op("deploy", "app", {"functions": {"f": b"v1"}})
+    apps.apps_op("deploy", "app", {"functions": {"f": b"v2"}, "schedules": {"f": ("period", 0, 60.0)},
+                                   "launchers": {"f": b"launch"}})
+    apps.apps_op("rollback", "app")
+    apps.apps_op("deploy", "stopped", {"functions": {}})
+    apps.apps_op("stop", "stopped")
+    back = reopen(tmp_path, apps, "apps", Apps())
+    assert back.versions == apps.versions and list(back.versions) == ["app"]
+    assert [(r["version"], r["functions"]["f"]) for r in back.versions["app"]] == [(1, b"v1"), (2, b"v2"), (3, b"v1")]
+    assert back.schedules == {}  # the current version (a copy of 1) has no schedule
+    snap = Apps()
+    for record in apps.snapshot():
+        snap.replay(record)
+    assert snap.versions == apps.versions
 
 
 def test_expiries_are_journaled_and_a_restart_keeps_each_partitions_last_put(tmp_path: Path) -> None:
