@@ -14,7 +14,9 @@
 
 Each method is an nbfan Function whose worker-side callable builds the instance once per worker
 process (per parameters and method) and runs the `@enter` methods then; later inputs reuse it.
-`@modal.exit()` methods are accepted and never called (workers are not stopped per class).
+`@modal.exit()` methods run when the worker retires the instance: after `scaledown_window`
+seconds (Modal's default, 60) without an input, and when the worker process ends; the next
+input builds it again. `startup_timeout=` bounds the `@enter` methods.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from nbfan.api import deployed
 from nbfan.api.function import Function, Owner
 from nbfan.engine.aio import static_twin
 from nbfan.exception import InvalidError
+from nbfan.worker import instances
 
 if TYPE_CHECKING:
     from nbfan.api.decorators import GeneratorMethodOf, MethodDecorator, MethodOf
@@ -98,8 +101,8 @@ def exit(_f: None = None, **options: Any) -> Callable[[F], F]: ...
 
 
 def exit(_f: Any = None, **options: Any) -> Any:
-    """Modal's `@modal.exit()`: accepted so Modal classes run unchanged, never called (workers are
-    not stopped per class)."""
+    """Modal's `@modal.exit()`: run when the worker retires the instance (idle for the class's
+    `scaledown_window`, or the worker process ends): release what `@enter` took."""
     return _mark("_nbfan_exit", _f) if callable(_f) else functools.partial(_mark, "_nbfan_exit")
 
 
@@ -107,7 +110,7 @@ def _parameters(user_cls: type) -> dict[str, Any]:
     return {k: v.default for k, v in vars(user_cls).items() if isinstance(v, _Parameter)}
 
 
-def _instantiate(user_cls: type, params: dict[str, Any]) -> Any:
+def _instantiate(user_cls: type, params: dict[str, Any], startup_timeout: float | None = None) -> Any:
     declared = _parameters(user_cls)
     if declared:
         obj: Any = object.__new__(user_cls)
@@ -118,21 +121,28 @@ def _instantiate(user_cls: type, params: dict[str, Any]) -> Any:
             setattr(obj, name, value)
     else:
         obj = user_cls(**params)
-    for name in dir(user_cls):
-        member = getattr(user_cls, name, None)
-        if getattr(member, "_nbfan_enter", False):
+    with instances.deadline(startup_timeout, f"@enter of {user_cls.__name__}"):
+        for name in _marked(user_cls, "_nbfan_enter"):
             getattr(obj, name)()
     return obj
+
+
+def _marked(user_cls: type, flag: str) -> list[str]:
+    return [name for name in dir(user_cls) if getattr(getattr(user_cls, name, None), flag, False)]
 
 
 class _MethodCall:
     """The callable a method's Function runs: the instance is made on first use in each
     process (the worker keeps this object in its function cache, so later inputs reuse it)."""
 
-    def __init__(self, user_cls: type, params: dict[str, Any], method_name: str) -> None:
+    def __init__(self, user_cls: type, params: dict[str, Any], method_name: str, options: Any = None) -> None:
         self.user_cls = user_cls
         self.params = params
         self.method_name = method_name
+        extra = getattr(options, "extra", None) or {}
+        self.startup_timeout: float | None = extra.get("startup_timeout")
+        window = extra.get("scaledown_window", extra.get("container_idle_timeout"))
+        self.idle_seconds: float | None = float(window) if window is not None else None
         self.__module__ = user_cls.__module__
         self.__qualname__ = f"{user_cls.__qualname__}.{method_name}"
         self.__name__ = method_name
@@ -151,11 +161,19 @@ class _MethodCall:
     def instance(self) -> Any:
         with self._lock:
             if self._instance is None:
-                self._instance = _instantiate(self.user_cls, self.params)
+                obj = self._instance = _instantiate(self.user_cls, self.params, self.startup_timeout)
+                exits = [getattr(obj, name) for name in _marked(self.user_cls, "_nbfan_exit")]
+                instances.keep(self, exits, self.idle_seconds, self._forget)
             return self._instance
 
+    def _forget(self) -> None:
+        with self._lock:
+            self._instance = None
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.instance(), self.method_name)(*args, **kwargs)
+        obj = self.instance()
+        with instances.using(self):  # not retired while this input runs
+            return getattr(obj, self.method_name)(*args, **kwargs)
 
     @property
     def max_batch_size(self) -> int | None:
@@ -165,6 +183,8 @@ class _MethodCall:
     def nbfan_gatherer(self) -> Any:
         """The gatherer of a `@batched` method's inputs (None for other methods): a task hands
         it all its inputs at once (`worker/runners.py`)."""
+        if not hasattr(getattr(self.user_cls, self.method_name), "nbfan_gatherer"):
+            return None  # a plain method: nothing to build for this question (@enter may fail, per input)
         method = getattr(self.instance(), self.method_name)
         gatherer = getattr(method, "nbfan_gatherer", None)
         return gatherer() if gatherer is not None else None
@@ -221,7 +241,7 @@ class ClsObject:
         self._params = params
         self._functions: dict[str, Function[Any, Any]] = {}
         for name in cls.methods:
-            call = _MethodCall(cls.user_cls, params, name)
+            call = _MethodCall(cls.user_cls, params, name, cls.options)
             function: Function[Any, Any] = Function(call, cls.options, cls.app, name=call.__qualname__)
             # a generator method streams its yields (.remote_gen, flat .map), as in Modal
             function.is_generator = inspect.isgeneratorfunction(getattr(cls.user_cls, name))

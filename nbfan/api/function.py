@@ -52,7 +52,9 @@ class Function(Generic[P, R]):
         if not callable(raw_f):
             raise InvalidError(f"@app.function decorates functions; got {type(raw_f).__name__}")
         self.raw_f = raw_f
-        self.options = options
+        marked = getattr(raw_f, "nbfan_concurrent_inputs", None)  # @nbfan.concurrent(max_inputs=N)
+        self.options = options.with_changes(concurrent_inputs=marked) if marked and options.concurrent_inputs is None \
+            else options
         self.app = app
         self.name: str = name or cast(str, getattr(raw_f, "__name__", "function"))
         self.is_generator = inspect.isgeneratorfunction(raw_f) or inspect.isasyncgenfunction(raw_f)
@@ -83,6 +85,23 @@ class Function(Generic[P, R]):
         if "max_containers" in options:
             changes["concurrency_limit"] = merged.concurrency_limit
         return Function(self.raw_f, self.options.with_changes(**changes), self.app, self.name)
+
+    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Function[P, R]:
+        """A copy whose worker slots run up to `max_inputs` inputs at once (Modal's
+        `Function.with_concurrency`; as `@nbfan.concurrent(max_inputs=)`)."""
+        from nbfan.api.modal_names import concurrent
+
+        concurrent(max_inputs=max_inputs, target_inputs=target_inputs)  # checks the values
+        return Function(self.raw_f, self.options.with_changes(concurrent_inputs=max_inputs), self.app, self.name)
+
+    def with_batching(self, *, max_batch_size: int, wait_ms: int) -> Function[P, R]:
+        """A copy with dynamic batching (Modal's `Function.with_batching`; as `@nbfan.batched`):
+        the function takes lists and returns lists; callers pass single inputs."""
+        from nbfan.api.modal_names import batched
+
+        inner = getattr(self.raw_f, "fn", self.raw_f) if hasattr(self.raw_f, "nbfan_gatherer") else self.raw_f
+        return Function(batched(max_batch_size=max_batch_size, wait_ms=wait_ms)(inner), self.options, self.app,
+                        self.name)
 
     def secret_env(self) -> dict[str, str]:
         """Environment variables the function's image (`Image.env`) and secrets set on the worker."""

@@ -63,12 +63,20 @@ class Cron:
 
 
 def concurrent(_f: Any = None, *, max_inputs: int | None = None, target_inputs: int | None = None) -> Any:
-    """Modal's `@modal.concurrent(max_inputs=...)`: inputs already run concurrently on Dask's
-    worker threads (one input per thread), so this returns the function unchanged."""
+    """Modal's `@modal.concurrent(max_inputs=N)`: each worker slot runs up to N inputs of the
+    function at once (an `async def` function in one event loop, a plain one in N threads), for
+    work that waits (I/O, a model server). `target_inputs` is accepted (Modal's autoscaler hint)."""
     for name, value in (("max_inputs", max_inputs), ("target_inputs", target_inputs)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidError(f"@concurrent({name}={value!r}): give an int >= 1")
-    return _f if _f is not None else (lambda f: f)
+    if max_inputs is None:
+        raise InvalidError("@concurrent needs max_inputs=N: how many inputs a worker slot runs at once")
+
+    def mark(f: Any) -> Any:
+        f.nbfan_concurrent_inputs = max_inputs
+        return f
+
+    return mark(_f) if _f is not None else mark
 
 
 class _Batched:

@@ -39,13 +39,13 @@ def _parse_limit(name: str, value: Any) -> int | None:
 
 KNOWN_OPTIONS = frozenset(
     {"gpu", "cpu", "memory", "concurrency_limit", "max_containers", "retries", "timeout", "secrets", "image", "volumes",
-     "forward_output", "schedule"}
+     "forward_output", "schedule", "allow_concurrent_inputs"}
 )
 #: Modal options that have no meaning on a Dask cluster: accepted so Modal scripts run unchanged.
 ACCEPTED_WITHOUT_EFFECT = frozenset(
     {
         "cloud", "region", "min_containers", "keep_warm", "scaledown_window", "container_idle_timeout",
-        "allow_concurrent_inputs", "enable_memory_snapshot", "serialized", "mounts", "network_file_systems",
+        "enable_memory_snapshot", "serialized", "mounts", "network_file_systems",
         "buffer_containers", "proxy", "name", "max_inputs", "block_network", "i6pn",
         "single_use_containers", "ephemeral_disk", "restrict_modal_access", "include_source", "startup_timeout",
     }
@@ -69,10 +69,34 @@ class FunctionOptions:
     isolated: bool = False  # each input in a child process even without secrets or timeout (%%remote cells)
     forward_output: bool = True  # what inputs print and log is kept per call and shown to the caller
     schedule: Any = None  # nbfan.Period / nbfan.Cron: the scheduler runs the function while it is deployed
+    concurrent_inputs: int | None = None  # inputs a worker slot runs at once (@nbfan.concurrent(max_inputs=N)); None: 1
 
     def with_changes(self, **changes: Any) -> FunctionOptions:
         """A copy with some fields replaced (the options are frozen); give parsed values: they are not checked again."""
         return replace(self, **changes)
+
+
+def _check_shapes(secrets: Any, volumes: Any, forward_output: Any, schedule: Any, extra: Mapping[str, Any]) -> None:
+    """The options that are only checked (InvalidError naming the bad one)."""
+    if secrets is not None and not isinstance(secrets, (list, tuple)):
+        raise InvalidError(f"invalid secrets={secrets!r}: give a list, e.g. secrets=[nbfan.Secret.from_dict({{...}})]")
+    if volumes is not None:
+        if not isinstance(volumes, Mapping):
+            raise InvalidError(
+                f'invalid volumes={volumes!r}: give a dict of mount path to Volume, e.g. {{"/data": vol}}'
+            )
+        for path in volumes:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise InvalidError(f"invalid volumes key {path!r}: mount paths must be absolute strings like '/data'")
+    if not isinstance(forward_output, bool):
+        raise InvalidError(f"invalid forward_output={forward_output!r}: give True or False")
+    for name in ("startup_timeout", "scaledown_window", "container_idle_timeout"):  # acted on by @app.cls
+        if extra.get(name) is not None:
+            positive_number(name, extra[name], "give seconds as a number greater than 0")
+    from nbfan.api.modal_names import Cron, Period
+
+    if schedule is not None and not isinstance(schedule, (Period, Cron)):
+        raise InvalidError(f"invalid schedule={schedule!r}: give nbfan.Period(hours=1) or nbfan.Cron('0 3 * * *')")
 
 
 def parse_options(
@@ -89,6 +113,7 @@ def parse_options(
     volumes: Mapping[str, Any] | None = None,
     forward_output: Any = True,
     schedule: Any = None,
+    allow_concurrent_inputs: Any = None,
     **extra: Any,
 ) -> FunctionOptions:
     """Validate `@app.function` keyword options; raise InvalidError naming the bad one."""
@@ -105,25 +130,11 @@ def parse_options(
         raise InvalidError(
             f"concurrency_limit={limit} and max_containers={containers} disagree: they are the same option, give one"
         )
-    if secrets is not None and not isinstance(secrets, (list, tuple)):
-        raise InvalidError(f"invalid secrets={secrets!r}: give a list, e.g. secrets=[nbfan.Secret.from_dict({{...}})]")
-    if volumes is not None:
-        if not isinstance(volumes, Mapping):
-            raise InvalidError(
-                f'invalid volumes={volumes!r}: give a dict of mount path to Volume, e.g. {{"/data": vol}}'
-            )
-        for path in volumes:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise InvalidError(f"invalid volumes key {path!r}: mount paths must be absolute strings like '/data'")
-    if not isinstance(forward_output, bool):
-        raise InvalidError(f"invalid forward_output={forward_output!r}: give True or False")
-    from nbfan.api.modal_names import Cron, Period
-
-    if schedule is not None and not isinstance(schedule, (Period, Cron)):
-        raise InvalidError(f"invalid schedule={schedule!r}: give nbfan.Period(hours=1) or nbfan.Cron('0 3 * * *')")
+    _check_shapes(secrets, volumes, forward_output, schedule, extra)
     return FunctionOptions(
         forward_output=forward_output,
         schedule=schedule,
+        concurrent_inputs=_parse_limit("allow_concurrent_inputs", allow_concurrent_inputs),
         gpu=parse_gpu(gpu),
         cpu=parse_cpu(cpu),
         memory=parse_memory(memory),

@@ -201,5 +201,15 @@ def plan_resources(function: CallTarget, client: Any) -> dict[str, float] | None
     if opts.concurrency_limit is None:
         return resources
     name = cap_resource(identity)
-    ensure_cap(client, cluster_view(client).scheduler_id, name, opts.concurrency_limit, resources or {})
+    # a @concurrent function's task runs up to that many inputs at once: fewer tasks at a time
+    per_task = task_concurrency(opts)
+    tasks = max(1, opts.concurrency_limit // per_task)
+    ensure_cap(client, cluster_view(client).scheduler_id, name, tasks, resources or {})
     return {**(resources or {}), name: 1.0}
+
+
+def task_concurrency(opts: Any) -> int:
+    """How many inputs one task of the function runs at once: its `@concurrent(max_inputs=)`,
+    within its concurrency_limit."""
+    per_task = int(getattr(opts, "concurrent_inputs", 1) or 1)
+    return min(per_task, opts.concurrency_limit) if opts.concurrency_limit else per_task

@@ -15,7 +15,7 @@ from nbfan import compat
 from nbfan.cluster.connect import drop_lost_connection
 from nbfan.config import config
 from nbfan.engine import output
-from nbfan.engine.placement import plan_resources
+from nbfan.engine.placement import plan_resources, task_concurrency
 from nbfan.engine.same_host import sharer
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
@@ -140,6 +140,7 @@ def plan_call(
         isolated=config.isolate_all or bool(getattr(opts, "isolated", False)),
         name=function.name,
         push_to=push_to,
+        concurrent_inputs=task_concurrency(opts),
         **output.spec_fields(client, bool(getattr(opts, "forward_output", True))),
     )
     return CallPlan(
@@ -148,7 +149,8 @@ def plan_call(
         fn_blob=dumps_function(function.raw_f),
         spec=spec,
         resources=plan_resources(function, client),
-        inputs_per_list=int(getattr(function.raw_f, "max_batch_size", None) or 1),
+        # a task carries at least a @batched function's list, and what a @concurrent one runs at once
+        inputs_per_list=max(int(getattr(function.raw_f, "max_batch_size", None) or 1), spec.concurrent_inputs),
         snapshot_inputs=snapshot_inputs,
         share=sharer(client) if share_buffers else None,
         # only one-input calls (.remote, .spawn) push their outcome: they are interactive
@@ -185,9 +187,11 @@ def batch_result(
         )
     try:
         blob = future.result(timeout=timeout)
-    except asyncio.TimeoutError:  # the builtin TimeoutError since Python 3.11; not on 3.10
-        raise TimeoutError(f"the call has not finished after {timeout}s") from None
     except BaseException as exc:
+        # the wait ran out (asyncio's TimeoutError: the builtin since Python 3.11, not on 3.10); a
+        # TimeoutError the task raised (a FunctionTimeoutError) is the task's error, below
+        if isinstance(exc, asyncio.TimeoutError) and timeout is not None and not future.done():
+            raise TimeoutError(f"the call has not finished after {timeout}s") from None
         translated = describe_task_error(exc, start, count)
         if isinstance(translated, InputCancellation) and future.client.status != "running":
             translated = ClusterConnectionError(

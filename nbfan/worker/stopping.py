@@ -32,14 +32,15 @@ class ThreadToken:
         self.thread = thread or threading.current_thread()
 
     def stop(self, exc_type: type[BaseException]) -> None:
-        _set_async_exc(self.thread, exc_type)
+        set_async_exc(self.thread, exc_type)
 
     def withdraw(self) -> None:
         """Take back an exception sent to the thread and not yet raised there."""
-        _set_async_exc(self.thread, None)
+        set_async_exc(self.thread, None)
 
 
-def _set_async_exc(thread: threading.Thread, exc_type: type[BaseException] | None) -> None:
+def set_async_exc(thread: threading.Thread, exc_type: type[BaseException] | None) -> None:
+    """Raise `exc_type` in `thread` at its next bytecode (None: take back one not raised yet)."""
     if thread.ident is not None:
         value = None if exc_type is None else ctypes.py_object(exc_type)
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), value)

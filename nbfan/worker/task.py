@@ -17,8 +17,10 @@ from typing import Any
 
 from nbfan.exception import ExecutionError, InputCancellation
 from nbfan.worker import batch_report, isolated, output, process_state
+from nbfan.worker.concurrent import run_concurrently
 from nbfan.worker.context import CURRENT_CALL_ID, CURRENT_LINEAGE, current_lineage
 from nbfan.worker.outcomes import Outcomes
+from nbfan.worker.output_lines import task_start
 from nbfan.worker.payload import Args, Columns, Failure, Payload, dumps_outcomes, loads
 from nbfan.worker.push import push_outcome
 from nbfan.worker.retries import Retries
@@ -51,6 +53,7 @@ class TaskSpec:
     push_to: str | None = None  # the event topic of the client waiting for this one-input call (push.py)
     capture_output: bool = False  # what inputs print and log is captured and kept per call (output.py)
     output_to: str | None = None  # the topic of the client shown that output live (None: kept only)
+    concurrent_inputs: int = 1  # inputs of the task run at once (@nbfan.concurrent: concurrent.py)
 
     @property
     def lineage(self) -> tuple[str, ...]:
@@ -156,6 +159,30 @@ def report_failures(spec: TaskSpec, start: int | None, failures: dict[int, Failu
     output.report_failures(spec.call_id, start, real, 1 + (spec.retries.max_retries if spec.retries else 0))
 
 
+def _run_concurrently(runner: InThread, inputs: Sequence[Args], spec: TaskSpec
+                      ) -> tuple[list[Any], dict[int, Failure], int, int]:
+    """A `@concurrent` function's inputs, up to `spec.concurrent_inputs` at once (concurrent.py)."""
+    start = task_start() if spec.capture_output else 0
+
+    def capture(position: int) -> Any:
+        return output.capture(spec.call_id, spec.output_to, spec.capture_output, start=start + position)
+
+    outcomes = run_concurrently(runner.fn, list(inputs), spec.concurrent_inputs, spec.call_id,
+                                lambda: call_cancelled(spec), capture, spec.retries, lambda: note_retry(spec.call_id))
+    values: list[Any] = []
+    failures: dict[int, Failure] = {}
+    n_failed = n_skipped = 0
+    for position, (ok, value) in enumerate(outcomes):
+        values.append(value if ok else None)
+        if not ok:
+            failures[position] = value
+            if value.exc_type is InputCancellation:
+                n_skipped += 1
+            else:
+                n_failed += 1
+    return values, failures, n_failed, n_skipped
+
+
 def _run_inputs(
     runner: InThread | InChild, inputs: Sequence[Args], spec: TaskSpec
 ) -> tuple[list[Any], dict[int, Failure], int, int]:
@@ -164,6 +191,8 @@ def _run_inputs(
     failures: dict[int, Failure] = {}
     failed = False
     n_failed = n_skipped = 0
+    if spec.concurrent_inputs > 1 and isinstance(runner, InThread) and len(inputs) > 1:
+        return _run_concurrently(runner, inputs, spec)
     gatherer = runner.gatherer() if isinstance(runner, InThread) else None
     if gatherer is not None and isinstance(runner, InThread):  # a @batched function: the inputs join its
         # lists all at once. Not registered for cancels: the thread may run a list of other calls' inputs.

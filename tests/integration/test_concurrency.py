@@ -298,3 +298,58 @@ def test_a_detached_spawn_map_obeys_the_cap_after_its_caller_exits(cluster: Loca
     assert len(detached) == 8 and any(start > caller_gone for start, _ in detached)  # went on without its caller
     assert local_submitted < max(e for _, e in detached)  # the local map was asked for while the detached one ran...
     assert max_overlap(here + detached) == 2  # ...and both together never ran more than the cap
+
+
+# -- @nbfan.concurrent: several inputs at once per worker slot ---------------------------------
+
+
+@app.function
+@nbfan.concurrent(max_inputs=4)
+def waits(seconds: float) -> tuple[float, float, str]:
+    from distributed import get_worker
+
+    start = time.time()
+    time.sleep(seconds)
+    print(f"waited {seconds}")
+    return start, time.time(), get_worker().address
+
+
+@app.function
+@nbfan.concurrent(max_inputs=3)
+async def waits_async(seconds: float) -> tuple[float, float, str]:
+    import asyncio
+
+    from distributed import get_worker
+
+    start = time.time()
+    await asyncio.sleep(seconds)
+    return start, time.time(), get_worker().address
+
+
+def per_worker_overlap(results: list[tuple[float, float, str]]) -> int:
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for start, end, worker in results:
+        by_worker.setdefault(worker, []).append((start, end))
+    return max(max_overlap(intervals) for intervals in by_worker.values())
+
+
+def test_a_concurrent_function_runs_several_inputs_at_once_per_slot(client: object) -> None:
+    threads = per_worker_overlap(list(waits.map([0.3] * 16)))
+    coroutines = per_worker_overlap(list(waits_async.map([0.3] * 12)))
+    assert threads == 4 and coroutines == 3  # each worker has one slot: max_inputs at once, never more
+    capped = waits.with_options(concurrency_limit=2)  # the cap counts inputs, not tasks
+    results = list(capped.map([0.2] * 8))
+    assert max_overlap([(start, end) for start, end, _ in results]) == 2
+    plain = waits.with_concurrency(max_inputs=1)
+    assert per_worker_overlap(list(plain.map([0.05] * 6))) == 1
+    with pytest.raises(nbfan.exception.InvalidError, match="max_inputs"):
+        nbfan.concurrent(max_inputs=0)
+
+
+def test_with_batching_gathers_single_inputs_into_lists(client: object) -> None:
+    @app.function
+    def doubles(xs: list[int]) -> list[int]:
+        return [2 * x for x in xs]
+
+    batched = doubles.with_batching(max_batch_size=4, wait_ms=50)
+    assert batched.remote(5) == 10 and list(batched.map(range(10))) == [2 * x for x in range(10)]

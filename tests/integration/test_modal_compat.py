@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,23 @@ def test_modal_features_script(scheduler):
         "OPTIONS 3 1.0 2025-02-03T04:05:06 True",  # async entrypoint, typed options
     ]
     assert result.stderr == "" or "Warning" not in result.stderr, result.stderr
+
+
+def test_a_modal_15_batch_pipeline_runs_with_only_the_import_changed(scheduler, tmp_path):
+    result = run_nbfan("run", str(SCRIPTS / "modal15_batch.py"), scheduler=scheduler,
+                       env={"TEST_MOUNT": str(tmp_path / "mnt" / "config")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "SETTING fast",  # a read-only volume mounted from its sub-path
+        "READ ONLY refused",
+        "INPUTS 20",
+        "THIRD 9",
+        "SLICE [25, 36, 49]",
+        f"ALL {sum(x * x for x in range(20))}",
+        "GATHER [285, [0, 1, 4]]",
+        "GRAPH fan_out ['fetch']",  # the map made inside fan_out, under it
+        "SCORES [3, 6, 9]",
+    ]
 
 
 def test_queue_and_dict_pipeline_script(scheduler):
@@ -301,3 +320,57 @@ def test_a_failing_list_fails_its_inputs_and_a_wrong_length_is_named(client) -> 
     assert 3 in failed and all(results[i] == i for i in range(8) if i not in failed)
     with pytest.raises(InvalidError, match="one output per input"):
         wrong_length.remote(1)
+
+
+lifecycle_app = modal.App("test-cls-lifecycle")
+LIFECYCLE_MARKS = tempfile.mkdtemp(prefix="nbfan-lifecycle-")  # a global: it travels with the class
+
+
+@lifecycle_app.cls(scaledown_window=1)
+class Loader:
+    @modal.enter(snap=True)
+    def load(self) -> None:
+        with open(os.path.join(LIFECYCLE_MARKS, "events"), "a") as fh:
+            fh.write("enter\n")
+
+    @modal.method()
+    def ping(self, x: int) -> int:
+        return x + 1
+
+    @modal.exit()
+    def release(self) -> None:
+        with open(os.path.join(LIFECYCLE_MARKS, "events"), "a") as fh:
+            fh.write("exit\n")
+
+
+@lifecycle_app.cls(startup_timeout=0.5)
+class SlowToStart:
+    @modal.enter()
+    def load(self) -> None:
+        while True:  # never ready
+            time.sleep(0.01)
+
+    @modal.method()
+    def ping(self) -> int:
+        return 1
+
+
+def events() -> list[str]:
+    try:
+        with open(os.path.join(LIFECYCLE_MARKS, "events")) as fh:
+            return fh.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def test_exit_runs_when_an_idle_instance_is_retired_and_enter_has_a_deadline(client):
+    from waiting import wait_until
+
+    assert Loader().ping.remote(1) == 2
+    wait_until(lambda: events() == ["enter", "exit"], timeout=30, what="the idle instance to be retired")
+    assert Loader().ping.remote(2) == 3  # built again
+    wait_until(lambda: events() == ["enter", "exit", "enter", "exit"], timeout=30, what="the second retirement")
+    with pytest.raises(modal.exception.FunctionTimeoutError, match="@enter of SlowToStart ran past its startup_timeout"):
+        SlowToStart().ping.remote()
+    with pytest.raises(InvalidError, match="startup_timeout"):
+        modal.App("x").cls(startup_timeout=-1)(Loader)
