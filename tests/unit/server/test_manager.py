@@ -41,7 +41,9 @@ class FakeSocket:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+    # a worker process of its own, as on a real cluster (in this process, pytest's capture of
+    # sys.stdout would sit in front of the worker's capture of what inputs print)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster
 
 
