@@ -56,6 +56,7 @@ def _take(n: int, block: bool, timeout: float | None, partition: str | None) -> 
 
 
 _KIND = StoreKind("Queue", QUEUE_OP, {"action": "len"})
+PEEK_ITEMS = 100  # items an iterate reads per request
 
 
 class Queue(NamedObject, Generic[V]):
@@ -112,18 +113,32 @@ class Queue(NamedObject, Generic[V]):
         yield "clear", {"partition": _check_partition(partition), "total": all}, False
 
     @store_method
-    def _take_one(self, wait: float, partition: str | None) -> Steps[list[V]]:
-        return (yield from _take(1, wait > 0, wait, partition))
+    def _peek(self, cursor: int, wait: float, partition: str | None) -> Steps[tuple[list[V], int]]:
+        """The items from `cursor` on (read, not taken: up to PEEK_ITEMS), and the cursor after them."""
+        partition = _check_partition(partition)
+        reply = yield "peek", {"cursor": cursor, "n": PEEK_ITEMS, "block": wait > 0, "timeout": wait,
+                               "partition": partition}, wait > 0
+        return [cloudpickle.loads(b) for b in reply["values"]], int(reply["cursor"])
 
     async def _iterate_aio(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> AsyncIterator[V]:
-        while values := await self._take_one.aio(item_poll_timeout, partition):
-            yield values[0]
+        cursor = 0
+        while True:
+            values, cursor = await self._peek.aio(cursor, item_poll_timeout, partition)
+            if not values:
+                return
+            for value in values:
+                yield value
 
     @iter_twin(aio=_iterate_aio)
     def iterate(self, *, partition: str | None = None, item_poll_timeout: float = 0.0) -> Iterator[V]:
-        """Take items until none arrives within `item_poll_timeout` seconds."""
-        while values := self._take_one(item_poll_timeout, partition):
-            yield values[0]
+        """Every item of the partition, oldest first, left in the queue (as Modal's `iterate`:
+        read, not taken); waits up to `item_poll_timeout` seconds for a next one, then ends."""
+        cursor = 0
+        while True:
+            values, cursor = self._peek(cursor, item_poll_timeout, partition)
+            if not values:
+                return
+            yield from values
 
     def __len__(self) -> int:
         return self.len()

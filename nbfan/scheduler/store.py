@@ -19,6 +19,7 @@ put. Reads are not journaled: after a restart, every Dict entry counts as used a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from typing import Any
@@ -45,6 +46,7 @@ class Store:
         self.clock = time.time
         self.dict_used: dict[str, dict[bytes, float]] = {}  # name -> key blob -> last read or write
         self.partition_life: dict[str, dict[Any, tuple[float, float]]] = {}  # name -> partition -> (last put, ttl)
+        self.popped: dict[str, dict[Any, int]] = {}  # name -> partition -> items taken so far (peek cursors)
         self._dicts_swept = 0.0
 
     async def start(self, scheduler: Any) -> None:
@@ -100,10 +102,11 @@ class Store:
     async def queue_op(  # noqa: PLR0911  (a branch per action)
         self, comm: Any = None, name: str = "", action: str = "", partition: Any = None,
         values: list[bytes] | None = None, n: int = 1, block: bool = True, timeout: float | None = None,
-        total: bool = False, partition_ttl: float | None = None,
+        total: bool = False, partition_ttl: float | None = None, cursor: int | None = None,
     ) -> dict[str, Any]:
         """The `queue` request: one action on the Queue `name` (`get` may wait, here on the
-        scheduler, for an item to arrive)."""
+        scheduler, for an item to arrive; `peek` reads from `cursor` on without taking, as
+        Modal's `iterate`)."""
         if action in ("list", "create", "delete"):
             if action != "list":
                 self.journal.append(("store", "queue", name, action))
@@ -120,12 +123,16 @@ class Store:
             async with cond:
                 cond.notify_all()
             return {"ok": True}
-        if action == "get":
-            return await self._get(name, parts, partition, n, block, timeout, comm)
+        if action in ("get", "peek"):
+            return await self._get(name, parts, partition, n, block, timeout, comm,
+                                   cursor=(cursor or 0) if action == "peek" else None)
         if action == "len":
             size = sum(len(q) for q in parts.values()) if total else len(parts.get(partition, ()))
             return {"ok": True, "len": size}
         if action == "clear":
+            gone = self.popped.setdefault(name, {})
+            for cleared in list(parts) if total else [partition]:
+                gone[cleared] = gone.get(cleared, 0) + len(parts.get(cleared, ()))
             _queue_clear(parts, partition, total)
             _queue_clear(self.partition_life.get(name, {}), partition, total)
             self.journal.append(("store", "queue", name, "clear", partition, total))
@@ -137,6 +144,7 @@ class Store:
         if action != "delete":
             return reply
         self.partition_life.pop(name, None)
+        self.popped.pop(name, None)
         cond = self.conditions.pop(name, None)
         if cond is not None:
             async with cond:
@@ -144,7 +152,9 @@ class Store:
         return reply
 
     async def _get(self, name: str, parts: dict[Any, deque[bytes]], partition: Any, n: int, block: bool,
-                   timeout: float | None, comm: Any = None) -> dict[str, Any]:
+                   timeout: float | None, comm: Any = None, cursor: int | None = None) -> dict[str, Any]:
+        """Up to `n` items, taken; or, from `cursor` on (items ever put in the partition, counted
+        from its first), read and left in place, with the cursor after them."""
         deadline = None if timeout is None else time.monotonic() + timeout
         cond = self._condition(name)
         while True:
@@ -153,13 +163,20 @@ class Store:
             if comm is not None and comm.closed():  # the getter gave up (Ctrl-C): take nothing
                 return {"ok": True, "values": []}
             items = parts.get(partition)
-            if items:
+            head = self.popped.get(name, {}).get(partition, 0)  # items taken from the partition so far
+            if cursor is not None:  # peek: read without taking
+                start = max(0, cursor - head)
+                if items and start < len(items):
+                    seen = list(itertools.islice(items, start, start + n))
+                    return {"ok": True, "values": seen, "cursor": head + start + len(seen)}
+            elif items:
                 taken = min(n, len(items))
+                self.popped.setdefault(name, {})[partition] = head + taken
                 self.journal.append(("store", "queue", name, "pop", partition, taken))
                 return {"ok": True, "values": [items.popleft() for _ in range(taken)]}
             remaining = None if deadline is None else deadline - time.monotonic()
             if not block or (remaining is not None and remaining <= 0):
-                return {"ok": True, "values": []}
+                return {"ok": True, "values": [], **({} if cursor is None else {"cursor": max(cursor, head)})}
             async with cond:
                 try:
                     # wake at least every 5 s to notice a getter that went away
@@ -236,7 +253,10 @@ class Store:
             parts = self.queues.get(name)
             for partition in [p for p, (put, ttl) in lives.items() if now >= put + ttl]:
                 del lives[partition]
-                if parts is not None and parts.pop(partition, None) is not None:
+                removed = parts.pop(partition, None) if parts is not None else None
+                if removed is not None:
+                    gone = self.popped.setdefault(name, {})
+                    gone[partition] = gone.get(partition, 0) + len(removed)
                     self.journal.append(("store", "queue", name, "clear", partition, False))
         if now - self._dicts_swept < DICT_SWEEP_INTERVAL:
             return

@@ -125,14 +125,21 @@ def test_queue_from_caller():
         assert q.len() == 0 and q.len(partition="left") == 1 and q.len(total=True) == 1
         assert q.get(partition="left") == "p"
         q.put_many(range(5))
-        assert list(q.iterate()) == [0, 1, 2, 3, 4]
-        q.put_many(range(3))
+        assert list(q.iterate()) == [0, 1, 2, 3, 4]  # read in place, as Modal's iterate
+        assert q.len() == 5 and q.get() == 0  # still there
+        q.put_many(range(5, 205))
 
         async def collect() -> list[int]:
             return [x async for x in q.iterate.aio()]
 
-        assert asyncio.run(collect()) == [0, 1, 2]
-        q.put_many(range(3))
+        assert asyncio.run(collect()) == list(range(1, 205))  # more than one read's worth
+        q.get_many(100)  # taken meanwhile by a consumer: an iteration goes on from the rest
+        seen = []
+        for x in q.iterate():
+            seen.append(x)
+            if x == 150:
+                q.get_many(20)  # 101..120 were already read: the iteration goes on at 151
+        assert seen == list(range(101, 205))
         q.clear()
         assert q.len() == 0
         with pytest.raises(InvalidError, match="timeout"):
