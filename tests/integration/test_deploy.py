@@ -147,3 +147,23 @@ def test_a_scheduled_function_runs_while_deployed_skipping_overlaps(local_cluste
 
     wait_until(lambda: not client.run_on_scheduler(launchers), timeout=30, what="the last scheduled run to end")
     assert stays(runs, quiet=1.5) and not client.run_on_scheduler(launchers)  # stopped: no run starts any more
+
+
+def test_a_scheduled_job_as_modals_docs_write_it_runs_once_deployed(local_cluster, client):
+    from waiting import wait_until
+
+    from nbfan.api.queries import calls_snapshot
+
+    scheduler = local_cluster.scheduler_address
+    deployed = run_nbfan("deploy", str(SCRIPTS / "modal_scheduled.py"), scheduler=scheduler)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "print_time_1 runs on the cluster: Period(seconds=2)" in deployed.stdout
+    assert "weekly_report runs on the cluster: Cron('0 9 * * mon', timezone='America/New_York')" in deployed.stdout
+    try:
+        run = wait_until(lambda: next((c for c in calls_snapshot(client)["calls"]
+                                       if c["function"] == "print_time_1" and c["state"] == "done"), None),
+                         timeout=60, what="a scheduled run")
+        logs = run_nbfan("logs", run["call_id"], "--raw", scheduler=scheduler)
+        assert logs.returncode == 0 and logs.stdout.startswith("Printing with period 2 seconds: "), logs.stdout
+    finally:
+        assert run_nbfan("apps", "stop", "example-schedule", scheduler=scheduler).returncode == 0
