@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 
 from nbfan.exception import Error
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
+    from nbfan.cluster.autoscale import AdaptiveLimits
     from nbfan.cluster.daemon import up
 
-    state, started = up(args.workers, dashboard=args.dashboard, tls=args.tls)
+    limits = AdaptiveLimits(args.min_workers, args.max_workers, args.scaledown_window) if args.adaptive else None
+    state, started = up(args.workers, dashboard=args.dashboard, tls=args.tls, adaptive=limits)
     verb = "started" if started else "already running"
     print(f"nbfan cluster {verb} at {state.address} (pid {state.pid})")
+    if state.adaptive:
+        print(AdaptiveLimits(**state.adaptive).describe())  # type: ignore[arg-type]
     if state.dashboard:
         print(f"dashboard: {state.dashboard}")
     return 0
@@ -45,6 +50,13 @@ def _cluster_status(args: argparse.Namespace) -> int:
         journal = request(client, "journal.status")
     print(f"nbfan cluster (pid {state.pid})")
     print(summary.text())
+    if state.adaptive:
+        from nbfan.cluster.autoscale import AdaptiveLimits, recent_events
+        from nbfan.cluster.daemon import autoscale_events_path
+
+        print(AdaptiveLimits(**state.adaptive).describe())  # type: ignore[arg-type]
+        for when, what in recent_events(autoscale_events_path())[-5:]:
+            print(f"  {time.strftime('%H:%M:%S', time.localtime(when))} {what}")
     print(journal_line(journal))
     return 0
 
@@ -61,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="CPU workers (default: one per core not used by a GPU)")
     p.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard on 127.0.0.1")
     p.add_argument("--tls", action="store_true", help="TLS with self-signed certificates under NBFAN_HOME")
+    p.add_argument("--adaptive", action="store_true",
+                   help="start and stop CPU workers with demand (within --min-workers and --max-workers)")
+    p.add_argument("--min-workers", type=int, default=0, help="--adaptive: CPU workers kept while idle (default 0)")
+    p.add_argument("--max-workers", type=int, default=0, help="--adaptive: the most CPU workers (default: one a core)")
+    p.add_argument("--scaledown-window", type=float, default=60.0,
+                   help="--adaptive: seconds a worker may go unneeded before it stops (default 60, as Modal)")
     p.set_defaults(handler=_cluster_up)
     p = csub.add_parser("down", help="stop the local cluster")
     p.add_argument("--forget", action="store_true",

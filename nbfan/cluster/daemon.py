@@ -7,6 +7,7 @@ runs a scheduler and nanny workers on 127.0.0.1 and records itself in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import os
 import shutil
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from nbfan.cluster.autoscale import AdaptiveLimits
 from nbfan.cluster.state import (
     ClusterState,
     CorruptStateError,
@@ -73,11 +75,18 @@ def log_path() -> str:
     return str(nbfan_home() / "cluster.log")
 
 
-def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = False) -> tuple[ClusterState, bool]:
-    """Start the local cluster unless one runs; returns (state, started_now)."""
+def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = False,
+       adaptive: AdaptiveLimits | None = None) -> tuple[ClusterState, bool]:
+    """Start the local cluster unless one runs; returns (state, started_now). `adaptive`: its
+    CPU workers start and stop with demand (cluster/autoscale.py)."""
     from nbfan.cluster.local import worker_options
 
-    worker_options(n_workers)  # a bad worker count fails here, not in the daemon's log
+    if adaptive is not None:
+        if n_workers is not None:
+            raise ClusterCommandError("give --workers or --adaptive (with --min-workers/--max-workers), not both")
+        adaptive = adaptive.checked()  # bad limits fail here, not in the daemon's log
+    else:
+        worker_options(n_workers)  # a bad worker count fails here, not in the daemon's log
     with _exclusive():
         state = running_state()
         if state is not None:
@@ -89,6 +98,9 @@ def up(n_workers: int | None = None, *, dashboard: bool = False, tls: bool = Fal
             cmd.append("--dashboard")
         if tls:
             cmd.append("--tls")
+        if adaptive is not None:
+            cmd += ["--adaptive", "--min-workers", str(adaptive.minimum), "--max-workers", str(adaptive.maximum),
+                    "--scaledown-window", str(adaptive.scaledown_window)]
         with open(log_path(), "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
@@ -156,7 +168,12 @@ def _log_tail(lines: int = 20) -> str:
         return ""
 
 
-def serve(n_workers: int | None, dashboard: bool, tls: bool) -> None:
+def autoscale_events_path() -> Path:
+    """Where an adaptive local cluster writes its last scaling decisions (`nbfan cluster status`)."""
+    return nbfan_home() / "autoscale.json"
+
+
+def serve(n_workers: int | None, dashboard: bool, tls: bool, adaptive: AdaptiveLimits | None = None) -> None:
     """The daemon's body: run the cluster until SIGTERM/SIGINT, then close it and the state.
     Its scheduler (in this process) keeps its journal in `$NBFAN_HOME/journal` unless
     NBFAN_JOURNAL_DIR says otherwise (empty or "off": no journal)."""
@@ -176,7 +193,9 @@ def serve(n_workers: int | None, dashboard: bool, tls: bool) -> None:
 
         tls_paths = ensure_certificates()
         security = server_security()
-    cluster = start_local_cluster(n_workers, dashboard=dashboard, security=security, subprocess=False)
+    autoscale_events_path().unlink(missing_ok=True)
+    cluster = start_local_cluster(n_workers, dashboard=dashboard, security=security, subprocess=False,
+                                  adaptive=adaptive, events_file=autoscale_events_path())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -186,6 +205,7 @@ def serve(n_workers: int | None, dashboard: bool, tls: bool) -> None:
             pid=os.getpid(),
             dashboard=cluster.dashboard_link if dashboard else None,
             tls=tls_paths,
+            adaptive=dataclasses.asdict(adaptive) if adaptive is not None else None,
         )
     )
     try:
@@ -206,8 +226,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--dashboard", action="store_true")
     parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--adaptive", action="store_true")
+    parser.add_argument("--min-workers", type=int, default=0)
+    parser.add_argument("--max-workers", type=int, default=0)
+    parser.add_argument("--scaledown-window", type=float, default=60.0)
     args = parser.parse_args(argv)
-    serve(args.workers, args.dashboard, args.tls)
+    limits = AdaptiveLimits(args.min_workers, args.max_workers, args.scaledown_window).checked() if args.adaptive \
+        else None
+    serve(args.workers, args.dashboard, args.tls, limits)
 
 
 if __name__ == "__main__":

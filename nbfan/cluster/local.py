@@ -12,6 +12,7 @@ from distributed import Nanny, Scheduler, SpecCluster
 from distributed.deploy.subprocess import SubprocessWorker
 from distributed.system import MEMORY_LIMIT
 
+from nbfan.cluster.autoscale import AdaptiveLimits, adapt
 from nbfan.cluster.gpus import GpuInfo, discover_gpus
 from nbfan.config import config
 from nbfan.exception import InvalidError
@@ -29,9 +30,13 @@ def worker_options(
     gpus: list[GpuInfo] | None = None,
     host: str = "127.0.0.1",
     memory_limit: int | None = None,
+    *,
+    adaptive: bool = False,
+    memory_slots: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Nanny options by worker name: `gpu-<i>` workers (one GPU each, pinned with
-    CUDA_VISIBLE_DEVICES) then `cpu-<j>` workers (one thread each)."""
+    CUDA_VISIBLE_DEVICES) then `cpu-<j>` workers (one thread each). `adaptive`: none at all is
+    fine (workers start with demand); `memory_slots`: the most workers that share the memory."""
     gpus = discover_gpus() if gpus is None else gpus
     cores = os.cpu_count() or 1
     if n_cpu_workers is None:
@@ -39,11 +44,11 @@ def worker_options(
     if isinstance(n_cpu_workers, bool) or not isinstance(n_cpu_workers, int) or n_cpu_workers < 0:
         raise InvalidError(f"invalid number of CPU workers {n_cpu_workers!r}: give an int >= 0")
     total = len(gpus) + n_cpu_workers
-    if total == 0:
+    if total == 0 and not adaptive:
         raise InvalidError(
             "a cluster with no workers would run nothing: no GPUs were found, so give 1 or more CPU workers"
         )
-    per_worker = memory_limit or max(MEMORY_LIMIT // max(total, 1), 256 * 2**20)
+    per_worker = memory_limit or max(MEMORY_LIMIT // max(memory_slots or total, 1), 256 * 2**20)
     mib = per_worker // 2**20
     specs: dict[str, dict[str, Any]] = {}
     for gpu in gpus:
@@ -89,8 +94,11 @@ def start_local_cluster(
     security: Any = None,
     subprocess: bool = True,
     asynchronous: bool = False,
+    adaptive: AdaptiveLimits | None = None,
+    events_file: Any = None,
 ) -> SpecCluster:
-    """Start a scheduler and nanny workers on this machine (the embedded default and the daemon)."""
+    """Start a scheduler and nanny workers on this machine (the embedded default and the daemon).
+    `adaptive`: CPU workers start and stop with demand within its limits (autoscale.py)."""
     scheduler = {
         "cls": Scheduler,
         "options": {
@@ -102,13 +110,26 @@ def start_local_cluster(
             "preload": ["nbfan.cluster.scheduler_setup", "nbfan.scheduler.preload"],  # see scheduler/preload.py
         },
     }
-    workers = worker_specs(worker_options(n_cpu_workers, gpus, host), subprocess=subprocess, security=security)
+    gpus = discover_gpus() if gpus is None else gpus
+    template = None
+    if adaptive is not None:
+        n_cpu_workers = adaptive.minimum
+        slots = len(gpus) + adaptive.maximum
+        one = worker_options(1, gpus, host, memory_slots=slots)  # a CPU worker as more are started
+        template = worker_specs({"cpu": one["cpu-0"]}, subprocess=subprocess, security=security)["cpu"]
+    options = worker_options(n_cpu_workers, gpus, host, adaptive=adaptive is not None,
+                             memory_slots=(len(gpus) + adaptive.maximum) if adaptive is not None else None)
+    workers = worker_specs(options, subprocess=subprocess, security=security)
     with dask.config.set(cluster_config()):
-        return SpecCluster(
+        cluster = SpecCluster(
             workers=workers,
             scheduler=scheduler,
+            worker=template,
             asynchronous=asynchronous,
             security=security,  # the cluster object talks to its own scheduler over TLS too
             silence_logs="error",
             name="nbfan",
         )
+    if adaptive is not None:
+        adapt(cluster, adaptive, len(gpus), events_file)
+    return cluster

@@ -19,6 +19,7 @@ class ClusterState:
     dashboard: str | None = None
     started_at: float = field(default_factory=time.time)
     tls: dict[str, str] | None = None  # ca_file / cert / key paths when started with --tls
+    adaptive: dict[str, float] | None = None  # min / max CPU workers and scale-down window (--adaptive)
 
 
 class CorruptStateError(ValueError):

@@ -18,10 +18,13 @@ def mount_volumes(mounts: dict[str, str]) -> None:
     are cheap and the next task reuses them) and are machine-wide, so two functions mounting
     different volumes at one path on one machine conflict (a clear error, not a silent swap)."""
     for mount, target in mounts.items():
-        for _attempt in range(3):
+        for attempt in range(3):
             if _points_to(mount, target):
                 break
             if os.path.lexists(mount):
+                if attempt < 2:  # another worker of this machine may be making it right now: look again
+                    time.sleep(0.05)
+                    continue
                 raise ExecutionError(
                     f"cannot mount volume {target} at {mount} on this worker: {mount} already exists and is not a "
                     f"link to it. Use the volume's folder directly inside the function (vol.path, here {target}) "

@@ -1,0 +1,75 @@
+"""An adaptive local cluster (`nbfan cluster up --adaptive`): no worker while idle, workers up to
+the maximum while a map waits for slots, none again once they were not needed for the
+scale-down window; `nbfan cluster status` says so, with why."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.helpers import child_env, nbfan_cli
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.timeout(300)
+
+MAP = """\
+import json
+import nbfan
+
+app = nbfan.App("autoscale")
+
+@app.function
+def where(x):
+    import time
+    from distributed import get_worker
+    time.sleep(0.3)
+    return get_worker().address
+
+print(json.dumps(sorted(set(where.map(range(40))))))
+"""
+
+
+def workers(home: Path) -> int:
+    status = nbfan_cli("cluster", "status", home=home)
+    assert status.returncode == 0, status.stderr
+    return int(next(line.split()[1] for line in status.stdout.splitlines() if line.startswith("workers:")))
+
+
+def test_an_adaptive_cluster_goes_from_none_to_its_maximum_and_back(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    up = nbfan_cli("cluster", "up", "--adaptive", "--min-workers", "0", "--max-workers", "2",
+                   "--scaledown-window", "2", home=home)
+    assert up.returncode == 0, up.stderr
+    assert "adaptive: 0 to 2 CPU workers, each stopped after 2s unneeded" in up.stdout
+    try:
+        assert workers(home) == 0  # nothing held while idle
+        script = tmp_path / "map.py"
+        script.write_text(textwrap.dedent(MAP))
+        state = json.loads((home / "cluster.json").read_text())
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240,
+                                env=child_env(NBFAN_SCHEDULER=state["address"], NBFAN_HOME=str(home)))
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)) == 2  # the map ran on the maximum
+        wait_until(lambda: workers(home) == 0, timeout=60, interval=0.5, what="the idle workers to stop")
+        status = nbfan_cli("cluster", "status", home=home).stdout
+        assert "start workers" in status and "not needed for the scale-down window" in status, status
+    finally:
+        nbfan_cli("cluster", "down", home=home)
+
+
+def test_bad_limits_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for args, why in ((["--max-workers", "1", "--min-workers", "3"], "below --min-workers"),
+                      (["--scaledown-window", "0"], "seconds > 0"),
+                      (["--min-workers", "-1"], "whole number"),):
+        refused = nbfan_cli("cluster", "up", "--adaptive", *args, home=home)
+        assert refused.returncode != 0 and why in refused.stderr, refused.stderr
+    both = nbfan_cli("cluster", "up", "--adaptive", "--workers", "2", home=home)
+    assert both.returncode != 0 and "not both" in both.stderr
+    assert not (home / "cluster.json").exists()
