@@ -29,7 +29,10 @@ def calls_table(snapshot: CallsSnapshot, limit: int = 50, *, compact: bool = Fal
     columns = ["call", "function", "kind", "caller", "state", "progress", "done/total", "failed", "rate", "elapsed"]
     if compact:
         columns = ["call", "function", "state", "progress", "done/total", "elapsed"]
-    table = Table(title=f"nbfan calls ({len(snapshot['calls'])})", title_justify="left")
+    failing = any(call.get("failed") for call in snapshot["calls"])
+    table = Table(title=f"nbfan calls ({len(snapshot['calls'])})", title_justify="left",
+                  caption="failed inputs, with their errors: nbfan logs --failed CALL_ID" if failing else None,
+                  caption_justify="left")
     for name in columns:
         table.add_column(name, no_wrap=True, min_width=20 if name == "call" else None,
                          max_width=30 if name == "caller" else None)
