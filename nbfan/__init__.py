@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 from nbfan import exception
 from nbfan.api.app import App, Stub
+from nbfan.api.autoscale import autoscale
 from nbfan.api.calls import FunctionCall
 from nbfan.api.cls import Cls, enter, exit, method, parameter
 from nbfan.api.function import Function
@@ -81,6 +82,7 @@ __all__ += [
     "MapProgress",
     "Retries",
     "Stub",
+    "autoscale",
     "config",
     "connect",
     "current_gpus",

@@ -81,6 +81,7 @@ class NbfanPlugin(SchedulerPlugin):
             "output.summary": self.output.summary,
             **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
             "journal.status": lambda: durable.status(self.journal),
+            "backlog": lambda unknown=0: self.telemetry.tracker.backlog(int(unknown)),
         }
 
     async def start(self, scheduler: Any) -> None:

@@ -73,3 +73,32 @@ def test_bad_limits_are_refused_before_anything_starts(tmp_path: Path) -> None:
     both = nbfan_cli("cluster", "up", "--adaptive", "--workers", "2", home=home)
     assert both.returncode != 0 and "not both" in both.stderr
     assert not (home / "cluster.json").exists()
+
+
+def test_a_cluster_manager_the_user_brings_scales_with_nbfans_backlog() -> None:
+    from distributed import LocalCluster
+
+    import nbfan
+
+    app = nbfan.App("autoscale-manager")
+
+    @app.function
+    def where(x: int) -> str:
+        import time
+
+        from distributed import get_worker
+
+        time.sleep(0.3)
+        return str(get_worker().address)
+
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        client = nbfan.connect(cluster)
+        try:
+            nbfan.autoscale(cluster, minimum=0, maximum=2, scaledown_window=2)
+            assert len(set(where.map(range(40)))) == 2  # from none to the maximum
+            wait_until(lambda: not client.scheduler_info()["workers"], timeout=60, interval=0.5,
+                       what="the idle workers to stop")
+            with pytest.raises(nbfan.exception.InvalidError, match="cluster manager"):
+                nbfan.autoscale("tcp://127.0.0.1:1")
+        finally:
+            nbfan.disconnect()

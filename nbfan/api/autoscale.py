@@ -1,0 +1,58 @@
+"""Capacity that follows demand on a cluster you manage: `nbfan.autoscale(cluster, ...)` has a
+Dask cluster manager that can `scale()` (LocalCluster, SpecCluster, dask-jobqueue,
+dask-kubernetes, Coiled) start workers while nbfan's inputs wait and stop them once unneeded.
+
+It is Dask's own `Adaptive` (`cluster.adapt`, the managers' public extension point), sized for
+the larger of the scheduler's estimate and nbfan's backlog: a map keeps most of its inputs on its
+caller, in a window sized for the slots that exist, so the scheduler alone does not see them
+wait. (The local cluster's `nbfan cluster up --adaptive` does the same: cluster/autoscale.py.)"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from distributed.deploy.adaptive import Adaptive
+
+from nbfan.cluster.autoscale import INTERVAL, AdaptiveLimits
+from nbfan.exception import InvalidError
+from nbfan.scheduler.rpc import request_async
+
+
+class BacklogAdaptive(Adaptive):
+    """Dask's Adaptive, sized for nbfan's backlog too (asked of nbfan's scheduler plugin)."""
+
+    client: Any = None  # the client nbfan uses on this cluster
+
+    async def target(self) -> int:
+        """The workers wanted: the scheduler's estimate, or nbfan's backlog when larger."""
+        estimate = int(await super().target())  # type: ignore[no-untyped-call]
+        if self.client is None:
+            return estimate
+        try:
+            backlog = int(await request_async(self.client, "backlog", unknown=int(self.maximum)))
+        except Exception:  # no plugin (yet), or a closing client: the scheduler's estimate alone
+            return estimate
+        return max(estimate, backlog)
+
+
+def autoscale(cluster: Any, *, minimum: int = 0, maximum: int | None = None,
+              scaledown_window: float = 60.0) -> Any:
+    """Let `cluster` (a Dask cluster manager) hold `minimum` workers while idle, start up to
+    `maximum` (default: the workers it has now, at least one per core here) while nbfan's inputs
+    wait, and stop each once unneeded for `scaledown_window` seconds. Returns Dask's Adaptive;
+    `cluster.adapt(...)` again, or `.stop()` on it, changes or ends it."""
+    if not callable(getattr(cluster, "adapt", None)):
+        raise InvalidError(f"nbfan.autoscale() takes a Dask cluster manager that can adapt (LocalCluster, "
+                           f"SpecCluster, dask-jobqueue...), got {type(cluster).__name__}")
+    limits = AdaptiveLimits(minimum, maximum or 0, scaledown_window).checked()
+    from nbfan.cluster import get_client
+
+    adaptive = type("BacklogAdaptive", (BacklogAdaptive,), {"client": get_client()})  # this cluster's
+    return cluster.adapt(
+        Adaptive=adaptive,
+        minimum=limits.minimum,
+        maximum=limits.maximum,
+        interval=f"{INTERVAL}s",
+        wait_count=max(1, math.ceil(limits.scaledown_window / INTERVAL)),
+    )
