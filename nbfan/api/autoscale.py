@@ -9,12 +9,11 @@ wait. (The local cluster's `nbfan cluster up --adaptive` does the same: cluster/
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from distributed.deploy.adaptive import Adaptive
 
-from nbfan.cluster.autoscale import INTERVAL, AdaptiveLimits
+from nbfan.cluster.autoscale import AdaptiveLimits, adapt_arguments
 from nbfan.exception import InvalidError
 from nbfan.scheduler.rpc import request_async
 
@@ -39,7 +38,7 @@ class BacklogAdaptive(Adaptive):
 def autoscale(cluster: Any, *, minimum: int = 0, maximum: int | None = None,
               scaledown_window: float = 60.0) -> Any:
     """Let `cluster` (a Dask cluster manager) hold `minimum` workers while idle, start up to
-    `maximum` (default: the workers it has now, at least one per core here) while nbfan's inputs
+    `maximum` (default: one per core of this machine) while nbfan's inputs
     wait, and stop each once unneeded for `scaledown_window` seconds. Returns Dask's Adaptive;
     `cluster.adapt(...)` again, or `.stop()` on it, changes or ends it."""
     if not callable(getattr(cluster, "adapt", None)):
@@ -49,10 +48,4 @@ def autoscale(cluster: Any, *, minimum: int = 0, maximum: int | None = None,
     from nbfan.cluster import get_client
 
     adaptive = type("BacklogAdaptive", (BacklogAdaptive,), {"client": get_client()})  # this cluster's
-    return cluster.adapt(
-        Adaptive=adaptive,
-        minimum=limits.minimum,
-        maximum=limits.maximum,
-        interval=f"{INTERVAL}s",
-        wait_count=max(1, math.ceil(limits.scaledown_window / INTERVAL)),
-    )
+    return cluster.adapt(Adaptive=adaptive, **adapt_arguments(limits))

@@ -45,7 +45,7 @@ def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, A
               "pid": os.getpid(), "time": time.time(),
               # the scheduler runs these (scheduler/apps.py): when, and the call that spawns the function
               "schedules": {name: function.options.schedule.spec() for name, function in scheduled.items()},
-              "launchers": {name: _launcher(app, name, function) for name, function in scheduled.items()}}
+              "launchers": {name: _launcher(function) for name, function in scheduled.items()}}
     reply = store_call(client or get_client(), APPS_OP, action="deploy", name=app.name, record=record)
     return {"app": app.name, "functions": sorted(blobs), "classes": sorted(classes), "replaced": reply["replaced"],
             "version": reply.get("version"), "schedules": {n: repr(f.options.schedule) for n, f in scheduled.items()}}
@@ -73,12 +73,12 @@ def rollback_app(name: str, version: int | None = None, client: Any = None) -> d
     return reply
 
 
-def _launcher(app: App, name: str, function: Any) -> bytes:
+def _launcher(function: Any) -> bytes:
     """The call the scheduler submits when `function`'s schedule is due (a plain cloudpickle:
-    the scheduler's `run_pickled` calls it)."""
+    the scheduler's `run_pickled` calls it). Made after `_packed` pickled the function: its
+    module travels by value here too, and a function that cannot travel was refused there."""
     import cloudpickle
 
-    _packed(app, name, function.raw_f, function)  # its module travels by value; errors said as for deploying
     return cast(bytes, cloudpickle.dumps(functools.partial(fire, function), protocol=5))
 
 

@@ -73,13 +73,13 @@ def cancel_leftovers(client: Any, spawned: list[str] | None = None) -> list[str]
         parsed = parse_task_key(key)
         if parsed is not None:
             held[parsed[0]].append(Future(key, client))
-    ids += list(held)
-    for call_id in dict.fromkeys(ids):
+    ids = list(dict.fromkeys([*ids, *held]))  # each once, in the order found
+    for call_id in ids:
         with contextlib.suppress(Exception):
             if held.get(call_id):
                 client.cancel(held[call_id], force=True)
             cancel_by_id(client, call_id, wait=True)
-    return list(dict.fromkeys(ids))
+    return ids
 
 
 @contextlib.contextmanager

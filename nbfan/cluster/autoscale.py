@@ -108,14 +108,20 @@ def recent_events(path: Path) -> list[tuple[float, str]]:
         return []
 
 
+def adapt_arguments(limits: AdaptiveLimits, fixed_workers: int = 0) -> dict[str, Any]:
+    """`cluster.adapt(...)`'s sizes and pace for `limits` (checked), on top of `fixed_workers`
+    that are never stopped: a decision every INTERVAL, a worker stopped once unneeded for
+    the scale-down window."""
+    return {
+        "minimum": fixed_workers + limits.minimum,
+        "maximum": fixed_workers + limits.maximum,
+        "interval": f"{INTERVAL}s",
+        "wait_count": max(1, math.ceil(limits.scaledown_window / INTERVAL)),
+    }
+
+
 def adapt(cluster: Any, limits: AdaptiveLimits, n_gpus: int, events_file: Path | None = None) -> Any:
     """Start adapting `cluster` (a SpecCluster from `start_local_cluster`, with a CPU worker as
     its template) within `limits`; the Adaptive object."""
     LocalAdaptive.events_file = events_file
-    return cluster.adapt(
-        Adaptive=LocalAdaptive,
-        minimum=n_gpus + limits.minimum,
-        maximum=n_gpus + limits.maximum,
-        interval=f"{INTERVAL}s",
-        wait_count=max(1, math.ceil(limits.scaledown_window / INTERVAL)),
-    )
+    return cluster.adapt(Adaptive=LocalAdaptive, **adapt_arguments(limits, n_gpus))

@@ -111,14 +111,13 @@ def start_local_cluster(
         },
     }
     gpus = discover_gpus() if gpus is None else gpus
-    template = None
+    template = slots = None
     if adaptive is not None:
         n_cpu_workers = adaptive.minimum
-        slots = len(gpus) + adaptive.maximum
+        slots = len(gpus) + adaptive.maximum  # the most workers that will share the memory
         one = worker_options(1, gpus, host, memory_slots=slots)  # a CPU worker as more are started
         template = worker_specs({"cpu": one["cpu-0"]}, subprocess=subprocess, security=security)["cpu"]
-    options = worker_options(n_cpu_workers, gpus, host, adaptive=adaptive is not None,
-                             memory_slots=(len(gpus) + adaptive.maximum) if adaptive is not None else None)
+    options = worker_options(n_cpu_workers, gpus, host, adaptive=adaptive is not None, memory_slots=slots)
     workers = worker_specs(options, subprocess=subprocess, security=security)
     with dask.config.set(cluster_config()):
         cluster = SpecCluster(

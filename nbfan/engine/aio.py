@@ -121,13 +121,11 @@ def off_the_loop(blocking: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]
     return twin
 
 
-class aio_method(Generic[P, T]):
-    """A method with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not. The
-    twin is `aio` (a native coroutine function, where it matters: it holds no thread while it
-    waits) or, by default, the blocking body run off the loop (`off_the_loop`). Made by
-    `twin`; type checkers see `AioMethod` with the blocking method's parameters and result."""
+class _MethodWithTwin:
+    """What the method descriptors below share: the blocking method, the async twin written for
+    it (None: a default one is made as it is bound), and the attribute name it was given."""
 
-    def __init__(self, sync: Callable[Concatenate[Any, P], T], aio: Callable[..., Any] | None = None) -> None:
+    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any] | None = None) -> None:
         self._sync = sync
         self._aio = aio
         functools.update_wrapper(self, sync)  # type: ignore[arg-type]
@@ -135,17 +133,27 @@ class aio_method(Generic[P, T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.__name__ = name
 
+    def _bind(self, obj: object, owner: type | None, default_twin: Callable[[Any], Any]) -> BoundAio[..., Any]:
+        sync = self._sync.__get__(obj, owner)
+        return BoundAio(sync, default_twin(sync) if self._aio is None else self._aio.__get__(obj, owner))
+
+
+class aio_method(_MethodWithTwin, Generic[P, T]):
+    """A method with its async twin: `obj.m(...)` blocks, `await obj.m.aio(...)` does not. The
+    twin is `aio` (a native coroutine function, where it matters: it holds no thread while it
+    waits) or, by default, the blocking body run off the loop (`off_the_loop`). Made by
+    `twin`; type checkers see `AioMethod` with the blocking method's parameters and result."""
+
+    def __init__(self, sync: Callable[Concatenate[Any, P], T], aio: Callable[..., Any] | None = None) -> None:
+        super().__init__(sync, aio)
+
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> aio_method[P, T]: ...
     @overload
     def __get__(self, obj: object, owner: type | None = None) -> AioMethod[P, T]: ...
 
     def __get__(self, obj: object, owner: type | None = None) -> aio_method[P, T] | AioMethod[P, T]:
-        if obj is None:
-            return self
-        sync = self._sync.__get__(obj, owner)
-        aio = off_the_loop(sync) if self._aio is None else self._aio.__get__(obj, owner)
-        return BoundAio(sync, aio)
+        return self if obj is None else self._bind(obj, owner, off_the_loop)
 
 
 def items_off_the_loop(blocking: Callable[P, Iterator[T]]) -> Callable[P, AsyncIterator[T]]:
@@ -158,14 +166,12 @@ def items_off_the_loop(blocking: Callable[P, Iterator[T]]) -> Callable[P, AsyncI
     return twin
 
 
-class aio_iter_method(Generic[P, T]):
+class aio_iter_method(_MethodWithTwin, Generic[P, T]):
     """`aio_method` of a method that returns an iterator: `.aio` is an async iterator (`aio`, an
     async generator function, or by default the blocking iterator driven off the loop)."""
 
     def __init__(self, sync: Callable[Concatenate[Any, P], Iterator[T]], aio: Callable[..., Any] | None = None) -> None:
-        self._sync = sync
-        self._aio = aio
-        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
+        super().__init__(sync, aio)
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> aio_iter_method[P, T]: ...
@@ -173,11 +179,7 @@ class aio_iter_method(Generic[P, T]):
     def __get__(self, obj: object, owner: type | None = None) -> AioIterMethod[P, T]: ...
 
     def __get__(self, obj: object, owner: type | None = None) -> aio_iter_method[P, T] | AioIterMethod[P, T]:
-        if obj is None:
-            return self
-        sync = self._sync.__get__(obj, owner)
-        aio = items_off_the_loop(sync) if self._aio is None else self._aio.__get__(obj, owner)
-        return BoundAio(sync, aio)  # type: ignore[return-value]  # its aio is an async iterator
+        return self if obj is None else self._bind(obj, owner, items_off_the_loop)  # type: ignore[return-value]
 
 
 class static_aio_method(Generic[P, T]):
@@ -191,15 +193,10 @@ class static_aio_method(Generic[P, T]):
         return self._bound
 
 
-class class_aio_method:
+class class_aio_method(_MethodWithTwin):
     """`aio_method` for a class method: `Cls.m(...)` and `await Cls.m.aio(...)`, bound to the
     class it is called on. (Type checkers cannot bind a class method's `type[Self]` through a
     descriptor: classes declare such methods' types for them, without `.aio`.)"""
-
-    def __init__(self, sync: Callable[..., Any], aio: Callable[..., Any] | None = None) -> None:
-        self._sync = sync
-        self._aio = aio
-        functools.update_wrapper(self, sync)  # type: ignore[arg-type]
 
     def __get__(self, obj: object, owner: type | None = None) -> BoundAio[..., Any]:
         cls = owner if owner is not None else type(obj)

@@ -86,7 +86,7 @@ class Volume:
         `batch_upload`) with a clear error (Modal's `vol.read_only()`). A function's
         mount of it is the same folder: nbfan cannot make the operating system refuse writes to
         it there (that needs a read-only bind mount, which needs root)."""
-        return Volume(self.name, self._path, read_only=True, sub_path=self._sub_path)
+        return self.with_mount_options(read_only=True)
 
     def with_mount_options(self, *, sub_path: str | None = None, read_only: bool | None = None) -> Volume:
         """The volume mounted from `sub_path` (a folder inside it, made if missing) instead of its

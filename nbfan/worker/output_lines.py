@@ -71,29 +71,18 @@ class Target:
 
     def piece(self, stream: str, text: str) -> None:
         """Text without a newline: part of the line being written."""
-        if not self.returned and "\r" not in text:  # the common case, quickly
-            parts = self.partial.get(stream)
-            if parts is None:
-                self.partial[stream] = [text]
-                return
+        redraws = "\r" in text
+        # the common case (no carriage return now or just before) skips `_line`'s checks
+        parts = self._line(stream, text) if redraws or self.returned else self.partial.get(stream)
+        if redraws:
+            self._redraw(stream, text if parts is None else "".join(parts) + text)
+        elif parts is None:
+            self.partial[stream] = [text]
+        else:
             parts.append(text)
             if len(parts) > 64 and sum(map(len, parts)) > MAX_LINE_CHARS:  # no newline coming: cut here
                 self.add(stream, "".join(parts))
                 parts.clear()
-            return
-        parts = self._line(stream, text)
-        if parts is None:
-            self.partial[stream] = [text]
-            if "\r" in text:
-                self._redraw(stream, text)
-            return
-        if "\r" in text:
-            self._redraw(stream, "".join(parts) + text)
-            return
-        parts.append(text)
-        if len(parts) > 64 and sum(map(len, parts)) > MAX_LINE_CHARS:  # no newline coming: cut here
-            self.add(stream, "".join(parts))
-            parts.clear()
 
     def _line(self, stream: str, text: str) -> list[str] | None:
         """The pieces of the stream's unfinished line that `text` continues (after a closing

@@ -142,6 +142,7 @@ def test_a_scheduled_function_runs_while_deployed_skipping_overlaps(local_cluste
         assert "every_second: every 1 s (next" in listing.stdout, listing.stdout
     finally:
         stop_app("scheduled-app")
+
     def launchers(dask_scheduler: Any) -> list[str]:
         return [str(k) for k in dask_scheduler.tasks if str(k).startswith("nbfan-schedule-scheduled-app-")]
 
