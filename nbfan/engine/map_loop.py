@@ -28,7 +28,7 @@ from nbfan.engine.placement import cluster_view
 from nbfan.engine.plan import Batch, CallPlan, cancel_call, decode_outcomes, describe_task_error
 from nbfan.engine.sources import InputSource
 from nbfan.engine.stream import iter_queue_events
-from nbfan.engine.watchdog import SchedulerWatch
+from nbfan.engine.watchdog import SchedulerWatch, wait_for_news
 from nbfan.scheduler.caps import CAP_PREFIX
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.payload import Args, Payload
@@ -330,6 +330,8 @@ class MapLoop:
         elif (futures or cancel) and not self.watch.gone:
             cancel_call(client, self.plan.call_id, futures)
         self.in_flight.clear()
+        if client.status == "running" and not self.watch.gone:
+            self._drop_results_in_transit()
         for batch in batches:  # cancelled: an input that did not start finds no buffer, and fails as it should
             release_shared(batch.shared)
         if self.plan.share is not None:
@@ -339,6 +341,17 @@ class MapLoop:
                 self._queue.close()
             except Exception:
                 pass
+
+    def _drop_results_in_transit(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until the results being fetched for tasks that finished just before the
+        stop have landed, and drop them. A script that stops early is often about to exit: the
+        client closes next, cuts a fetch in progress, and tornado logs that as an error with a
+        traceback the user did not cause. Cancelled tasks land at once (nothing to fetch)."""
+        deadline = time.monotonic() + timeout
+        while not self._completed.is_empty() and time.monotonic() < deadline:
+            self._completed.next_batch(block=False)
+            if not self._completed.is_empty():
+                wait_for_news(self._completed, 0.05)
 
 
 def _task_error(future: Future[Any]) -> BaseException | None:

@@ -81,20 +81,26 @@ class SchedulerWatch:
         as soon as it finishes, while this thread handles others) with its result; None when
         none finished within `timeout` seconds; ClusterConnectionError when the scheduler is
         lost meanwhile, a transfer in progress included."""
-        condition: Any = getattr(completed, "thread_condition", None)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not completed.has_ready():
             if completed.is_empty():
                 break  # let as_completed raise StopIteration as usual
             if deadline is not None and time.monotonic() >= deadline:
                 return None
-            if condition is not None:
-                with condition:
-                    condition.wait(timeout=0.1)
-            else:
-                time.sleep(0.01)
+            wait_for_news(completed, 0.1)
             if not completed.has_ready():
                 self.check()
         self.mark_alive()
         done: tuple[Future[Any], Any] = next(completed)
         return done
+
+
+def wait_for_news(completed: as_completed, timeout: float) -> None:
+    """Sleep until `completed` has news (a future of it ended) or `timeout` seconds passed.
+    distributed 2026.8.0: `as_completed` notifies its `thread_condition` on each ending."""
+    condition: Any = getattr(completed, "thread_condition", None)
+    if condition is None:
+        time.sleep(min(timeout, 0.01))
+        return
+    with condition:
+        condition.wait(timeout=timeout)
