@@ -101,6 +101,13 @@ def forget_topic(scheduler: Any, topic: str) -> None:
     scheduler._broker._topics.pop(topic, None)
 
 
+def executing_keys(scheduler: Any) -> dict[str, list[Any]]:
+    """Each worker's tasks running now (not those only assigned to it), as of its last
+    heartbeat. distributed 2026.8.0: `WorkerState.executing` (TaskState -> seconds), refreshed
+    by `Scheduler.heartbeat_worker`; `processing` also holds the tasks queued on the worker."""
+    return {address: [ts.key for ts in ws.executing] for address, ws in scheduler.workers.items()}
+
+
 def set_worker_resource(scheduler: Any, address: str, name: str, amount: float) -> None:
     """The scheduler's record of one resource of one worker. Not `Scheduler.add_resources`: it
     zeroes the worker's used resources, all of them, while its tasks still hold them, and the

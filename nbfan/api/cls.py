@@ -141,8 +141,8 @@ class _MethodCall:
         self.method_name = method_name
         extra = getattr(options, "extra", None) or {}
         self.startup_timeout: float | None = extra.get("startup_timeout")
-        window = extra.get("scaledown_window", extra.get("container_idle_timeout"))
-        self.idle_seconds: float | None = float(window) if window is not None else None
+        scaling = getattr(options, "scaling", None)
+        self.idle_seconds: float | None = scaling.scaledown_window if scaling is not None else None
         self.__module__ = user_cls.__module__
         self.__qualname__ = f"{user_cls.__qualname__}.{method_name}"
         self.__name__ = method_name

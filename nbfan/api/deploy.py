@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from nbfan.api.deployed import describe_apps, list_apps
+from nbfan.api.options import Scaling
 from nbfan.cluster import get_client
 from nbfan.engine.scheduled import fire
 from nbfan.exception import InvalidError, NotFoundError
@@ -45,7 +46,10 @@ def deploy_app(app: App, *, source: str = "", client: Any = None) -> dict[str, A
               "pid": os.getpid(), "time": time.time(),
               # the scheduler runs these (scheduler/apps.py): when, and the call that spawns the function
               "schedules": {name: function.options.schedule.spec() for name, function in scheduled.items()},
-              "launchers": {name: _launcher(function) for name, function in scheduled.items()}}
+              "launchers": {name: _launcher(function) for name, function in scheduled.items()},
+              # what an autoscaler keeps for them while the app is deployed (scheduler/demand.py)
+              "scaling": {function.name: function.options.scaling.as_dict()
+                          for function in app.registered_functions.values() if function.options.scaling != Scaling()}}
     reply = store_call(client or get_client(), APPS_OP, action="deploy", name=app.name, record=record)
     return {"app": app.name, "functions": sorted(blobs), "classes": sorted(classes), "replaced": reply["replaced"],
             "version": reply.get("version"), "schedules": {n: repr(f.options.schedule) for n, f in scheduled.items()}}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from nbfan.api import deployed
 from nbfan.api import map_methods as methods
 from nbfan.api.calls import FunctionCall, after_spawn, unwrap_outcome
-from nbfan.api.options import FunctionOptions, parse_options
+from nbfan.api.options import FunctionOptions, parse_options, parse_scaling
 from nbfan.api.web import endpoint_kind, refusal
 from nbfan.cluster import get_client
 from nbfan.engine import call_events, pushed
@@ -17,6 +18,7 @@ from nbfan.engine.aio import aio_method, connected, iterate_in_thread, static_tw
 from nbfan.engine.caller_loop import stream_one
 from nbfan.engine.plan import plan_call
 from nbfan.exception import InvalidError, NotFoundError
+from nbfan.scheduler.rpc import request, set_scaling
 from nbfan.worker.shared import release as release_shared
 from nbfan.worker.waiting import waiting_for_the_cluster
 
@@ -40,6 +42,15 @@ class Owner(Protocol):
     @property
     def name(self) -> str | None:
         """The App's name (None for an unnamed App)."""
+
+
+@dataclass(frozen=True)
+class FunctionStats:
+    """A function's load now, as Modal's `FunctionStats` (`Function.get_current_stats()`)."""
+
+    backlog: int  # its inputs waiting for a worker slot
+    num_total_runners: int  # workers running its inputs
+    running_inputs: int = 0  # its inputs running now
 
 
 class Function(Generic[P, R]):
@@ -130,6 +141,31 @@ class Function(Generic[P, R]):
         return found
 
     lookup = from_name  # Modal's older name
+
+    @twin
+    def update_autoscaler(self, *, min_containers: int | None = None, max_containers: int | None = None,
+                          buffer_containers: int | None = None, scaledown_window: float | None = None) -> None:
+        """Change the function's scaling knobs now (Modal's `Function.update_autoscaler`); a knob
+        left out keeps its value. They act where the cluster autoscales (`nbfan cluster up
+        --adaptive`, `nbfan.autoscale(cluster)`), held while this process stays connected, and
+        `max_containers` caps its later calls."""
+        cap = parse_options(max_containers=max_containers).concurrency_limit
+        scaling = parse_scaling({"min_containers": min_containers, "buffer_containers": buffer_containers,
+                                 "scaledown_window": scaledown_window},
+                                cap if cap is not None else self.options.concurrency_limit, base=self.options.scaling)
+        changes: dict[str, Any] = {"scaling": scaling}
+        if cap is not None:
+            changes["concurrency_limit"] = cap
+        set_scaling(get_client(), self.app_name, self.name, scaling.as_dict())
+        self.options = self.options.with_changes(**changes)
+
+    @twin
+    def get_current_stats(self) -> FunctionStats:
+        """The function's inputs waiting and running now, from every caller on the cluster, and
+        the workers running them (Modal's `Function.get_current_stats`)."""
+        stats = request(get_client(), "autoscaler.stats", app=self.app_name, function=self.name)
+        return FunctionStats(backlog=int(stats["backlog"]), num_total_runners=int(stats["workers"]),
+                             running_inputs=int(stats["running"]))
 
     def _require_plain(self, method: str, instead: str) -> None:
         if self.is_generator:

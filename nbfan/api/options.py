@@ -10,7 +10,8 @@ from nbfan.engine.resources import GpuRequest, parse_cpu, parse_gpu, parse_memor
 from nbfan.exception import InvalidError
 from nbfan.worker.retries import Retries
 
-__all__ = ["ACCEPTED_WITHOUT_EFFECT", "KNOWN_OPTIONS", "FunctionOptions", "Retries", "parse_options"]
+__all__ = ["ACCEPTED_WITHOUT_EFFECT", "KNOWN_OPTIONS", "FunctionOptions", "Retries", "Scaling", "parse_options",
+           "parse_scaling"]
 
 def _parse_retries(retries: Any) -> Retries | None:
     if retries is None:
@@ -39,17 +40,64 @@ def _parse_limit(name: str, value: Any) -> int | None:
 
 KNOWN_OPTIONS = frozenset(
     {"gpu", "cpu", "memory", "concurrency_limit", "max_containers", "retries", "timeout", "secrets", "image", "volumes",
-     "forward_output", "schedule", "allow_concurrent_inputs"}
+     "forward_output", "schedule", "allow_concurrent_inputs", "min_containers", "buffer_containers",
+     "scaledown_window", "keep_warm", "container_idle_timeout"}
 )
 #: Modal options that have no meaning on a Dask cluster: accepted so Modal scripts run unchanged.
 ACCEPTED_WITHOUT_EFFECT = frozenset(
     {
-        "cloud", "region", "min_containers", "keep_warm", "scaledown_window", "container_idle_timeout",
-        "enable_memory_snapshot", "serialized", "mounts", "network_file_systems",
-        "buffer_containers", "proxy", "name", "max_inputs", "block_network", "i6pn",
+        "cloud", "region", "enable_memory_snapshot", "serialized", "mounts", "network_file_systems",
+        "proxy", "name", "max_inputs", "block_network", "i6pn",
         "single_use_containers", "ephemeral_disk", "restrict_modal_access", "include_source", "startup_timeout",
     }
 )
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A function's autoscaling knobs, as Modal's (acted on where the cluster autoscales:
+    `nbfan cluster up --adaptive`, `nbfan.autoscale(cluster)`; scheduler/demand.py)."""
+
+    min_containers: int = 0  # workers kept for it while its app is deployed or a caller is attached
+    buffer_containers: int = 0  # workers beyond its backlog while it has inputs
+    scaledown_window: float | None = None  # seconds its demand is held after its last input
+
+    def as_dict(self) -> dict[str, Any]:
+        """The knobs as the scheduler plugin takes them (`autoscaler.set`, a deployed app's record)."""
+        return {"min_containers": self.min_containers, "buffer_containers": self.buffer_containers,
+                "scaledown_window": self.scaledown_window}
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidError(f"invalid {name}={value!r}: give a whole number >= 0 (a number of workers)")
+    return value
+
+
+def _one_of(new: str, old: str, values: Mapping[str, Any]) -> Any:
+    """Modal's option `new`, or its older name `old`; both given must agree."""
+    if values.get(new) is not None and values.get(old) is not None and values[new] != values[old]:
+        raise InvalidError(f"{new}={values[new]!r} and {old}={values[old]!r} disagree: {old} is the old name "
+                           f"of {new}, give one")
+    return values[new] if values.get(new) is not None else values.get(old)
+
+
+def parse_scaling(knobs: Mapping[str, Any], max_containers: int | None = None, base: Scaling = Scaling()) -> Scaling:
+    """Check `min_containers` (or `keep_warm`), `buffer_containers` and `scaledown_window` (or
+    `container_idle_timeout`) over `base`; InvalidError naming the bad one."""
+    minimum = _count("min_containers", _one_of("min_containers", "keep_warm", knobs))
+    buffer = _count("buffer_containers", knobs.get("buffer_containers"))
+    window = positive_number("scaledown_window", _one_of("scaledown_window", "container_idle_timeout", knobs),
+                             "give seconds as a number greater than 0, e.g. scaledown_window=300")
+    scaling = Scaling(base.min_containers if minimum is None else minimum,
+                      base.buffer_containers if buffer is None else buffer,
+                      base.scaledown_window if window is None else window)
+    if max_containers is not None and scaling.min_containers > max_containers:
+        raise InvalidError(f"min_containers={scaling.min_containers} is above max_containers={max_containers}: "
+                           f"keep at most as many workers as the function may use")
+    return scaling
 
 
 @dataclass(frozen=True)
@@ -70,6 +118,7 @@ class FunctionOptions:
     forward_output: bool = True  # what inputs print and log is kept per call and shown to the caller
     schedule: Any = None  # nbfan.Period / nbfan.Cron: the scheduler runs the function while it is deployed
     concurrent_inputs: int | None = None  # inputs a worker slot runs at once (@nbfan.concurrent(max_inputs=N)); None: 1
+    scaling: Scaling = Scaling()
 
     def with_changes(self, **changes: Any) -> FunctionOptions:
         """A copy with some fields replaced (the options are frozen); give parsed values: they are not checked again."""
@@ -90,9 +139,8 @@ def _check_shapes(secrets: Any, volumes: Any, forward_output: Any, schedule: Any
                 raise InvalidError(f"invalid volumes key {path!r}: mount paths must be absolute strings like '/data'")
     if not isinstance(forward_output, bool):
         raise InvalidError(f"invalid forward_output={forward_output!r}: give True or False")
-    for name in ("startup_timeout", "scaledown_window", "container_idle_timeout"):  # acted on by @app.cls
-        if extra.get(name) is not None:
-            positive_number(name, extra[name], "give seconds as a number greater than 0")
+    if extra.get("startup_timeout") is not None:  # acted on by @app.cls
+        positive_number("startup_timeout", extra["startup_timeout"], "give seconds as a number greater than 0")
     from nbfan.api.modal_names import Cron, Period
 
     if schedule is not None and not isinstance(schedule, (Period, Cron)):
@@ -114,6 +162,11 @@ def parse_options(
     forward_output: Any = True,
     schedule: Any = None,
     allow_concurrent_inputs: Any = None,
+    min_containers: Any = None,
+    buffer_containers: Any = None,
+    scaledown_window: Any = None,
+    keep_warm: Any = None,
+    container_idle_timeout: Any = None,
     **extra: Any,
 ) -> FunctionOptions:
     """Validate `@app.function` keyword options; raise InvalidError naming the bad one."""
@@ -131,7 +184,12 @@ def parse_options(
             f"concurrency_limit={limit} and max_containers={containers} disagree: they are the same option, give one"
         )
     _check_shapes(secrets, volumes, forward_output, schedule, extra)
+    scaling = parse_scaling({"min_containers": min_containers, "keep_warm": keep_warm,
+                             "buffer_containers": buffer_containers, "scaledown_window": scaledown_window,
+                             "container_idle_timeout": container_idle_timeout},
+                            limit if limit is not None else containers)
     return FunctionOptions(
+        scaling=scaling,
         forward_output=forward_output,
         schedule=schedule,
         concurrent_inputs=_parse_limit("allow_concurrent_inputs", allow_concurrent_inputs),

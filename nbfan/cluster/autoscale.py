@@ -71,7 +71,7 @@ class LocalAdaptive(Adaptive):
         plugin = getattr(getattr(self.cluster, "scheduler", None), "plugins", {}).get("nbfan")
         if plugin is None:
             return estimate
-        backlog: int = plugin.telemetry.tracker.backlog(unknown=int(self.maximum))
+        backlog: int = plugin.demand.wanted(unknown=int(self.maximum))
         return max(estimate, backlog)
 
     async def workers_to_close(self, target: int) -> list[str]:

@@ -20,7 +20,7 @@ from nbfan.engine.same_host import sharer
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
 from nbfan.keys import new_call_id, task_key
-from nbfan.scheduler.rpc import request
+from nbfan.scheduler.rpc import ensure_scaling, request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.generator import run_generator
 from nbfan.worker.payload import Args, Payload, dumps_function, dumps_inputs, loads
@@ -129,6 +129,9 @@ def plan_call(
     opts = function.options
     if opts.image is not None and hasattr(opts.image, "check_on_cluster"):
         opts.image.check_on_cluster(client)  # packages the image names, missing on workers: a clear error
+    scaling = getattr(opts, "scaling", None)
+    if scaling is not None:  # what an autoscaler keeps for it (scheduler/demand.py)
+        ensure_scaling(client, function.app_name, function.name, scaling.as_dict())
     spec = TaskSpec(
         call_id=call_id or new_call_id(),
         parents=current_lineage(),  # inside a task: the calls this one is made inside

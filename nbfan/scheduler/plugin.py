@@ -6,6 +6,7 @@
 - `store`: named Dicts and Queues (store.py);
 - `apps`: deployed apps, their versions, and the runs of their schedules (apps.py);
 - `output`: what calls' inputs printed and which failed, kept per call and forwarded (output.py);
+- `demand`: the workers the functions want, for autoscalers, and each function's stats (demand.py);
 - `journal`: the durable state of `store` and `maps` on disk, read back on start (durable.py).
 
 It answers one RPC handler, `nbfan`, whose `operation` names a part's operation; requests come through
@@ -34,6 +35,7 @@ from nbfan.keys import (
 from nbfan.scheduler import durable, intervals
 from nbfan.scheduler.apps import Apps
 from nbfan.scheduler.caps import Caps
+from nbfan.scheduler.demand import Demand
 from nbfan.scheduler.mapstore import MapStore
 from nbfan.scheduler.output import Output
 from nbfan.scheduler.retention import Retention
@@ -63,6 +65,7 @@ class NbfanPlugin(SchedulerPlugin):
         self.retention = Retention()
         self.output = Output(still_held=lambda call_id: call_id in self.retention.held or call_id in self.maps.records,
                              keep_for=lambda: self.retention.keep_for)
+        self.demand = Demand(self.telemetry.tracker, deployed=self._deployed_knobs)
         self.scheduler: Any = None
         self.journal: Any = None  # opened on start when the scheduler is configured for one
         self.ops: dict[str, Callable[..., Any]] = {
@@ -81,7 +84,9 @@ class NbfanPlugin(SchedulerPlugin):
             "output.summary": self.output.summary,
             **{f"map.{op}": getattr(self.maps, op) for op in MapStore.OPS},
             "journal.status": lambda: durable.status(self.journal),
-            "backlog": lambda unknown=0: self.telemetry.tracker.backlog(int(unknown)),
+            "backlog": lambda unknown=0: self.demand.wanted(int(unknown)),
+            "autoscaler.set": self.demand.set_knobs,
+            "autoscaler.stats": self.function_stats,
         }
 
     async def start(self, scheduler: Any) -> None:
@@ -129,6 +134,26 @@ class NbfanPlugin(SchedulerPlugin):
         for cancelled in (call_id, *descendants):
             self.retention.forget(cancelled, "the call was cancelled")
         return descendants
+
+    def _deployed_knobs(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(app, function, knobs) of each deployed app's current version that set scaling knobs."""
+        return [(name, function, knobs) for name in self.apps.versions
+                for function, knobs in ((self.apps.current(name) or {}).get("scaling") or {}).items()]
+
+    def function_stats(self, app: str | None = None, function: str = "") -> dict[str, Any]:
+        """The `autoscaler.stats` request (`Function.get_current_stats()`)."""
+
+        def executing(calls: set[str]) -> tuple[int, int]:
+            """(inputs of `calls` running, workers running them), as the workers' heartbeats say."""
+            inputs, workers = 0, 0
+            running = compat.executing_keys(self.scheduler) if self.scheduler is not None and calls else {}
+            for keys in running.values():
+                ours = [parsed[2] for parsed in map(parse_task_key, keys) if parsed is not None and parsed[0] in calls]
+                inputs += sum(ours)
+                workers += bool(ours)
+            return inputs, workers
+
+        return self.demand.stats(app, function, executing)
 
     def handle_event(self, event: str = "", call_id: str = "", **msg: Any) -> None:
         """A call event on a caller's stream: `hold` (a call was spawned) and `read` (its result
@@ -194,6 +219,7 @@ class NbfanPlugin(SchedulerPlugin):
     def remove_client(self, scheduler: Any, client: str) -> None:
         """A client left: its calls that nobody else holds end, and its results topic goes."""
         self.telemetry.remove_client(scheduler, client)
+        self.demand.client_gone(client)
         compat.forget_topic(scheduler, result_topic(client))
         compat.forget_topic(scheduler, output_topic(client))
 

@@ -15,8 +15,8 @@ from typing import Any, cast
 from nbfan.exception import ExecutionError
 from nbfan.scheduler.plugin import HANDLER, PLUGIN_NAME, PROTOCOL_VERSION, NbfanPlugin
 
-__all__ = ["PLUGIN_NAME", "PROTOCOL_VERSION", "cap_shares", "ensure_cap", "ensure_plugin", "request",
-           "request_async", "store_call", "store_call_async"]
+__all__ = ["PLUGIN_NAME", "PROTOCOL_VERSION", "cap_shares", "ensure_cap", "ensure_plugin", "ensure_scaling", "request",
+           "request_async", "set_scaling", "store_call", "store_call_async"]
 
 _installed: set[tuple[int, str]] = set()  # (id of the client, scheduler address)
 _lock = threading.Lock()
@@ -186,6 +186,28 @@ def ensure_cap(client: Any, scheduler_id: str, name: str, limit: int, requires: 
     request(client, "caps.set", name=name, limit=int(limit), requires=dict(requires))
     with _registered_lock:
         _registered.add(key)
+
+
+def set_scaling(client: Any, app: str | None, function: str, knobs: Mapping[str, Any]) -> None:
+    """Set `function`'s scaling knobs on the cluster, held while this client is connected
+    (scheduler/demand.py); later `ensure_scaling`s of the same knobs are free."""
+    request(client, "autoscaler.set", app=app, function=function, holder=client.id, **dict(knobs))
+    with _registered_lock:
+        _scaling[(client.id, app, function)] = dict(knobs)
+
+
+def ensure_scaling(client: Any, app: str | None, function: str, knobs: Mapping[str, Any]) -> None:
+    """`set_scaling` once per client and function (a function's first call); free afterwards.
+    A function whose knobs this client never set (defaults) costs nothing."""
+    with _registered_lock:
+        known = _scaling.get((client.id, app, function))
+    if known is None and not any(knobs.values()):
+        return
+    if known != dict(knobs):
+        set_scaling(client, app, function, knobs)
+
+
+_scaling: dict[tuple[str, str | None, str], dict[str, Any]] = {}
 
 
 def cap_shares(client: Any) -> dict[str, dict[str, int]]:

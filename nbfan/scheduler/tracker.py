@@ -143,12 +143,6 @@ class CallTracker:
     def get(self, call_id: str) -> CallRecord | None:
         return self.running.get(call_id) or self.finished.get(call_id)
 
-    def backlog(self, unknown: int) -> int:
-        """Inputs of the running calls not finished yet (a call whose total is not known yet,
-        its inputs still being read, counts as `unknown`): the demand an autoscaler sizes for."""
-        return sum(unknown if rec.total is None else max(0, rec.total - rec.finished)
-                   for rec in self.running.values() if rec.state == "running")
-
     def _get_or_create(self, call_id: str) -> CallRecord:
         rec = self.running.get(call_id) or self.finished.get(call_id)
         if rec is None:

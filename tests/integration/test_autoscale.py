@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.helpers import child_env, nbfan_cli
-from tests.waiting import wait_until
+from tests.waiting import stays, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -100,5 +100,55 @@ def test_a_cluster_manager_the_user_brings_scales_with_nbfans_backlog() -> None:
                        what="the idle workers to stop")
             with pytest.raises(nbfan.exception.InvalidError, match="cluster manager"):
                 nbfan.autoscale("tcp://127.0.0.1:1")
+        finally:
+            nbfan.disconnect()
+
+
+def test_min_containers_keeps_a_worker_and_stats_count_the_backlog() -> None:
+    from distributed import Event, LocalCluster
+
+    import nbfan
+    from nbfan.api.deploy import deploy_app, stop_app
+
+    app = nbfan.App("autoscale-knobs")
+
+    @app.function(min_containers=1, scaledown_window=1)
+    def square(x: int) -> int:
+        return x * x
+
+    @app.function
+    def held(x: int) -> int:
+        from distributed import Event
+
+        assert Event("autoscale-knobs-go").wait(120)
+        return x
+
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        client = nbfan.connect(cluster)
+        try:
+            nbfan.autoscale(cluster, minimum=0, maximum=2, scaledown_window=1)
+
+            def workers() -> int:
+                return len(client.scheduler_info()["workers"])
+
+            assert square.remote(3) == 9  # a caller is attached: its min_containers holds from now on
+            assert stays(workers, quiet=5) == 1  # five decisions past both scale-down windows
+            square.update_autoscaler(min_containers=0)
+            wait_until(lambda: workers() == 0, timeout=60, interval=0.5, what="the last worker to stop")
+
+            kept = nbfan.App("autoscale-deployed")
+            kept.function(min_containers=1)(lambda x: x)
+            deploy_app(kept)  # a deployed app's min_containers hold with no caller
+            wait_until(lambda: workers() == 1, timeout=60, interval=0.5, what="the deployed app's worker")
+            stop_app("autoscale-deployed")
+            wait_until(lambda: workers() == 0, timeout=60, interval=0.5, what="the stopped app's worker to stop")
+
+            calls = [held.spawn(i) for i in range(6)]  # one input a call: 2 run, 4 wait
+            expected = nbfan.api.function.FunctionStats(backlog=4, num_total_runners=2, running_inputs=2)
+            wait_until(lambda: held.get_current_stats() == expected, timeout=120, interval=0.2,
+                       what=f"the stats of 6 held inputs on 2 workers to be {expected}")
+            Event("autoscale-knobs-go", client=client).set()
+            assert sorted(call.get() for call in calls) == list(range(6))
+            assert held.get_current_stats() == nbfan.api.function.FunctionStats(0, 0, 0)
         finally:
             nbfan.disconnect()

@@ -102,6 +102,8 @@ def plain_calls() -> None:
     assert_type(count.remote_gen(3), Iterator[int])
     assert_type(count.map([1, 2]), Iterator[int])  # generator functions are flat-mapped
     assert_type(words.remote_gen("a b"), Iterator[str])
+    assert_type(f.get_current_stats().backlog, int)
+    assert_type(f.update_autoscaler(min_containers=1, scaledown_window=30), None)
 
 
 def wrong_calls() -> None:
@@ -114,6 +116,7 @@ async def async_calls() -> None:
     assert_type(await f.remote.aio(1), float)
     assert_type(await f.spawn.aio(1), nbfan.FunctionCall[float])
     assert_type(await (await f.spawn.aio(1)).get.aio(), float)
+    assert_type((await f.get_current_stats.aio()).num_total_runners, int)
     async for value in f.map.aio([1, 2]):
         assert_type(value, float)
     async for word in words.remote_gen.aio("a b"):

@@ -15,6 +15,7 @@ from distributed.deploy.cluster import Cluster
 from distributed.scheduler import WorkerState
 
 from nbfan import compat
+from tests.waiting import wait_until
 
 
 def params(fn: Any) -> list[str]:
@@ -98,6 +99,24 @@ def test_worker_resources_set_on_both_sides_keep_what_tasks_hold(scheduler_and_w
 
     assert loop.run_until_complete(compat.run_on_worker(scheduler, address, mark, 7))
     assert worker.nbfan_mark == 7
+
+
+def test_executing_keys_name_the_task_a_worker_runs_not_those_queued_on_it() -> None:
+    from distributed import Event, LocalCluster, as_completed
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        event = Event(client=client)
+        futures = [client.submit(lambda e, i: e.wait(), event, i, key=f"nbfan-compat-{i}") for i in range(3)]
+
+        def running() -> list[list[str]]:
+            return list(client.run_on_scheduler(lambda dask_scheduler: compat.executing_keys(dask_scheduler)).values())
+
+        wait_until(lambda: running() == [["nbfan-compat-0"]], timeout=30, what="the worker's heartbeat to name it")
+        completed = as_completed(futures)
+        assert hasattr(completed, "thread_condition")  # engine/watchdog.py waits on it
+        event.set()
+        assert sorted(f.result() for f in completed) == [True, True, True]
 
 
 def test_cancel_keys_and_who_wants_on_a_real_task() -> None:

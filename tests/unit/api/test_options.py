@@ -69,7 +69,37 @@ def test_good_options_parse():
 
 
 def test_modal_only_options_are_accepted():
-    assert app.function(keep_warm=1, cloud="aws", region="us-east")(f).name == "f"
+    assert app.function(cloud="aws", region="us-east", enable_memory_snapshot=True)(f).name == "f"
+
+
+def test_scaling_knobs_are_parsed_with_modals_older_names():
+    scaling = app.function(min_containers=1, buffer_containers=2, scaledown_window=30)(f).options.scaling
+    assert (scaling.min_containers, scaling.buffer_containers, scaling.scaledown_window) == (1, 2, 30.0)
+    older = app.function(keep_warm=3, container_idle_timeout=5)(f).options.scaling
+    assert (older.min_containers, older.scaledown_window) == (3, 5.0)
+    assert app.function()(f).options.scaling == nbfan.api.options.Scaling()
+
+
+@pytest.mark.parametrize(("options", "why"), [
+    ({"min_containers": -1}, r"invalid min_containers=-1: give a whole number >= 0"),
+    ({"buffer_containers": 1.5}, r"invalid buffer_containers=1.5: give a whole number"),
+    ({"min_containers": True}, r"invalid min_containers=True"),
+    ({"scaledown_window": 0}, r"invalid scaledown_window=0: give seconds"),
+    ({"min_containers": 1, "keep_warm": 2}, r"keep_warm is the old name of min_containers, give one"),
+    ({"min_containers": 4, "max_containers": 2}, r"min_containers=4 is above max_containers=2"),
+])
+def test_bad_scaling_knobs_fail_at_decoration(options, why):
+    with pytest.raises(nbfan.exception.InvalidError, match=why):
+        app.function(**options)
+
+
+def test_update_autoscaler_checks_its_knobs_before_anything_is_sent():
+    fn = app.function(max_containers=2)(f)
+    for bad, why in (({"min_containers": 3}, "above max_containers=2"), ({"max_containers": 0}, "int >= 1"),
+                     ({"scaledown_window": -1}, "scaledown_window")):
+        with pytest.raises(nbfan.exception.InvalidError, match=why):
+            fn.update_autoscaler(**bad)
+    assert fn.options.scaling == nbfan.api.options.Scaling()
 
 
 def test_decorator_forms_and_stub_alias():
