@@ -18,7 +18,7 @@ from nbfan.api.app import App, Stub
 from nbfan.api.autoscale import autoscale
 from nbfan.api.calls import FunctionCall
 from nbfan.api.cls import Cls, enter, exit, method, parameter
-from nbfan.api.function import Function
+from nbfan.api.function import Function, FunctionStats
 from nbfan.api.modal_names import (
     Cron,
     Period,
@@ -31,6 +31,7 @@ from nbfan.api.modal_names import (
 )
 from nbfan.api.options import Retries
 from nbfan.api.web import asgi_app, fastapi_endpoint, web_endpoint, web_server, wsgi_app
+from nbfan.api.worker_groups import WorkerGroup
 from nbfan.cluster import connect, disconnect
 from nbfan.cluster.gpus import current_gpus
 from nbfan.config import config
@@ -77,11 +78,13 @@ __all__ += [
     "FailedInput",
     "Function",
     "FunctionCall",
+    "FunctionStats",
     "LogLine",
     "MapCall",
     "MapProgress",
     "Retries",
     "Stub",
+    "WorkerGroup",
     "autoscale",
     "config",
     "connect",

@@ -108,6 +108,19 @@ def executing_keys(scheduler: Any) -> dict[str, list[Any]]:
     return {address: [ts.key for ts in ws.executing] for address, ws in scheduler.workers.items()}
 
 
+def task_resources(scheduler: Any, key: Any) -> dict[str, float]:
+    """The resources a task asks of its worker ({} for none, or an unknown key). distributed
+    2026.8.0: `TaskState.resource_restrictions`, set from `resources=` when the graph arrives."""
+    task = scheduler.tasks.get(key)
+    return dict(getattr(task, "resource_restrictions", None) or {})
+
+
+def tasks_by_worker_name(scheduler: Any) -> dict[str, int]:
+    """How many tasks each worker (by its name, as a cluster manager's spec names it) runs or
+    holds queued. distributed 2026.8.0: `WorkerState.name` and `.processing`."""
+    return {str(ws.name): len(ws.processing) for ws in scheduler.workers.values()}
+
+
 def set_worker_resource(scheduler: Any, address: str, name: str, amount: float) -> None:
     """The scheduler's record of one resource of one worker. Not `Scheduler.add_resources`: it
     zeroes the worker's used resources, all of them, while its tasks still hold them, and the

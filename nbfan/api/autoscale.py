@@ -9,10 +9,12 @@ wait. (The local cluster's `nbfan cluster up --adaptive` does the same: cluster/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from distributed.deploy.adaptive import Adaptive
 
+from nbfan.api.worker_groups import WorkerGroup, scale_by_group
 from nbfan.cluster.autoscale import AdaptiveLimits, adapt_arguments
 from nbfan.exception import InvalidError
 from nbfan.scheduler.rpc import request_async
@@ -36,16 +38,23 @@ class BacklogAdaptive(Adaptive):
 
 
 def autoscale(cluster: Any, *, minimum: int = 0, maximum: int | None = None,
-              scaledown_window: float = 60.0) -> Any:
+              scaledown_window: float = 60.0, groups: Mapping[str, WorkerGroup] | None = None) -> Any:
     """Let `cluster` (a Dask cluster manager) hold `minimum` workers while idle, start up to
     `maximum` (default: one per core of this machine) while nbfan's inputs
     wait, and stop each once unneeded for `scaledown_window` seconds. Returns Dask's Adaptive;
-    `cluster.adapt(...)` again, or `.stop()` on it, changes or ends it."""
+    `cluster.adapt(...)` again, or `.stop()` on it, changes or ends it.
+
+    `groups` (a SpecCluster): other kinds of workers it can start, by name
+    (`{"a100": nbfan.WorkerGroup(gpu_spec, maximum=2)}`), each started only for the inputs that
+    need what it offers; `minimum`/`maximum` are then the cluster's own workers'. Returns the
+    GroupScaler (`.events`: its decisions; `.stop()`)."""
     if not callable(getattr(cluster, "adapt", None)):
         raise InvalidError(f"nbfan.autoscale() takes a Dask cluster manager that can adapt (LocalCluster, "
                            f"SpecCluster, dask-jobqueue...), got {type(cluster).__name__}")
     limits = AdaptiveLimits(minimum, maximum or 0, scaledown_window).checked()
     from nbfan.cluster import get_client
 
+    if groups:
+        return scale_by_group(cluster, get_client(), groups, limits)
     adaptive = type("BacklogAdaptive", (BacklogAdaptive,), {"client": get_client()})  # this cluster's
     return cluster.adapt(Adaptive=adaptive, **adapt_arguments(limits))

@@ -24,7 +24,7 @@ from nbfan.engine.resources import GpuRequest
 from nbfan.engine.target import CallTarget
 from nbfan.exception import PlacementWarning, ResourceUnavailableError
 from nbfan.scheduler.caps import cap_resource, function_identity
-from nbfan.scheduler.rpc import ensure_cap
+from nbfan.scheduler.rpc import ensure_cap, request
 
 __all__ = ["ClusterView", "WorkerOffer", "cluster_view", "plan_resources", "resolve_resources"]
 
@@ -91,6 +91,15 @@ def forget_cluster_view(client: Any | None = None) -> None:
     with _cache_lock:
         for key in [k for k in _cache if client is None or k[0] == id(client)]:
             del _cache[key]
+
+
+def startable_groups(client: Any) -> dict[str, dict[str, float]] | None:
+    """The worker groups an autoscaler of this cluster can start, and what each offers (None
+    when none said so: scheduler/demand.py)."""
+    try:
+        return cast("dict[str, dict[str, float]] | None", request(client, "demand.startable_groups"))
+    except Exception:  # an older plugin, or a cluster going away: as if no autoscaler said
+        return None
 
 
 def cluster_may_grow(client: Any, view: ClusterView) -> bool:
@@ -180,6 +189,21 @@ def resolve_resources(
         return chosen or None
     asked = " or ".join(format_ask(a) for a in asks)
     message = f"{identity}: asked for {asked}; workers offer {describe_offer(view)}"
+    startable = startable_groups(client)
+    if startable:  # an autoscaler said which workers it can start: wait for one that fits, or fail now
+        for ask in asks:
+            fitting = [name for name, offer in startable.items() if WorkerOffer("", 1, offer).fits(ask)]
+            if fitting:
+                _note_once(identity, "start:" + asked, f"{message}. The autoscaler starts a worker of group "
+                           f"{fitting[0]!r} for it: the tasks are submitted and wait for it.")
+                return ask
+        groups = "; ".join(f"{name}: {format_ask(offer) if offer else 'no resources'}"
+                           for name, offer in startable.items())
+        raise ResourceUnavailableError(
+            f"{message}; the autoscaler can start only these groups ({groups}): none fits. Add a "
+            f"nbfan.WorkerGroup that offers it to nbfan.autoscale(groups=...), or change the function's "
+            f"gpu=/cpu=/memory=."
+        )
     if cluster_may_grow(client, view):
         _note_once(
             identity, "grow:" + asked,

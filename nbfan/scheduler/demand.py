@@ -11,6 +11,12 @@ and each function's stats (`Function.get_current_stats()`).
   process and by `Function.update_autoscaler`; held while that client stays connected, the
   latest wins) and from deployed apps (their record's "scaling", held while deployed).
 
+With worker groups (`nbfan.autoscale(cluster, groups=...)`: a GPU group beside the CPU workers),
+the demand is split by what each call's tasks ask of a worker (their Dask resources, seen as its
+first tasks arrive): a call goes to the first group whose workers offer all of it, else to the
+cluster's own workers (""). The groups that can be started are kept here too, so that placement
+in any process can tell "no worker yet, but one will start" from "no worker can ever run this".
+
 Pure bookkeeping over the call tracker: the autoscaler asks about once a second."""
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from typing import Any
 from nbfan.scheduler.tracker import CallTracker
 
 Key = tuple[str, str]  # (app name, "" outside an App; function name)
+Resources = dict[str, float]
+CAP_PREFIX = "nbfan-cap-"  # the concurrency caps' resources (scheduler/caps.py): never a worker's offer
+DEFAULT_GROUP = ""  # the cluster's own workers
 Knobs = dict[str, Any]  # {"min_containers": int, "buffer_containers": int, "scaledown_window": float | None}
 
 
@@ -40,6 +49,23 @@ class Demand:
         self.clock = clock
         self.set_by: dict[Key, dict[str, Knobs]] = {}  # function -> client id -> knobs, latest last
         self.last_busy: dict[Key, tuple[float, int]] = {}  # function -> (when, what it wanted) with inputs
+        self.call_resources: dict[str, Resources] = {}  # running call -> what its tasks ask of a worker
+        self.function_resources: dict[Key, Resources] = {}  # function -> what its last call asked
+        self.startable: dict[str, Resources] | None = None  # group -> what its workers offer (None: not said)
+
+    def saw_call(self, call_id: str, resources: Resources) -> None:
+        """A call's first tasks arrived, asking `resources` of a worker (caps left out)."""
+        asked = {k: float(v) for k, v in resources.items() if not str(k).startswith(CAP_PREFIX)}
+        if len(self.call_resources) > 2 * len(self.tracker.running) + 100:  # ended calls go (bounded)
+            self.call_resources = {c: r for c, r in self.call_resources.items() if c in self.tracker.running}
+        self.call_resources[call_id] = asked
+        rec = self.tracker.get(call_id)
+        if rec is not None:
+            self.function_resources[(rec.app or "", rec.function)] = asked
+
+    def set_startable(self, groups: dict[str, Resources] | None = None) -> None:
+        """The `demand.startable` request: the groups an autoscaler can start, and what each offers."""
+        self.startable = None if groups is None else {name: dict(offer) for name, offer in groups.items()}
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -89,6 +115,26 @@ class Demand:
         knobs = self.knobs()
         return sum(self._wanted_by(key, backlog.get(key, 0), knobs.get(key)) for key in set(backlog) | set(knobs))
 
+    def wanted_by_group(self, groups: dict[str, Resources] | None = None, unknown: int = 0) -> dict[str, int]:
+        """The `demand.groups` request: `wanted`, split among `groups` (name -> what its workers
+        offer) and the cluster's own workers (DEFAULT_GROUP)."""
+        groups = groups or {}
+        self.call_resources = {c: r for c, r in self.call_resources.items() if c in self.tracker.running}
+        backlog: dict[Key, int] = {}
+        group_of: dict[Key, str] = {}
+        for rec in self.tracker.running.values():
+            if rec.state == "running":
+                key = (rec.app or "", rec.function)
+                unfinished = unknown if rec.total is None else max(0, rec.total - rec.finished)
+                backlog[key] = backlog.get(key, 0) + unfinished
+                group_of[key] = _group_for(self.call_resources.get(rec.call_id, {}), groups)
+        knobs = self.knobs()
+        wanted = dict.fromkeys([DEFAULT_GROUP, *groups], 0)
+        for key in set(backlog) | set(knobs):
+            group = group_of.get(key) or _group_for(self.function_resources.get(key, {}), groups)
+            wanted[group] += self._wanted_by(key, backlog.get(key, 0), knobs.get(key))
+        return wanted
+
     def _wanted_by(self, key: Key, backlog: int, knobs: Knobs | None) -> int:
         if knobs is None:
             return backlog
@@ -103,3 +149,14 @@ class Demand:
             else:
                 del self.last_busy[key]
         return max(int(knobs["min_containers"]), busy)
+
+
+def _group_for(asked: Resources, groups: dict[str, Resources]) -> str:
+    """The first group whose workers offer all of `asked`; the cluster's own workers for a call
+    that asks nothing special (or that no group fits)."""
+    if not asked:
+        return DEFAULT_GROUP
+    for name, offer in groups.items():
+        if all(offer.get(resource, 0) >= amount for resource, amount in asked.items()):
+            return name
+    return DEFAULT_GROUP

@@ -87,6 +87,10 @@ class NbfanPlugin(SchedulerPlugin):
             "backlog": lambda unknown=0: self.demand.wanted(int(unknown)),
             "autoscaler.set": self.demand.set_knobs,
             "autoscaler.stats": self.function_stats,
+            "demand.groups": self.demand.wanted_by_group,
+            "demand.startable": self.demand.set_startable,
+            "demand.startable_groups": lambda: self.demand.startable,
+            "demand.worker_load": lambda: compat.tasks_by_worker_name(self.scheduler),
         }
 
     async def start(self, scheduler: Any) -> None:
@@ -196,9 +200,14 @@ class NbfanPlugin(SchedulerPlugin):
         self.retention.transition(key, start, finish, *args, **kwargs)
 
     def update_graph(self, scheduler: Any, *, client: str, keys: Any = (), **kwargs: Any) -> None:
-        """Tasks arrived: those of a call that already ended (it failed, or was cancelled) are
-        forgotten at once. A caller's cancel (a request) can overtake the tasks it submitted
-        just before (their graph is still being unpacked here); they would stay forever."""
+        """Tasks arrived: the demand part notes what a new call's tasks ask of a worker; those of
+        a call that already ended (it failed, or was cancelled) are forgotten at once. A caller's
+        cancel (a request) can overtake the tasks it submitted just before (their graph is still
+        being unpacked here); they would stay forever."""
+        for key in keys:  # a call's first tasks: what they ask of a worker (for autoscaling by group)
+            parsed = parse_task_key(key)
+            if parsed is not None and parsed[0] not in self.demand.call_resources:
+                self.demand.saw_call(parsed[0], compat.task_resources(scheduler, key))
         late = [key for key in keys if self._ended_early(key)]
         if late:
             compat.cancel_keys(scheduler, late, client, reason="nbfan: the call had already ended")

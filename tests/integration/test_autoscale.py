@@ -152,3 +152,64 @@ def test_min_containers_keeps_a_worker_and_stats_count_the_backlog() -> None:
             assert held.get_current_stats() == nbfan.api.function.FunctionStats(0, 0, 0)
         finally:
             nbfan.disconnect()
+
+
+def test_a_spec_cluster_scales_its_gpu_group_only_for_gpu_inputs() -> None:
+    from distributed import Scheduler, SpecCluster, Worker
+
+    import nbfan
+
+    app = nbfan.App("autoscale-groups")
+
+    @app.function
+    def on_cpu(x: int) -> str:
+        import time
+
+        from distributed import get_worker
+
+        time.sleep(0.2)
+        return str(get_worker().name)
+
+    @app.function(gpu="A100")
+    def on_gpu(x: int) -> str:
+        import time
+
+        from distributed import get_worker
+
+        time.sleep(0.2)
+        return str(get_worker().name)
+
+    @app.function(gpu="H100")
+    def on_h100(x: int) -> int:
+        return x
+
+    gpu_spec = {"cls": Worker, "options": {"nthreads": 1, "resources": {"GPU": 1, "GPU-A100": 1}}}
+    with SpecCluster(scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}}, workers={},
+                     worker={"cls": Worker, "options": {"nthreads": 1}}) as cluster:
+        client = nbfan.connect(cluster)
+        try:
+            scaler = nbfan.autoscale(cluster, maximum=2, scaledown_window=1,
+                                     groups={"a100": nbfan.WorkerGroup(gpu_spec, maximum=2)})
+
+            def started(group: str) -> list[str]:
+                return [what for _, what in scaler.events if what.startswith("start") and group in what]
+
+            cpu_names = set(on_cpu.map(range(20)))
+            assert cpu_names and not any(name.startswith("a100-") for name in cpu_names), cpu_names
+            assert started("the cluster's own") and not started("group a100"), scaler.events
+            wait_until(lambda: not client.scheduler_info()["workers"], timeout=60, interval=0.5,
+                       what="the CPU workers to stop")
+
+            with pytest.warns(nbfan.exception.PlacementWarning, match="starts a worker of group 'a100' for it"):
+                gpu_names = set(on_gpu.map(range(20)))
+            assert gpu_names and all(name.startswith("a100-") for name in gpu_names), gpu_names
+            assert len(started("group a100")) >= 1 and len(started("the cluster's own")) == 1, scaler.events
+            wait_until(lambda: not client.scheduler_info()["workers"], timeout=60, interval=0.5,
+                       what="the A100 workers to stop")
+
+            with pytest.raises(nbfan.exception.ResourceUnavailableError, match=r"can start only these groups "
+                               r"\(a100: GPU=1, GPU-A100=1\)"):
+                on_h100.remote(1)  # no group offers it: it fails at once instead of waiting forever
+            scaler.stop()
+        finally:
+            nbfan.disconnect()

@@ -101,18 +101,24 @@ def test_worker_resources_set_on_both_sides_keep_what_tasks_hold(scheduler_and_w
     assert worker.nbfan_mark == 7
 
 
-def test_executing_keys_name_the_task_a_worker_runs_not_those_queued_on_it() -> None:
+def test_executing_keys_tasks_by_worker_name_and_task_resources_on_real_tasks() -> None:
     from distributed import Event, LocalCluster, as_completed
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      resources={"X": 3}) as cluster, Client(cluster) as client:
         event = Event(client=client)
-        futures = [client.submit(lambda e, i: e.wait(), event, i, key=f"nbfan-compat-{i}") for i in range(3)]
+        futures = [client.submit(lambda e, i: e.wait(), event, i, key=f"nbfan-compat-{i}", resources={"X": 1})
+                   for i in range(3)]
 
         def running() -> list[list[str]]:
             return list(client.run_on_scheduler(lambda dask_scheduler: compat.executing_keys(dask_scheduler)).values())
 
         wait_until(lambda: running() == [["nbfan-compat-0"]], timeout=30, what="the worker's heartbeat to name it")
+        # all three are assigned to the one worker (restricted tasks are not queued on the scheduler)
+        assert list(client.run_on_scheduler(lambda dask_scheduler: compat.tasks_by_worker_name(
+            dask_scheduler)).values()) == [3]
+        assert client.run_on_scheduler(lambda dask_scheduler: compat.task_resources(
+            dask_scheduler, "nbfan-compat-1")) == {"X": 1}
         completed = as_completed(futures)
         assert hasattr(completed, "thread_condition")  # engine/watchdog.py waits on it
         event.set()

@@ -86,3 +86,20 @@ def test_stats_count_waiting_and_running_inputs_of_one_function() -> None:
     stats = demand.stats("app", "f", executing=lambda calls: (2, 1) if calls == {"a"} else (0, 0))
     assert (stats["backlog"], stats["running"], stats["workers"], stats["knobs"]) == (8, 2, 1, None)
     assert demand.stats(None, "f")["backlog"] == 7
+
+
+def test_the_demand_splits_by_what_calls_ask_of_a_worker() -> None:
+    tracker = CallTracker()
+    demand = Demand(tracker)
+    groups = {"a100": {"GPU": 1.0, "GPU-A100": 1.0}, "big": {"MEMORY": 65536.0}}
+    start(tracker, "cpu", "f", total=5)
+    start(tracker, "gpu", "g", total=3)
+    start(tracker, "h100", "h", total=2)
+    demand.saw_call("cpu", {"nbfan-cap-app.f": 1.0})  # a cap is not something a worker offers
+    demand.saw_call("gpu", {"GPU": 1.0, "GPU-A100": 1.0})
+    demand.saw_call("h100", {"GPU": 1.0, "GPU-H100": 1.0})  # no group fits: the cluster's own workers
+    assert demand.wanted_by_group(groups) == {"": 5 + 2, "a100": 3, "big": 0}
+    demand.set_knobs("app", "g", "client-1", min_containers=1)
+    for call_id in ("cpu", "gpu", "h100"):
+        tracker.call_ended(call_id, "cancelled")
+    assert demand.wanted_by_group(groups) == {"": 0, "a100": 1, "big": 0}  # its last call's group keeps it
