@@ -16,10 +16,14 @@ be ~1,000 tasks a second, more than a scheduler on a small machine sends. The ta
 with the slots (`target_for`), so that a slot frees up about every `target_seconds / 10`
 seconds whatever the width (what an interactive call waits for a slot). And a batch never
 takes more than its share of the inputs still to submit (`next_size(remaining)`), so the last
-inputs of a map are spread over every slot instead of queued on a few."""
+inputs of a map are spread over every slot instead of queued on a few; but it is not cut below
+`min_task_seconds` of compute: a shorter task costs more than it spreads, and halving the
+rest of a map of trivial inputs down to single inputs would add a round trip for each halving."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 #: slots per `target_seconds` of batch: up to this many slots a batch aims at `target_seconds`
@@ -39,6 +43,7 @@ class BatchSizer:
     growth: int = 16  # fast inputs reach full batches in a few results; slow ones stay at 1
     size: int = 1
     floor: int = 1
+    min_task_seconds: float = 0.01  # the tail of a map is not split into tasks shorter than this
     slots: int = 1  # the worker threads that can run this function
     ramping: bool = True  # no batch observed yet, or the last size was held back by `growth`
     _seconds_per_input: float | None = None
@@ -60,7 +65,8 @@ class BatchSizer:
         yet submitted, when known) once sizes are learnt."""
         size = self.size
         if remaining is not None and self._seconds_per_input is not None:
-            size = min(size, -(-remaining // max(self.slots, 1)))
+            worth_a_task = int(self.min_task_seconds / self._seconds_per_input)
+            size = min(size, max(-(-remaining // max(self.slots, 1)), worth_a_task))
         return max(size, self.floor, 1)
 
     def observe(self, inputs: int, compute_seconds: float, payload_bytes: int) -> None:
@@ -75,8 +81,51 @@ class BatchSizer:
         self._inputs_seen = 0.7 * self._inputs_seen + inputs
         self._seconds_per_input = max(per_input, self._seconds_seen / self._inputs_seen, 1e-7)
         self._bytes_per_input = max(self._bytes_per_input * 0.7, payload_bytes / inputs)
-        by_time = target_for(self.slots, self.target_seconds) / self._seconds_per_input
-        by_bytes = self.max_bytes / max(self._bytes_per_input, 1.0)
-        wanted = int(max(1, min(by_time, by_bytes, self.max_batch)))
+        wanted = self._wanted()
         self.ramping = wanted > self.size * self.growth
         self.size = min(wanted, self.size * self.growth) if wanted > self.size else wanted
+
+    def _wanted(self) -> int:
+        """The size the inputs seen so far call for (time and bytes per input)."""
+        by_time = target_for(self.slots, self.target_seconds) / (self._seconds_per_input or 1e-7)
+        by_bytes = self.max_bytes / max(self._bytes_per_input, 1.0)
+        return int(max(1, min(by_time, by_bytes, self.max_batch)))
+
+    def learnt(self) -> tuple[float, float, float] | None:
+        """What was learnt of the function's inputs (to start its next map from), None before any."""
+        if self._seconds_per_input is None:
+            return None
+        return self._seconds_seen, self._inputs_seen, self._bytes_per_input
+
+    def resume(self, learnt: tuple[float, float, float] | None) -> None:
+        """Start from what an earlier map of the same function learnt: its first batches are one
+        growth step below the size it reached (a few ms of work by its rate: the first result
+        stays quick if this map's inputs are slower), instead of ramping up from one input."""
+        if learnt is None or self._seconds_per_input is not None:
+            return
+        self._seconds_seen, self._inputs_seen, self._bytes_per_input = learnt
+        self._seconds_per_input = max(self._seconds_seen / max(self._inputs_seen, 1e-9), 1e-7)
+        self.size = max(self.size, self._wanted() // self.growth, 1)
+
+
+_LEARNT_KEPT = 256
+_learnt: OrderedDict[bytes, tuple[float, float, float]] = OrderedDict()
+_learnt_lock = threading.Lock()
+
+
+def recall(function_key: bytes) -> tuple[float, float, float] | None:
+    """What the last map of a function (by its key: a digest of the pickled function) learnt."""
+    with _learnt_lock:
+        return _learnt.get(function_key)
+
+
+def remember(function_key: bytes, sizer: BatchSizer) -> None:
+    """Keep what `sizer` learnt for the function's next map in this process (the last few functions)."""
+    learnt = sizer.learnt()
+    if learnt is None:
+        return
+    with _learnt_lock:
+        _learnt[function_key] = learnt
+        _learnt.move_to_end(function_key)
+        while len(_learnt) > _LEARNT_KEPT:
+            _learnt.popitem(last=False)

@@ -14,6 +14,7 @@ cluster when it stops early. Memory stays bounded: at most `window` tasks in fli
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from distributed import Client, Future, as_completed
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
+from nbfan.engine import batching
 from nbfan.engine.batching import BatchSizer
 from nbfan.engine.placement import cluster_view
 from nbfan.engine.plan import Batch, CallPlan, cancel_call, decode_outcomes, describe_task_error
@@ -156,9 +158,11 @@ class MapLoop:
         self.window = window
         self.slots = max(1, slots if slots is not None else window // 3)
         self.ordered = ordered and stream is None
+        self._function_key = hashlib.blake2b(plan.fn_blob, digest_size=16).digest()
         if sizer is None:
             sizer = BatchSizer(floor=plan.inputs_per_list, slots=self.slots)
             sizer.start(source.remaining())
+            sizer.resume(batching.recall(self._function_key))
         self.sizer = sizer
         self.stream = stream
         self.on_submit = on_submit
@@ -278,6 +282,7 @@ class MapLoop:
         finished = Finished(batch, blob=result)
         finished.outcomes  # noqa: B018  (decode now: the sizer learns from its compute time)
         self.sizer.observe(batch.count, finished.elapsed, batch.payload_bytes)
+        batching.remember(self._function_key, self.sizer)
         return finished
 
     def _wait_for_a_task(self) -> tuple[Future[Any], Any]:

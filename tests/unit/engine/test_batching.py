@@ -65,11 +65,26 @@ def test_wide_clusters_get_longer_batches_so_the_scheduler_is_not_flooded() -> N
 
 def test_a_batch_takes_no_more_than_a_slot_s_share_of_what_is_left() -> None:
     sizer = BatchSizer(slots=100)
-    sizer.observe(1, 1e-6, 10)  # fast: the size grows to 16 by time
+    sizer.observe(1, 0.01, 10)  # 10 ms an input: the size grows to 16 by time
     assert sizer.next_size() == 16
     assert sizer.next_size(remaining=250) == 3  # the tail spreads over every slot
     assert sizer.next_size(remaining=1) == 1
     assert sizer.next_size(remaining=None) == 16  # unsized inputs: by time alone
+
+
+def test_the_tail_of_a_map_of_trivial_inputs_is_not_split_into_tasks_shorter_than_worth_it() -> None:
+    sizer = BatchSizer(slots=2)
+    for _ in range(4):
+        sizer.observe(4096, 4096 * 1e-6, 4096 * 10)  # 1 us an input: full batches
+    full = sizer.next_size()
+    assert full == sizer.max_batch
+    # halving what is left, as a slow map's tail does, would cost a round trip a halving: a task
+    # keeps at least min_task_seconds (10 ms = 10,000 inputs) of work
+    assert sizer.next_size(remaining=15_000) == 10_000
+    assert sizer.next_size(remaining=5_000) == 10_000  # (the source hands out what is left)
+    slow = BatchSizer(slots=2)
+    slow.observe(1, 0.5, 10)
+    assert slow.next_size(remaining=3) == 1  # slow inputs still spread one a slot
 
 
 def test_a_wide_cluster_s_first_round_is_one_task_per_slot_with_its_share() -> None:
