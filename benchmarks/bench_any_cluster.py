@@ -30,6 +30,7 @@ from distributed import Client, LocalCluster
 import nbfan
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from field_record import record  # noqa: E402
 from peers_measure import best_seconds  # noqa: E402
 
 from nbfan.cluster.local import start_local_cluster
@@ -96,12 +97,14 @@ def measure(name: str, cluster: Any, pool_rate: float, reference: tuple[float, f
     print(f"A1 [{name}] .map {N:,} trivial: nbfan {nbfan_rate:,.0f}/s, Dask hand-chunked x{CHUNKS} "
           f"{dask_rate:,.0f}/s: {nbfan_rate / dask_rate:.2f}x (goal >= 2x) {verdict(nbfan_rate >= 2 * dask_rate)}; "
           f"{nbfan_rate / pool_rate:.2f}x a warm ProcessPoolExecutor(2) ({pool_rate:,.0f}/s)")
+    record(f"A1 [{name}]", nbfan_rate=nbfan_rate, chunked_rate=dask_rate, pool_rate=pool_rate, n=N)
     joined = latency_ms(lambda i: plain.submit(inc, i, pure=False).result())
     remote = latency_ms(f_inc.remote)
     print(f"A2 [{name}] .remote p50/p99 {remote[0]:.2f}/{remote[1]:.2f} ms; raw Dask submit().result() as it comes "
           f"{reference[0]:.2f}/{reference[1]:.2f} ms: {remote[0] / reference[0]:.2f}x (goal <= 0.4x) "
           f"{verdict(remote[0] <= 0.4 * reference[0])}; raw Dask on this cluster once nbfan joined it "
           f"{joined[0]:.2f}/{joined[1]:.2f} ms")
+    record(f"A2 [{name}]", nbfan_p50=remote[0], nbfan_p99=remote[1], raw_p50=reference[0], raw_p99=reference[1])
     plain.close()
     nbfan.disconnect()
 

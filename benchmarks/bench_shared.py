@@ -27,6 +27,9 @@ from distributed import Client
 import nbfan
 from nbfan.cluster.local import start_local_cluster
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from field_record import record  # noqa: E402
+
 CLIENTS = 8
 INPUTS = 3000
 SECONDS = 0.002
@@ -126,6 +129,9 @@ def main() -> None:
     p99 = pct(loaded["nbfan .remote"], 0.99)
     print(f"S1 nbfan .remote p99 under load {p99:.0f} ms (goal <= 250 ms) {'ok' if p99 <= 250 else 'MISSED'}; "
           f"p50 {pct(loaded['nbfan .remote'], 0.5) / pct(loaded['raw Dask submit'], 0.5):.2f}x raw Dask's under the same load")
+    record("S1", nbfan_p50=pct(loaded["nbfan .remote"], 0.5), nbfan_p99=p99,
+           raw_p50=pct(loaded["raw Dask submit"], 0.5), raw_p99=pct(loaded["raw Dask submit"], 0.99),
+           idle_p50=pct(idle["nbfan .remote"], 0.5), clients=CLIENTS, inputs=INPUTS)
     ideal = CLIENTS * INPUTS * SECONDS / 2
     print(f"S2 maps: wall min {min(walls):.1f}s, max {max(walls):.1f}s (max/min {max(walls) / min(walls):.2f}); "
           f"all {CLIENTS * INPUTS} inputs in {total_s:.1f}s, ideal {ideal:.1f}s on 2 slots ({ideal / total_s:.2f})")

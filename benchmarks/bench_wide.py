@@ -23,6 +23,7 @@ from distributed import Client, LocalCluster
 import nbfan
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from field_record import record  # noqa: E402
 from peers_measure import best_seconds  # noqa: E402
 
 REPEAT = 3
@@ -57,6 +58,7 @@ def compare(name: str, client: Client, n: int, seconds: float, slots: int) -> No
     print(f"{name} {n} x {seconds}s on {slots} slots: raw Dask {raw_s:.3f}s, nbfan {nbfan_s:.3f}s, ideal {ideal:.3f}s")
     print(f"{name} nbfan / raw Dask {nbfan_s / raw_s:.2f}x (goal <= 1.1x) {verdict(nbfan_s / raw_s <= 1.1)}; "
           f"of ideal {ideal / nbfan_s:.2f} (raw Dask {ideal / raw_s:.2f})")
+    record(name, nbfan_s=nbfan_s, raw_s=raw_s, ideal_s=ideal, n=n, seconds=seconds, slots=slots)
 
 
 def w1() -> None:

@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import peers_field
 from peer_base import FULL, LABELS, NEEDS, QUICK, SYSTEMS, WORKERS
 from peers_measure import run_system
 from peers_report import chart, machine_line, markdown_table, notes, plain_table, table_rows, versions_line
@@ -146,6 +147,8 @@ def main(argv: list[str]) -> int:
         help="raw Dask's cluster: distributed.LocalCluster (default) or nbfan's start_local_cluster",
     )
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where peers.md and peers.png go")
+    parser.add_argument("--no-field", action="store_true",
+                        help="skip the rows measured in the field (wide cluster, under load, user's cluster)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -188,12 +191,23 @@ def main(argv: list[str]) -> int:
     note_lines = notes(systems, results, args)
     print("\n" + "\n".join(note_lines))
 
+    field_md = ""
+    figures: dict[str, Any] = {}
+    found: list[Any] = []
+    if not args.no_field:
+        figures, failed = peers_field.measure(args.timeout)
+        found = peers_field.rows(figures)
+        field_md = (f"\n## In the field: nbfan beside raw Dask\n\nMeasured by the benchmarks that own each row "
+                    f"(benchmarks/peers_field.py), best of 3 where a time.\n\n{peers_field.markdown(found, failed)}\n")
+        print("\n" + peers_field.markdown(found, failed))
+
     args.out_dir.mkdir(parents=True, exist_ok=True)
     md = args.out_dir / "peers.md"
     header = f"Machine: {machine}" + (" (--quick)" if args.quick else "")
     md.write_text(
         f"{header}\n\nVersions: {versions}\n\n"
         f"# nbfan and its peers\n\n{markdown_table(rows)}\n\n" + "\n".join(f"- {line}" for line in note_lines) + "\n"
+        + field_md
     )
     print(f"\nwrote {md}")
     try:
@@ -206,6 +220,10 @@ def main(argv: list[str]) -> int:
             f"{WORKERS} workers of 1 thread each; {machine}" + (" (--quick)" if args.quick else ""),
         )
         print(f"wrote {png}")
+        if found:
+            field_png = args.out_dir / "peers-field.png"
+            peers_field.chart(found, figures, field_png, machine)
+            print(f"wrote {field_png}")
     except ImportError as e:
         print(f"no chart: {e}")
     return 0

@@ -100,7 +100,8 @@ class BatchSizer:
     def resume(self, learnt: tuple[float, float, float] | None) -> None:
         """Start from what an earlier map of the same function learnt: its first batches are one
         growth step below the size it reached (a few ms of work by its rate: the first result
-        stays quick if this map's inputs are slower), instead of ramping up from one input."""
+        stays quick if this map's inputs are slower), instead of ramping up from one input.
+        For sized inputs only (the caller's choice): an iterator's inputs are read lazily."""
         if learnt is None or self._seconds_per_input is not None:
             return
         self._seconds_seen, self._inputs_seen, self._bytes_per_input = learnt

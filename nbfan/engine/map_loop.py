@@ -162,7 +162,8 @@ class MapLoop:
         if sizer is None:
             sizer = BatchSizer(floor=plan.inputs_per_list, slots=self.slots)
             sizer.start(source.remaining())
-            sizer.resume(batching.recall(self._function_key))
+            if source.remaining() is not None:  # sized inputs: an iterator's are read lazily, from one on
+                sizer.resume(batching.recall(self._function_key))
         self.sizer = sizer
         self.stream = stream
         self.on_submit = on_submit
