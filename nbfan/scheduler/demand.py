@@ -53,6 +53,8 @@ class Demand:
         self.function_resources: dict[Key, Resources] = {}  # function -> what its last call asked
         self.startable: dict[str, Resources] | None = None  # group -> what its workers offer (None: not said)
 
+    # -- requests and events -------------------------------------------------------------------
+
     def saw_call(self, call_id: str, resources: Resources) -> None:
         """A call's first tasks arrived, asking `resources` of a worker (caps left out)."""
         asked = {k: float(v) for k, v in resources.items() if not str(k).startswith(CAP_PREFIX)}
@@ -67,8 +69,6 @@ class Demand:
         """The `demand.startable` request: the groups an autoscaler can start, and what each offers."""
         self.startable = None if groups is None else {name: dict(offer) for name, offer in groups.items()}
 
-    # -- requests -------------------------------------------------------------------------------
-
     def set_knobs(self, app: str | None = None, function: str = "", holder: str = "", **knobs: Any) -> Knobs:
         """The `autoscaler.set` request: client `holder` sets `function`'s knobs (until it leaves)."""
         holders = self.set_by.setdefault((app or "", function), {})
@@ -79,15 +79,14 @@ class Demand:
     def stats(self, app: str | None = None, function: str = "",
               executing: Callable[[set[str]], tuple[int, int]] = lambda calls: (0, 0)) -> dict[str, Any]:
         """The `autoscaler.stats` request: `function`'s inputs waiting for a slot, inputs running
-        and workers running them (`executing(call ids)`: both), its knobs and the workers it wants."""
+        and workers running them (`executing(call ids)`: both), and its knobs."""
         key = (app or "", function)
         calls = [rec for rec in self.tracker.running.values()
                  if rec.state == "running" and (rec.app or "", rec.function) == key]
         running, workers = executing({rec.call_id for rec in calls})
         unfinished = sum(max(0, rec.total - rec.finished) for rec in calls if rec.total is not None)
-        knobs = self.knobs().get(key)
-        return {"backlog": max(0, unfinished - running), "running": running, "workers": workers, "knobs": knobs,
-                "wanted": self._wanted_by(key, unfinished, knobs)}
+        return {"backlog": max(0, unfinished - running), "running": running, "workers": workers,
+                "knobs": self.knobs().get(key)}
 
     def client_gone(self, client: str) -> None:
         """A client left: the knobs it set go (a deployed app's stay)."""
@@ -106,14 +105,7 @@ class Demand:
 
     def wanted(self, unknown: int = 0) -> int:
         """The workers wanted now (`unknown`: what a call whose total is not known yet wants)."""
-        backlog: dict[Key, int] = {}
-        for rec in self.tracker.running.values():
-            if rec.state == "running":
-                key = (rec.app or "", rec.function)
-                unfinished = unknown if rec.total is None else max(0, rec.total - rec.finished)
-                backlog[key] = backlog.get(key, 0) + unfinished
-        knobs = self.knobs()
-        return sum(self._wanted_by(key, backlog.get(key, 0), knobs.get(key)) for key in set(backlog) | set(knobs))
+        return sum(self.wanted_by_group({}, unknown).values())
 
     def wanted_by_group(self, groups: dict[str, Resources] | None = None, unknown: int = 0) -> dict[str, int]:
         """The `demand.groups` request: `wanted`, split among `groups` (name -> what its workers
@@ -131,7 +123,7 @@ class Demand:
         knobs = self.knobs()
         wanted = dict.fromkeys([DEFAULT_GROUP, *groups], 0)
         for key in set(backlog) | set(knobs):
-            group = group_of.get(key) or _group_for(self.function_resources.get(key, {}), groups)
+            group = group_of[key] if key in group_of else _group_for(self.function_resources.get(key, {}), groups)
             wanted[group] += self._wanted_by(key, backlog.get(key, 0), knobs.get(key))
         return wanted
 
