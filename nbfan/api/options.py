@@ -30,12 +30,17 @@ def _parse_timeout(timeout: Any) -> float | None:
     return positive_number("timeout", timeout, "give seconds as a number greater than 0, e.g. timeout=600")
 
 
-def _parse_limit(name: str, value: Any) -> int | None:
+def _whole_number(name: str, value: Any, least: int, meaning: str) -> int | None:
+    """`value` (None stays None) when it is an int >= `least`; else InvalidError naming it."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidError(f"invalid {name}={value!r}: must be an int >= 1 (how many inputs may run at once)")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InvalidError(f"invalid {name}={value!r}: give a whole number >= {least} ({meaning})")
     return value
+
+
+def _parse_limit(name: str, value: Any) -> int | None:
+    return _whole_number(name, value, 1, "how many inputs may run at once")
 
 
 KNOWN_OPTIONS = frozenset(
@@ -69,11 +74,7 @@ class Scaling:
 
 
 def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidError(f"invalid {name}={value!r}: give a whole number >= 0 (a number of workers)")
-    return value
+    return _whole_number(name, value, 0, "a number of workers")
 
 
 def _one_of(new: str, old: str, values: Mapping[str, Any]) -> Any:

@@ -17,7 +17,7 @@ def f(x):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"concurrency_limit": 0}, "concurrency_limit=0: must be an int >= 1"),
+        ({"concurrency_limit": 0}, "concurrency_limit=0: give a whole number >= 1"),
         ({"concurrency_limit": 2.5}, "concurrency_limit=2.5"),
         ({"max_containers": -1}, "max_containers=-1"),
         ({"concurrency_limit": 2, "max_containers": 3}, "disagree"),
@@ -95,7 +95,7 @@ def test_bad_scaling_knobs_fail_at_decoration(options, why):
 
 def test_update_autoscaler_checks_its_knobs_before_anything_is_sent():
     fn = app.function(max_containers=2)(f)
-    for bad, why in (({"min_containers": 3}, "above max_containers=2"), ({"max_containers": 0}, "int >= 1"),
+    for bad, why in (({"min_containers": 3}, "above max_containers=2"), ({"max_containers": 0}, "whole number >= 1"),
                      ({"scaledown_window": -1}, "scaledown_window")):
         with pytest.raises(nbfan.exception.InvalidError, match=why):
             fn.update_autoscaler(**bad)
