@@ -350,6 +350,22 @@ def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:
     logging.getLogger("distributed.scheduler").addFilter(drop)
 
 
+def quiet_failed_gathers(moot: Callable[[set[str]], bool]) -> None:
+    """Drop the scheduler's "Couldn't gather keys" error (a scheduler in this process: the
+    embedded cluster, a LocalCluster) when `moot(keys)` says the keys it names were cancelled on
+    purpose: a result fetched by `as_completed` as its task ended, while the caller cancelled the
+    call (a map left early). distributed 2026.8.0: `Scheduler.gather` logs `"Couldn't gather keys:
+    %s"` with a dict of key -> state (checked by test_compat)."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        states = record.args  # LogRecord unpacks a lone mapping argument: the dict itself
+        if record.msg != "Couldn't gather keys: %s" or not isinstance(states, dict) or not states:
+            return True
+        return not moot({str(key) for key in states})
+
+    logging.getLogger("distributed.scheduler").addFilter(drop)
+
+
 def on_reconnect_given_up(handled: Callable[[], bool]) -> None:
     """Call `handled()` when a client of this process gives up reconnecting to its scheduler;
     Dask's own "Failed to reconnect to scheduler after 10.00 seconds, closing client" ERROR is

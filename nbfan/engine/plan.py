@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from nbfan.engine.placement import plan_resources, task_concurrency
 from nbfan.engine.same_host import sharer
 from nbfan.engine.target import CallTarget
 from nbfan.exception import ClusterConnectionError, ExecutionError, InputCancellation
-from nbfan.keys import new_call_id, task_key
+from nbfan.keys import new_call_id, parse_task_key, task_key
 from nbfan.scheduler.rpc import ensure_scaling, request
 from nbfan.worker.gcpause import gc_paused
 from nbfan.worker.generator import run_generator
@@ -216,11 +218,32 @@ def decode_outcomes(blob: bytes | Payload) -> tuple[float, list[tuple[bool, Any]
     return result
 
 
+_cancelled_here: OrderedDict[str, None] = OrderedDict()  # the calls this process cancelled lately
+_cancelled_lock = threading.Lock()  # the scheduler's log filter reads it from the scheduler's thread
+_CANCELLED_KEPT = 1000
+
+
+def _only_cancelled_calls(keys: set[str]) -> bool:
+    """Whether every key is a task of a call this process cancelled (its results are moot)."""
+    calls = {parsed[0] if parsed is not None else None for parsed in map(parse_task_key, keys)}
+    with _cancelled_lock:
+        return None not in calls and calls <= _cancelled_here.keys()
+
+
+# a map left early cancels its tasks while results of the last ones are being fetched: the
+# scheduler (in this process for the embedded cluster) would log that it could not gather them
+compat.quiet_failed_gathers(_only_cancelled_calls)
+
+
 def cancel_call(client: Client, call_id: str, futures: Sequence[Future[Any]]) -> None:
     """Cancel a call for real: forget its tasks, and stop the inputs already running on the
     workers (Dask alone would let them run on, holding their threads)."""
     if client.status != "running":  # scheduler lost: it dropped our tasks; waiting on it would hang
         return
+    with _cancelled_lock:
+        _cancelled_here[call_id] = None
+        while len(_cancelled_here) > _CANCELLED_KEPT:
+            _cancelled_here.popitem(last=False)
     if futures:
         client.cancel(list(futures), force=True)  # for every holder: the cluster keeps spawned results (retention)
         compat.release_keys_in_order(client, [f.key for f in futures])  # in case the cancel overtook the tasks

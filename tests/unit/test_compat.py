@@ -211,6 +211,22 @@ def test_quiet_lost_results_drops_only_warnings_about_moot_keys() -> None:
     assert kept("{'nbfan-a-0-1', 'other-key'}") and kept("{'x'}")
 
 
+def test_quiet_failed_gathers_drops_only_errors_about_moot_keys() -> None:
+    import logging
+
+    assert 'logger.error("Couldn\'t gather keys: %s", failed_states)' in inspect.getsource(Scheduler.gather)
+    moot = {"nbfan-a-0-1", "nbfan-a-1-1"}
+    compat.quiet_failed_gathers(lambda keys: keys <= moot)
+    logger = logging.getLogger("distributed.scheduler")
+
+    def kept(states: dict[str, str]) -> bool:
+        return logger.filter(logging.LogRecord(logger.name, logging.ERROR, "", 0, "Couldn't gather keys: %s",
+                                               (states,), None))
+
+    assert not kept({"nbfan-a-0-1": "forgotten"}) and not kept({"nbfan-a-0-1": "forgotten", "nbfan-a-1-1": "released"})
+    assert kept({"nbfan-a-0-1": "forgotten", "other": "memory"}) and kept({"x": "forgotten"})
+
+
 def test_cluster_closed_follows_a_real_cluster() -> None:
     from distributed import LocalCluster
 
