@@ -19,7 +19,7 @@ from typing import Any, cast
 from distributed import Client
 from distributed.deploy.cluster import Cluster
 
-from nbfan import compat
+from nbfan import compat, compat_logs
 from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
 from nbfan.config import config
 from nbfan.exception import ClusterConnectionError, ClusterStateWarning, InvalidError, warn_caller
@@ -164,7 +164,7 @@ def _resolve() -> Connection:
 
 
 def _close(conn: Connection) -> None:
-    with compat.closing_quietly(conn.client, whole_cluster=conn.owned_cluster is not None):
+    with compat_logs.closing_quietly(conn.client, whole_cluster=conn.owned_cluster is not None):
         if conn.owns_client:
             try:
                 conn.client.close()
@@ -341,7 +341,7 @@ def _say_scheduler_gone() -> bool:
     return True
 
 
-compat.on_reconnect_given_up(_say_scheduler_gone)
+compat_logs.on_reconnect_given_up(_say_scheduler_gone)
 
 
 def disconnect() -> None:

@@ -13,7 +13,7 @@ from distributed import Client, Future
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-from nbfan import compat
+from nbfan import compat, compat_logs
 from nbfan.cluster.connect import drop_lost_connection
 from nbfan.config import config
 from nbfan.engine import output
@@ -232,7 +232,7 @@ def _only_cancelled_calls(keys: set[str]) -> bool:
 
 # a map left early cancels its tasks while results of the last ones are being fetched: the
 # scheduler (in this process for the embedded cluster) would log that it could not gather them
-compat.quiet_failed_gathers(_only_cancelled_calls)
+compat_logs.quiet_failed_gathers(_only_cancelled_calls)
 
 
 def cancel_call(client: Client, call_id: str, futures: Sequence[Future[Any]]) -> None:

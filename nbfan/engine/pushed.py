@@ -18,7 +18,7 @@ from typing import Any
 
 from distributed import Client, Future
 
-from nbfan import compat
+from nbfan import compat_logs
 from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
 from nbfan.scheduler.rpc import ensure_plugin
@@ -131,7 +131,7 @@ def _only_delivered_keys(keys: set[str]) -> bool:
 
 # A cluster closed right after a `.remote` (its scheduler in this process) would warn that it lost
 # that call's result, which the caller already has.
-compat.quiet_lost_results(_only_delivered_keys)
+compat_logs.quiet_lost_results(_only_delivered_keys)
 
 
 def _listen(client: Client) -> bool:

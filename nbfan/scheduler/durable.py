@@ -17,7 +17,7 @@ import logging
 import pickle
 from typing import Any
 
-from nbfan import compat
+from nbfan import compat, compat_logs
 from nbfan.keys import coordinator_key
 from nbfan.scheduler.journal import Journal, JournalError, configured_dir, replay
 
@@ -127,7 +127,7 @@ async def submit_fire_and_forget(scheduler: Any, calls: list[tuple[str, bytes]],
         ):  # held for nobody, once our client closes: then it may go
             await asyncio.sleep(0.01)
     finally:
-        async with compat.scheduler_side_closing_quietly(scheduler, client):
+        async with compat_logs.scheduler_side_closing_quietly(scheduler, client):
             await client.close()
 
 

@@ -14,7 +14,7 @@ from distributed.client import Client as ClientClass
 from distributed.deploy.cluster import Cluster
 from distributed.scheduler import WorkerState
 
-from nbfan import compat
+from nbfan import compat, compat_logs
 from tests.waiting import wait_until
 
 
@@ -199,7 +199,7 @@ def test_quiet_lost_results_drops_only_warnings_about_moot_keys() -> None:
     import logging
 
     moot = {"nbfan-a-0-1", "nbfan-b-0-1"}
-    compat.quiet_lost_results(lambda keys: keys <= moot)
+    compat_logs.quiet_lost_results(lambda keys: keys <= moot)
     logger = logging.getLogger("distributed.scheduler")
 
     def kept(keys: str) -> bool:
@@ -216,7 +216,7 @@ def test_quiet_failed_gathers_drops_only_errors_about_moot_keys() -> None:
 
     assert 'logger.error("Couldn\'t gather keys: %s", failed_states)' in inspect.getsource(Scheduler.gather)
     moot = {"nbfan-a-0-1", "nbfan-a-1-1"}
-    compat.quiet_failed_gathers(lambda keys: keys <= moot)
+    compat_logs.quiet_failed_gathers(lambda keys: keys <= moot)
     logger = logging.getLogger("distributed.scheduler")
 
     def kept(states: dict[str, str]) -> bool:

@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "nbfan"
 
 LAYERS: dict[str, int] = {
-    "nbfan.keys": 0, "nbfan.config": 0, "nbfan.exception": 0, "nbfan.compat": 0, "nbfan.version": 0,
+    "nbfan.keys": 0, "nbfan.config": 0, "nbfan.exception": 0, "nbfan.compat": 0, "nbfan.compat_logs": 0, "nbfan.version": 0,
     "nbfan.worker": 1, "nbfan.scheduler": 1, "nbfan.cluster": 1,
     "nbfan.engine": 2,
     "nbfan.objects": 3,
