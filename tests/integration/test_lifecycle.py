@@ -336,6 +336,7 @@ def test_the_cluster_disappearing_while_the_script_is_idle_is_said_once(marks: P
         finally:
             proc.kill()
     assert rc == 0 and out.strip() == "4", (out, err)
+    assert len(err.splitlines()) == 3, f"stderr should hold nbfan's line and the stale-file warning:\n{err}"
     said, stale, source = err.splitlines()
     assert said.startswith("nbfan lost the Dask scheduler at tcp://127.0.0.1:") and "did not come back" in said, err
     assert "script.py:" in stale and "removed a stale nbfan cluster state file" in stale, err
