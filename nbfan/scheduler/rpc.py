@@ -188,6 +188,9 @@ def ensure_cap(client: Any, scheduler_id: str, name: str, limit: int, requires: 
         _registered.add(key)
 
 
+_scaling: dict[tuple[str, str | None, str], dict[str, Any]] = {}  # (client id, app, function) -> knobs sent
+
+
 def set_scaling(client: Any, app: str | None, function: str, knobs: Mapping[str, Any]) -> None:
     """Set `function`'s scaling knobs on the cluster, held while this client is connected
     (scheduler/demand.py); later `ensure_scaling`s of the same knobs are free."""
@@ -205,9 +208,6 @@ def ensure_scaling(client: Any, app: str | None, function: str, knobs: Mapping[s
         return
     if known != dict(knobs):
         set_scaling(client, app, function, knobs)
-
-
-_scaling: dict[tuple[str, str | None, str], dict[str, Any]] = {}
 
 
 def cap_shares(client: Any) -> dict[str, dict[str, int]]:
