@@ -50,6 +50,7 @@ class BatchSizer:
     _seconds_seen: float = 0.0  # compute seconds and inputs of the batches seen, older ones fading
     _inputs_seen: float = 0.0
     _bytes_per_input: float = 0.0
+    _seen_this_map: bool = False  # a batch of this map was observed (not only an earlier map's rate)
 
     def start(self, total: int | None) -> None:
         """Size the first round of a map of `total` inputs (when known) before anything is seen:
@@ -65,7 +66,8 @@ class BatchSizer:
         yet submitted, when known) once sizes are learnt."""
         size = self.size
         if remaining is not None and self._seconds_per_input is not None:
-            worth_a_task = int(self.min_task_seconds / self._seconds_per_input)
+            # an earlier map's rate is not trusted to keep inputs together: this map's may be slower
+            worth_a_task = int(self.min_task_seconds / self._seconds_per_input) if self._seen_this_map else 1
             size = min(size, max(-(-remaining // max(self.slots, 1)), worth_a_task))
         return max(size, self.floor, 1)
 
@@ -73,6 +75,7 @@ class BatchSizer:
         """Fold in one finished batch: `inputs` took `compute_seconds`; their payload had `payload_bytes`."""
         if inputs <= 0:
             return
+        self._seen_this_map = True
         per_input = max(compute_seconds / inputs, 1e-7)
         # Per input, over the inputs seen: a batch counts as much as it has inputs, so the fixed
         # cost of a task (~0.1 ms) read off the first one-input batches does not hold big
@@ -101,6 +104,9 @@ class BatchSizer:
         """Start from what an earlier map of the same function learnt: its first batches are one
         growth step below the size it reached (a few ms of work by its rate: the first result
         stays quick if this map's inputs are slower), instead of ramping up from one input.
+        Until this map's first batch is seen, a batch still takes no more than a slot's share of
+        what is left: the same function's inputs may be far slower this time (a grid of cheap
+        then of costly settings), and one task holding them all would run them one by one.
         For sized inputs only (the caller's choice): an iterator's inputs are read lazily."""
         if learnt is None or self._seconds_per_input is not None:
             return

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from overlap import max_overlap
 from remote_tb import assert_reads_like_local
 
 import nbfan
@@ -53,6 +54,14 @@ def logged(path: str, x: int, fail_at: int = -1, seconds: float = 0.1) -> int:
     if x == fail_at:
         raise KeyError(f"bad input {x}")
     return x
+
+
+@app.function
+def timed_sleep(seconds: float) -> tuple[float, float]:
+    """Sleeps `seconds`; returns when it started and ended (to measure how many ran at once)."""
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
 
 
 @app.function
@@ -197,6 +206,14 @@ def test_break_cancels_the_remaining_inputs(client, tmp_path):
         break
     count = settled_count(log)
     assert count < 40, f"{count} of 200 inputs ran after the loop was left"
+
+
+def test_slow_inputs_after_a_map_of_trivial_ones_still_run_side_by_side(client):
+    """A function's next map starts from the batch size its last map learnt; slower inputs this
+    time must still spread over the slots, not run one by one in one task."""
+    list(timed_sleep.map([0.0] * 2000))
+    runs = list(timed_sleep.map([0.3] * 4))
+    assert max_overlap(runs) == 2  # the two-worker cluster's two slots
 
 
 def test_starmap_and_for_each(client, tmp_path):

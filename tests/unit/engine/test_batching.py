@@ -100,3 +100,16 @@ def test_a_wide_cluster_s_first_round_is_one_task_per_slot_with_its_share() -> N
     unsized = BatchSizer(slots=100)
     unsized.start(None)
     assert unsized.next_size() == 1
+
+
+def test_a_map_resumed_from_an_earlier_map_s_rate_still_spreads_its_inputs_over_the_slots() -> None:
+    earlier = BatchSizer(slots=6)
+    earlier.observe(2, 2e-5, 20)  # trivial inputs: 10 us each
+    resumed = BatchSizer(slots=6)
+    resumed.start(16)
+    resumed.resume(earlier.learnt())
+    assert resumed.next_size(remaining=100_000) > 16  # big maps start big, as learnt
+    # 16 inputs that may be far slower this time: a slot's share each, not one task holding all
+    assert resumed.next_size(remaining=16) == 3
+    resumed.observe(3, 3e-5, 30)  # this map's own rate is trivial too: the tail stays together
+    assert resumed.next_size(remaining=13) >= 13
