@@ -101,9 +101,10 @@ class BatchSizer:
         return self._seconds_seen, self._inputs_seen, self._bytes_per_input
 
     def resume(self, learnt: tuple[float, float, float] | None) -> None:
-        """Start from what an earlier map of the same function learnt: its first batches are one
-        growth step below the size it reached (a few ms of work by its rate: the first result
-        stays quick if this map's inputs are slower), instead of ramping up from one input.
+        """Start from what an earlier map of the same function learnt: its first batches are two
+        growth steps below the size it reached (under a ms of work by its rate, so the first
+        result stays quick if this map's inputs are slower: 0.09 s, against 1.2 s one step below,
+        for 20 ms inputs after trivial ones), instead of ramping up from one input.
         Until this map's first batch is seen, a batch still takes no more than a slot's share of
         what is left: the same function's inputs may be far slower this time (a grid of cheap
         then of costly settings), and one task holding them all would run them one by one.
@@ -112,7 +113,7 @@ class BatchSizer:
             return
         self._seconds_seen, self._inputs_seen, self._bytes_per_input = learnt
         self._seconds_per_input = max(self._seconds_seen / max(self._inputs_seen, 1e-9), 1e-7)
-        self.size = max(self.size, self._wanted() // self.growth, 1)
+        self.size = max(self.size, self._wanted() // self.growth**2, 1)
 
 
 _LEARNT_KEPT = 256
