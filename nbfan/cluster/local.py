@@ -3,11 +3,13 @@ plus one single-threaded worker per remaining core, all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
 
 import dask
+import psutil
 from distributed import Nanny, Scheduler, SpecCluster
 from distributed.deploy.subprocess import SubprocessWorker
 from distributed.system import MEMORY_LIMIT
@@ -70,6 +72,32 @@ def worker_options(
     return specs
 
 
+class WorkerProcess(SubprocessWorker):
+    """distributed's SubprocessWorker, closed without a race: its `close` kills the `dask spec`
+    process's children (the worker process and multiprocessing's resource tracker), then the
+    process itself; in between, the nanny in it, still closing, can find its tracker dead, start
+    another, and that one prints KeyError tracebacks into the user's terminal at exit (1 in ~25
+    script exits on a loaded machine). Killing the process first does not do: the tracker then
+    sees it gone and warns of leaked semaphores. So the process is stopped (SIGSTOP) first: it
+    runs nothing more and still holds the tracker's pipe while its children are killed."""
+
+    async def close(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            try:
+                nanny = psutil.Process(process.pid)
+                nanny.suspend()
+                children = nanny.children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            process.kill()
+            await process.wait()
+        await super().close()  # the process has ended: what is left is the interface's own close
+
+
 def worker_specs(options: dict[str, dict[str, Any]], *, subprocess: bool, security: Any = None) -> dict[str, Any]:
     """SpecCluster worker specs. `subprocess=True` starts each nanny with `python -m dask spec`,
     so worker processes never re-import the caller's `__main__` (a plain script with no
@@ -78,7 +106,7 @@ def worker_specs(options: dict[str, dict[str, Any]], *, subprocess: bool, securi
     for name, given in options.items():
         opts = {**given, "silence_logs": logging.ERROR, "death_timeout": 30, "preload": ["nbfan.cluster.worker_setup"]}
         if subprocess:
-            specs[name] = {"cls": SubprocessWorker, "options": {"worker_kwargs": opts, "name": name}}
+            specs[name] = {"cls": WorkerProcess, "options": {"worker_kwargs": opts, "name": name}}
         else:
             specs[name] = {"cls": Nanny, "options": {**opts, "security": security}}
     return specs
