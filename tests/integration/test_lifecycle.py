@@ -341,3 +341,25 @@ def test_the_cluster_disappearing_while_the_script_is_idle_is_said_once(marks: P
     assert said.startswith("nbfan lost the Dask scheduler at tcp://127.0.0.1:") and "did not come back" in said, err
     assert "script.py:" in stale and "removed a stale nbfan cluster state file" in stale, err
     assert source.strip() == "print(double.remote(2), flush=True)"
+
+
+def test_closing_the_local_cluster_ends_every_process_it_started(capfd: pytest.CaptureFixture[str]) -> None:
+    """Each worker's `dask spec` process is stopped, its children (the worker process and
+    multiprocessing's resource tracker) killed, then it: nothing is left running, and the tracker
+    is gone before it could see its nanny end (and warn of leaked semaphores into the terminal)."""
+    import psutil
+    from distributed import Client
+
+    from nbfan.cluster.local import start_local_cluster
+
+    cluster = start_local_cluster(1)
+    with Client(cluster, set_as_default=False) as client:
+        client.wait_for_workers(1, timeout=120)
+    nannies = [p for p in psutil.Process().children() if "spec" in " ".join(p.cmdline())]
+    tree = [*nannies, *(c for n in nannies for c in n.children(recursive=True))]
+    assert any("resource_tracker" in " ".join(p.cmdline()) for p in tree), [p.cmdline() for p in tree]
+    cluster.close()
+    _gone, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    err = capfd.readouterr().err  # the worker processes write to this process's stderr
+    assert "resource_tracker" not in err and "Traceback" not in err, err
