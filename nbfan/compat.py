@@ -221,13 +221,21 @@ def send_to_scheduler(client: Any, msg: dict[str, Any]) -> None:
     client._send_to_scheduler(msg)
 
 
+def client_stream(client: Any) -> Any:
+    """The client's batched stream to the scheduler: a new object each time the client connects
+    again after losing its scheduler (distributed 2026.8.0: `Client.scheduler_comm`, replaced by
+    `_ensure_connected`, None while connecting). The scheduler it reaches may be a new one at the
+    same address, which knows nothing of what this process set up on the old one."""
+    return getattr(client, "scheduler_comm", None)
+
+
 def set_send_interval(client: Any, seconds: float) -> bool:
     """How long a client's (or worker's) batched stream to the scheduler gathers messages before
     sending. distributed fixes it (`Client.scheduler_comm = BatchedSend(interval="10ms")`,
     `Worker.batched_stream = BatchedSend(interval="2ms")`, no config; 2026.8.0), and the
     client's is most of a `.remote` round trip; `BatchedSend.interval` is read on every send, so
     setting it applies at once. False when there is no such stream."""
-    comm = getattr(client, "scheduler_comm", None) or getattr(client, "batched_stream", None)
+    comm = client_stream(client) or getattr(client, "batched_stream", None)
     if comm is None or not hasattr(comm, "interval"):
         return False
     comm.interval = seconds

@@ -36,7 +36,7 @@ def _cluster_down(args: argparse.Namespace) -> int:
 def _cluster_status(args: argparse.Namespace) -> int:
     from distributed import Client
 
-    from nbfan.cluster.connect import security_for
+    from nbfan.cluster.address import security_for
     from nbfan.cluster.daemon import ClusterCommandError, running_state
     from nbfan.cluster.describe import summarize
     from nbfan.scheduler.durable import journal_line

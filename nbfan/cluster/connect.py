@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -20,6 +21,7 @@ from distributed import Client
 from distributed.deploy.cluster import Cluster
 
 from nbfan import compat, compat_logs
+from nbfan.cluster.address import client_for_address
 from nbfan.cluster.state import CorruptStateError, pid_alive, read_state, remove_state
 from nbfan.config import config
 from nbfan.exception import ClusterConnectionError, ClusterStateWarning, InvalidError, warn_caller
@@ -37,6 +39,7 @@ class Connection:
     owns_client: bool = True
     given: str = ""  # what the user handed to nbfan.connect: "address", "client" or "cluster"
     target: Any = None  # the Cluster object itself, when one was given
+    stream: Any = None  # the client's stream to the scheduler when nbfan set it up (compat.client_stream)
 
     @property
     def address(self) -> str:
@@ -53,61 +56,6 @@ def scheduler_address(client: Client) -> str:
 
 _lock = threading.RLock()
 _current: Connection | None = None
-
-
-def security_for(address: str) -> Any:
-    """TLS settings for `tls://` addresses (the local cluster's certificates when it has them)."""
-    if not address.startswith("tls://"):
-        return None
-    try:
-        from nbfan.cluster.tls import client_security
-    except ImportError:
-        return None
-    return client_security()
-
-
-def _require_tls_settings(address: str, security: Any) -> None:
-    """A `tls://` address with no certificates would fail deep in Dask with a TypeError: say what to do."""
-    if not address.startswith("tls://") or security is not None:
-        return
-    from distributed.security import Security
-
-    if Security().get_connection_args("client").get("ssl_context") is None:
-        from nbfan.config import nbfan_home
-
-        raise ClusterConnectionError(
-            f"the scheduler at {address} uses TLS, and this process has no certificate for it: none under "
-            f"{nbfan_home() / 'tls'} and no `distributed.comm.tls.*` Dask config. Copy the cluster's ca.pem, "
-            f"cluster.pem and cluster-key.pem into that folder, set NBFAN_HOME to the cluster's, or pass "
-            f"nbfan.connect(distributed.Client(address, security=distributed.Security(...)))."
-        )
-
-
-def client_for_address(address: str, what: str) -> Client:
-    security = security_for(address)
-    _require_tls_settings(address, security)
-    try:
-        return Client(
-            address,
-            timeout=f"{config.connect_timeout}s",
-            set_as_default=False,
-            security=security,
-        )
-    except ValueError as exc:  # Dask's parse errors: unknown scheme, malformed host:port
-        raise InvalidError(
-            f"{address!r} ({what}) is not a usable scheduler address: {exc}. Give one like 'tcp://127.0.0.1:8786' "
-            f"or 'tls://host:8786'."
-        ) from None
-    except (OSError, TimeoutError) as exc:
-        hint = "Check that the scheduler is running and the address is right."
-        if address.startswith("tls://") and "certificate" in str(exc).lower():
-            hint = "The scheduler refused this process's TLS certificate: use the certificates of that cluster."
-        elif not address.startswith("tls://") and "reset by peer" in str(exc):
-            hint += " If the scheduler uses TLS, give a tls:// address."
-        raise ClusterConnectionError(
-            f"could not reach the Dask scheduler at {address} ({what}) within {config.connect_timeout:g}s: "
-            f"{exc}. {hint}"
-        ) from None
 
 
 def _from_state_file() -> Client | None:
@@ -181,6 +129,12 @@ def _close(conn: Connection) -> None:
 #: scheduler plugin here); the cluster layer itself knows nothing of what runs on it.
 on_connect: list[Callable[[Client], object]] = []
 
+#: Called with a client that lost its scheduler and connected again (after a network cut, or to
+#: a scheduler restarted at the same address): the scheduler forgot this client (its topic
+#: subscriptions) and may be a new one (no nbfan plugin, no caps, no knobs). What the engine
+#: remembers of having set those up is forgotten here; `on_connect` then runs again.
+on_reconnect: list[Callable[[Client], object]] = []
+
 
 def _install_telemetry(conn: Connection) -> None:
     compat.set_send_interval(conn.client, config.send_interval)  # a 10 ms wait per round trip otherwise
@@ -190,6 +144,18 @@ def _install_telemetry(conn: Connection) -> None:
         ensure_nbfan_on_cluster(conn.client)
     for hook in on_connect:
         hook(conn.client)
+    conn.stream = compat.client_stream(conn.client)
+
+
+def _reconnected(conn: Connection) -> bool:
+    """Dask's client connected again since nbfan set it up (a new stream to the scheduler)."""
+    return conn.client.status == "running" and compat.client_stream(conn.client) is not conn.stream
+
+
+def _set_up_again(conn: Connection) -> None:
+    for hook in on_reconnect:
+        hook(conn.client)
+    _install_telemetry(conn)
 
 
 _worker_clients: set[int] = set()  # ids of worker clients the hooks already ran for
@@ -250,16 +216,51 @@ def current_connection() -> Connection:
         client = worker_client()
         _install_telemetry_once(client)
         return Connection(client, "worker", owns_client=False)
+    _wait_for_reconnect()
     with _lock:
         if _current is not None and _current.source == "connect" and not _usable(_current):
             raise ClusterConnectionError(
                 f"the Dask {_current.given} handed to nbfan.connect was closed. Call nbfan.connect(...) again with "
                 f"an open one, or nbfan.disconnect() to use the default cluster (nbfan cluster up or an embedded one)."
             )
+        if _current is not None and _restarted_elsewhere(_current):
+            old, _current = _current, None
+            _close(old)  # its client would keep retrying the dead address, and the call wait on it
         if _current is None or _current.client.status in ("closed", "closing"):
             _current = _resolve()
             _install_telemetry(_current)
+        elif _reconnected(_current):
+            _set_up_again(_current)
         return _current
+
+
+def _restarted_elsewhere(conn: Connection) -> bool:
+    """The `nbfan cluster up` cluster this process used went away and was started again, at a new
+    address (each start picks a free port): Dask's client would try the old address until its
+    timeout and fail the call; the state file already names the live one. Read only while the
+    client is not connected (a file read, not a round trip)."""
+    if conn.source != "local" or conn.client.status == "running":
+        return False
+    try:
+        state = read_state()
+    except CorruptStateError:
+        return False
+    old_address = getattr(conn.client.scheduler, "address", None)
+    return state is not None and state.address != old_address and pid_alive(state.pid)
+
+
+def _wait_for_reconnect() -> None:
+    """A call made while Dask's client reconnects waits for it (the call would wait anyway), so
+    that what the scheduler forgot is set up again before the call goes; no longer than Dask
+    tries (then the client closes, and the cluster is resolved again). Not when `nbfan cluster
+    up` was restarted at a new address: that one is used at once."""
+    with _lock:
+        conn = _current
+    if conn is None or conn.client.status != "connecting" or _restarted_elsewhere(conn):
+        return
+    deadline = time.monotonic() + config.connect_timeout + 1.0
+    while conn.client.status == "connecting" and time.monotonic() < deadline and not _restarted_elsewhere(conn):
+        time.sleep(0.05)  # Dask's reconnect has no event to wait on
 
 
 def _usable(conn: Connection) -> bool:
@@ -306,8 +307,8 @@ def get_client_now() -> Client | None:
     when the first use would connect (or start the embedded cluster): do that off the loop."""
     if not in_worker_task():
         with _lock:
-            if _current is None or _current.client.status in ("closed", "closing"):
-                return None
+            if _current is None or _current.client.status != "running" or _reconnected(_current):
+                return None  # connecting, reconnecting or setting up again: round trips, or a wait
     return get_client()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from nbfan import compat
 from nbfan.config import config
 from nbfan.engine.target import CallTarget
+from nbfan.scheduler import rpc
 from nbfan.scheduler.rpc import ensure_plugin
 from nbfan.scheduler.telemetry import STREAM_OP
 from nbfan.worker.task import current_lineage
@@ -35,11 +36,21 @@ def install(client: Any, force: bool = False) -> bool:
     except Exception as exc:  # telemetry is optional; never fail a connection over it
         logger.info("nbfan telemetry is off for %s: the scheduler could not load its plugin (%s)",
                     getattr(getattr(client, "scheduler", None), "address", "?"), exc)
-    try:
-        setattr(client, _MARK, ok)
+    try:  # the stream it was installed over: after a reconnect the scheduler may be a new one
+        setattr(client, _MARK, compat.client_stream(client) if ok else False)
     except Exception:
         pass
     return ok
+
+
+def forget(client: Any) -> None:
+    """`client` connected again (cluster/connect.py `on_reconnect`): the plugin is installed again
+    before telemetry is sent (a scheduler without it drops the client's connection on its message)."""
+    rpc.forget(client)
+    try:
+        delattr(client, _MARK)
+    except AttributeError:
+        pass
 
 
 def _active(client: Any) -> bool:
@@ -47,8 +58,10 @@ def _active(client: Any) -> bool:
         return False
     mark = getattr(client, _MARK, None)
     if mark is None:  # a client nbfan did not create (a worker's client, a user's Client)
-        mark = install(client)
-    return bool(mark)
+        install(client)
+        mark = getattr(client, _MARK, False)
+    # installed over another stream: the client reconnected since; dropped until set up again
+    return mark is not False and mark is compat.client_stream(client)
 
 
 def _send(client: Any, msg: dict[str, Any]) -> None:
@@ -87,6 +100,7 @@ def call_ended(client: Any, call_id: str, state: str) -> None:
         _send(client, {"event": "end", "call_id": call_id, "state": state})
 
 
-from nbfan.cluster.connect import on_connect  # noqa: E402  (after `install` is defined)
+from nbfan.cluster.connect import on_connect, on_reconnect  # noqa: E402  (after `install` is defined)
 
 on_connect.append(install)  # every client this process connects tracks its calls
+on_reconnect.append(forget)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from distributed import Client
 
+from nbfan.cluster.connect import on_reconnect
 from nbfan.config import config
 from nbfan.keys import output_topic
 from nbfan.scheduler.rpc import ensure_plugin, request
@@ -250,3 +251,12 @@ class Follower:
 
 
 FOLLOW_LINES = 200  # lines a re-attached handle writes per poll (about a second)
+
+
+def _forget_listening(client: Client) -> None:
+    """`client` connected again: the scheduler dropped its subscription to its output topic."""
+    with _lock:
+        _listening.pop(client.id, None)
+
+
+on_reconnect.append(_forget_listening)

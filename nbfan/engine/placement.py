@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from nbfan import compat
+from nbfan.cluster.connect import on_reconnect
 from nbfan.engine.resources import GpuRequest
 from nbfan.engine.target import CallTarget
 from nbfan.exception import PlacementWarning, ResourceUnavailableError
@@ -91,6 +92,9 @@ def forget_cluster_view(client: Any | None = None) -> None:
     with _cache_lock:
         for key in [k for k in _cache if client is None or k[0] == id(client)]:
             del _cache[key]
+
+
+on_reconnect.append(forget_cluster_view)  # perhaps a new scheduler: its id names the caps to set up
 
 
 def startable_groups(client: Any) -> dict[str, dict[str, float]] | None:

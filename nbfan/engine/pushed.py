@@ -19,6 +19,7 @@ from typing import Any
 from distributed import Client, Future
 
 from nbfan import compat_logs
+from nbfan.cluster.connect import on_reconnect
 from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
 from nbfan.scheduler.rpc import ensure_plugin
@@ -160,3 +161,12 @@ def _arrived(event: tuple[float, Any]) -> None:
         pushed = _expected.get(msg.get("call_id", ""))
     if pushed is not None:
         pushed.settle(msg.get("blob"))
+
+
+def _forget_listening(client: Client) -> None:
+    """`client` connected again: the scheduler dropped its subscription to its result topic."""
+    with _lock:
+        _listening.pop(client.id, None)
+
+
+on_reconnect.append(_forget_listening)

@@ -48,9 +48,13 @@ def ensure_plugin(client: Any, *, again: bool = False) -> None:
 
 
 def forget(client: Any) -> None:
-    """Forget that `client` installed the plugin (it is closing)."""
+    """Forget what `client` set up on its scheduler (the plugin, scaling knobs): it connected
+    again, perhaps to a new scheduler at the same address, and the next call sets them up anew."""
     with _lock:
         _installed.discard((id(client), _address(client)))
+    with _registered_lock:
+        for key in [k for k in _scaling if k[0] == client.id]:
+            del _scaling[key]
 
 
 def _answer(client: Any, op: str, reply: Any) -> Any:

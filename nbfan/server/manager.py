@@ -75,7 +75,7 @@ class TelemetryManager:
                 self._drop_client()
                 client = None
             if client is None:
-                from nbfan.cluster.connect import client_for_address
+                from nbfan.cluster.address import client_for_address
                 from nbfan.engine.call_events import install
 
                 try:
