@@ -46,6 +46,10 @@ def test_client_internals_nbfan_uses_are_there() -> None:
     assert callable(ClientClass._send_to_scheduler)
     assert params(ClientClass._send_to_scheduler)[:2] == ["self", "msg"]
     assert "self._adaptive" in inspect.getsource(Cluster)  # set by Cluster.adapt()
+    # client_stream: a new stream on every (re)connection, none while reconnecting
+    assert "self.scheduler_comm = bcomm" in inspect.getsource(ClientClass._ensure_connected)
+    reconnect = inspect.getsource(ClientClass._reconnect)
+    assert 'self.status = "connecting"' in reconnect and "self.scheduler_comm = None" in reconnect
 
 
 @pytest.fixture
