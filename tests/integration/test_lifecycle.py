@@ -352,10 +352,15 @@ def test_closing_the_local_cluster_ends_every_process_it_started(capfd: pytest.C
 
     from nbfan.cluster.local import start_local_cluster
 
+    def nannies_now() -> set[psutil.Process]:
+        return {p for p in psutil.Process().children() if "spec" in " ".join(p.cmdline())}
+
+    before = nannies_now()  # other clusters of this test session
     cluster = start_local_cluster(1)
     with Client(cluster, set_as_default=False) as client:
         client.wait_for_workers(1, timeout=120)
-    nannies = [p for p in psutil.Process().children() if "spec" in " ".join(p.cmdline())]
+    nannies = list(nannies_now() - before)
+    assert len(nannies) == 1, nannies
     tree = [*nannies, *(c for n in nannies for c in n.children(recursive=True))]
     assert any("resource_tracker" in " ".join(p.cmdline()) for p in tree), [p.cmdline() for p in tree]
     cluster.close()
