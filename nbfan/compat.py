@@ -229,6 +229,13 @@ def client_stream(client: Any) -> Any:
     return getattr(client, "scheduler_comm", None)
 
 
+def cancelled_by_lost_connection(exc: BaseException) -> bool:
+    """A future cancelled because its client lost the scheduler, not by anyone's cancel (distributed
+    2026.8.0: `Client._reconnect` cancels every future with this reason). The client may be
+    connected again by the time the caller reads it (a scheduler back at the same address)."""
+    return getattr(exc, "reason", None) == "scheduler-connection-lost"
+
+
 def set_send_interval(client: Any, seconds: float) -> bool:
     """How long a client's (or worker's) batched stream to the scheduler gathers messages before
     sending. distributed fixes it (`Client.scheduler_comm = BatchedSend(interval="10ms")`,

@@ -198,7 +198,9 @@ def batch_result(
         if isinstance(exc, asyncio.TimeoutError) and timeout is not None and not future.done():
             raise TimeoutError(f"the call has not finished after {timeout}s") from None
         translated = describe_task_error(exc, start, count)
-        if isinstance(translated, InputCancellation) and future.client.status != "running":
+        if isinstance(translated, InputCancellation) and (
+            compat.cancelled_by_lost_connection(exc) or future.client.status != "running"
+        ):
             translated = ClusterConnectionError(
                 f"lost the Dask scheduler at {future.client.scheduler.address} while waiting for the call (the client "
                 f"is {future.client.status}). The scheduler stopped or the network failed; check the cluster "

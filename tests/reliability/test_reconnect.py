@@ -36,8 +36,18 @@ def hello(x):
     print(f"hello from input {x}", flush=True)
     return 2 * x
 
+@app.function
+def forever():
+    import time
+    time.sleep(3600)
+
 print(hello.remote(1), flush=True)
+held = forever.spawn()  # running when the cluster goes
 sys.stdin.readline()  # the test restarts the cluster meanwhile
+try:
+    held.get()
+except nbfan.exception.ClusterConnectionError:  # not "cancelled": nobody cancelled it
+    print("held-call-lost", flush=True)
 print(hello.remote(2), flush=True)
 print(sum(hello.map(range(4))), flush=True)
 """
@@ -94,7 +104,7 @@ def test_a_restarted_nbfan_cluster_up_is_used_by_the_next_call_of_a_live_process
         nbfan_cli("cluster", "down", home=home)
     # the second call ran on the new cluster at once (the old client would have tried the dead
     # address for two minutes), with its print forwarded; then a capped map
-    assert "4" in lines and "12" in lines and lines.count("hello") == 5, lines
+    assert "held-call-lost" in lines and "4" in lines and "12" in lines and lines.count("hello") == 5, lines
     assert_quiet(err)
 
 
@@ -164,7 +174,7 @@ def test_a_scheduler_restarted_at_the_same_address_is_set_up_again(
             kill_group(process)
     # without nbfan setting itself up again, the new scheduler has no plugin (the call's telemetry
     # message closes the client's connection), no topic for the print and no cap
-    assert "4" in lines and "12" in lines and lines.count("hello") == 5, lines
+    assert "held-call-lost" in lines and "4" in lines and "12" in lines and lines.count("hello") == 5, lines
     assert_quiet(err)
     log = (tmp_path / f"scheduler-{port}.log").read_text()
     assert "KeyError" not in log and "Exception while handling" not in log, log[-3000:]

@@ -50,6 +50,11 @@ def test_client_internals_nbfan_uses_are_there() -> None:
     assert "self.scheduler_comm = bcomm" in inspect.getsource(ClientClass._ensure_connected)
     reconnect = inspect.getsource(ClientClass._reconnect)
     assert 'self.status = "connecting"' in reconnect and "self.scheduler_comm = None" in reconnect
+    assert 'reason="scheduler-connection-lost"' in reconnect  # cancelled_by_lost_connection
+    from distributed.client import FutureCancelledError
+
+    assert compat.cancelled_by_lost_connection(FutureCancelledError("k", "scheduler-connection-lost"))
+    assert not compat.cancelled_by_lost_connection(FutureCancelledError("k", "cancelled by the user"))
 
 
 @pytest.fixture
