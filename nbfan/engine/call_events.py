@@ -61,7 +61,7 @@ def _active(client: Any) -> bool:
         install(client)
         mark = getattr(client, _MARK, False)
     # installed over another stream: the client reconnected since; dropped until set up again
-    return mark is not False and mark is compat.client_stream(client)
+    return mark is compat.client_stream(client)
 
 
 def _send(client: Any, msg: dict[str, Any]) -> None:

@@ -24,15 +24,14 @@ from typing import Any, NamedTuple
 
 from distributed import Client
 
-from nbfan.cluster.connect import on_reconnect
 from nbfan.config import config
+from nbfan.engine.client_topic import ClientTopic
 from nbfan.keys import output_topic
-from nbfan.scheduler.rpc import ensure_plugin, request
+from nbfan.scheduler.rpc import request
 from nbfan.worker import output as worker_output
 from nbfan.worker.context import current_lineage
 
 NOTE_SECONDS = 1.0
-_listening: dict[str, bool] = {}  # client id -> whether it hears its topic
 _held: dict[str, list[float]] = {}  # call id -> [held back so far, held back when last told, last told at]
 _lock = threading.Lock()
 
@@ -50,19 +49,7 @@ def spec_fields(client: Client, enabled: bool) -> dict[str, Any]:
 
 def topic_for(client: Client) -> str | None:
     """The client's output topic, or None when it cannot hear one (no nbfan plugin)."""
-    client_id = client.id
-    with _lock:
-        known = _listening.get(client_id)
-    if known is None:
-        try:
-            ensure_plugin(client)
-            client.subscribe_topic(output_topic(client_id), _arrived)
-            known = True
-        except Exception:
-            known = False
-        with _lock:
-            _listening[client_id] = known
-    return output_topic(client_id) if known else None
+    return _topic.topic_for(client)
 
 
 def _arrived(event: tuple[float, Any]) -> None:
@@ -77,6 +64,10 @@ def _arrived(event: tuple[float, Any]) -> None:
     held = int(msg.get("held", 0) or 0)
     if held:
         _note_held(str(msg.get("call_id", "?")), held)
+
+
+_topic = ClientTopic(output_topic, _arrived)
+
 
 
 _drawn: set[str] = set()  # streams whose last write is a progress line drawn in place
@@ -251,12 +242,3 @@ class Follower:
 
 
 FOLLOW_LINES = 200  # lines a re-attached handle writes per poll (about a second)
-
-
-def _forget_listening(client: Client) -> None:
-    """`client` connected again: the scheduler dropped its subscription to its output topic."""
-    with _lock:
-        _listening.pop(client.id, None)
-
-
-on_reconnect.append(_forget_listening)

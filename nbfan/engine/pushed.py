@@ -19,14 +19,12 @@ from typing import Any
 from distributed import Client, Future
 
 from nbfan import compat_logs
-from nbfan.cluster.connect import on_reconnect
+from nbfan.engine.client_topic import ClientTopic
 from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
-from nbfan.scheduler.rpc import ensure_plugin
 
 #: call id -> its wait, while someone holds the wait (the caller, or the call's handle)
 _expected: weakref.WeakValueDictionary[str, Pushed] = weakref.WeakValueDictionary()
-_listening: dict[str, bool] = {}  # client id -> whether it hears its topic
 _lock = threading.Lock()
 
 
@@ -79,7 +77,7 @@ def topic_for(client: Client) -> str | None:
     """The topic a one-input call's task pushes its outcome to for this client, or None when
     the client cannot hear pushes (no nbfan plugin on the scheduler): its callers then fetch
     results as Dask does."""
-    return result_topic(client.id) if _listen(client) else None
+    return _topic.topic_for(client)
 
 
 def expect(call_id: str) -> Pushed:
@@ -135,23 +133,6 @@ def _only_delivered_keys(keys: set[str]) -> bool:
 compat_logs.quiet_lost_results(_only_delivered_keys)
 
 
-def _listen(client: Client) -> bool:
-    client_id = client.id
-    with _lock:
-        known = _listening.get(client_id)
-    if known is not None:
-        return known
-    try:
-        ensure_plugin(client)
-        client.subscribe_topic(result_topic(client_id), _arrived)
-        listening = True
-    except Exception:  # no plugin on this scheduler: results are fetched as usual
-        listening = False
-    with _lock:
-        _listening[client_id] = listening
-    return listening
-
-
 def _arrived(event: tuple[float, Any]) -> None:
     """A pushed outcome (on the client's event loop): settle its call's wait, if anyone waits."""
     _, msg = event
@@ -163,10 +144,4 @@ def _arrived(event: tuple[float, Any]) -> None:
         pushed.settle(msg.get("blob"))
 
 
-def _forget_listening(client: Client) -> None:
-    """`client` connected again: the scheduler dropped its subscription to its result topic."""
-    with _lock:
-        _listening.pop(client.id, None)
-
-
-on_reconnect.append(_forget_listening)
+_topic = ClientTopic(result_topic, _arrived)

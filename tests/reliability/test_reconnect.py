@@ -145,9 +145,8 @@ def user_cluster(tmp_path: Path) -> Iterator[tuple[str, int]]:
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     running = _start_cluster(address, port, tmp_path)
-    state = {"running": running}
     yield address, port
-    for process in state["running"]:
+    for process in running:
         kill_group(process)
 
 
