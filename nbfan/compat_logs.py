@@ -101,19 +101,29 @@ def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:
 
 
 def quiet_failed_gathers(moot: Callable[[set[str]], bool]) -> None:
-    """Drop the scheduler's "Couldn't gather keys" error (a scheduler in this process: the
-    embedded cluster, a LocalCluster) when `moot(keys)` says the keys it names were cancelled on
-    purpose: a result fetched by `as_completed` as its task ended, while the caller cancelled the
-    call (a map left early). distributed 2026.8.0: `Scheduler.gather` logs `"Couldn't gather keys:
-    %s"` with a dict of key -> state (checked by test_compat)."""
+    """Drop the "Couldn't gather" lines of both sides when `moot(keys)` says the keys they name
+    were cancelled on purpose: a result fetched by `as_completed` as its task ended, while the
+    caller cancelled the call (a map left early). The scheduler's error shows where it runs in
+    this process (the embedded cluster, a LocalCluster); the client's warning everywhere.
+    distributed 2026.8.0: `Scheduler.gather` logs `"Couldn't gather keys: %s"` with a dict of
+    key -> state, `Client._gather` `"Couldn't gather %s keys, rescheduling %s"` with the count and
+    the keys (both checked by test_compat)."""
 
-    def drop(record: logging.LogRecord) -> bool:
+    def drop_scheduler_side(record: logging.LogRecord) -> bool:
         states = record.args  # LogRecord unpacks a lone mapping argument: the dict itself
         if record.msg != "Couldn't gather keys: %s" or not isinstance(states, dict) or not states:
             return True
         return not moot({str(key) for key in states})
 
-    logging.getLogger("distributed.scheduler").addFilter(drop)
+    def drop_client_side(record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != "Couldn't gather %s keys, rescheduling %s" or not isinstance(args, tuple) or len(args) != 2:
+            return True
+        keys = args[1]
+        return not (isinstance(keys, (list, tuple, set)) and keys and moot({str(key) for key in keys}))
+
+    logging.getLogger("distributed.scheduler").addFilter(drop_scheduler_side)
+    logging.getLogger("distributed.client").addFilter(drop_client_side)
 
 
 def on_reconnect_given_up(handled: Callable[[], bool]) -> None:

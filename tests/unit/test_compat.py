@@ -234,6 +234,17 @@ def test_quiet_failed_gathers_drops_only_errors_about_moot_keys() -> None:
 
     assert not kept({"nbfan-a-0-1": "forgotten"}) and not kept({"nbfan-a-0-1": "forgotten", "nbfan-a-1-1": "released"})
     assert kept({"nbfan-a-0-1": "forgotten", "other": "memory"}) and kept({"x": "forgotten"})
+    # the client's side of the same fetch
+    gather = inspect.getsource(ClientClass._gather)
+    assert '"Couldn\'t gather %s keys, rescheduling %s",' in gather and 'response["keys"],' in gather
+    client_logger = logging.getLogger("distributed.client")
+
+    def client_kept(keys: tuple[str, ...]) -> bool:
+        return client_logger.filter(logging.LogRecord(client_logger.name, logging.WARNING, "", 0,
+                                                      "Couldn't gather %s keys, rescheduling %s", (len(keys), keys), None))
+
+    assert not client_kept(("nbfan-a-0-1",)) and not client_kept(("nbfan-a-0-1", "nbfan-a-1-1"))
+    assert client_kept(("nbfan-a-0-1", "other")) and client_kept(("x",))
 
 
 def test_cluster_closed_follows_a_real_cluster() -> None:
