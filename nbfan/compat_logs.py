@@ -82,11 +82,12 @@ async def scheduler_side_closing_quietly(scheduler: Any, client: Any) -> AsyncIt
         batched.removeFilter(stream_closed)
 
 
-def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:
+def quiet_lost_results(moot: Callable[[set[str]], bool]) -> Callable[[], None]:
     """Drop the scheduler's "Removing worker ... caused the cluster to lose already computed
     task(s)" warning (a scheduler in this process: LocalCluster) when `moot(keys)` says no one
-    needs the results it names. distributed 2026.8.0: `Scheduler.remove_worker` logs it as an
-    f-string ending in `{recompute_keys} (stimulus_id=...)`, a set of the keys' reprs."""
+    needs the results it names; returns what removes the filter. distributed 2026.8.0:
+    `Scheduler.remove_worker` logs it as an f-string ending in `{recompute_keys}
+    (stimulus_id=...)`, a set of the keys' reprs."""
     pattern = re.compile(r"caused the cluster to lose already computed task\(s\), which will be recomputed elsewhere: "
                          r"\{(.*)\} \(stimulus_id=")
 
@@ -97,7 +98,9 @@ def quiet_lost_results(moot: Callable[[set[str]], bool]) -> None:
         keys = {part.strip().strip("'\"") for part in found.group(1).split(",")}
         return not moot(keys)
 
-    logging.getLogger("distributed.scheduler").addFilter(drop)
+    logger = logging.getLogger("distributed.scheduler")
+    logger.addFilter(drop)
+    return lambda: logger.removeFilter(drop)
 
 
 def quiet_failed_gathers(moot: Callable[[set[str]], bool]) -> None:

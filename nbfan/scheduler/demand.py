@@ -81,8 +81,8 @@ class Demand:
         """The `autoscaler.stats` request: `function`'s inputs waiting for a slot, inputs running
         and workers running them (`executing(call ids)`: both), and its knobs."""
         key = (app or "", function)
-        calls = [rec for rec in self.tracker.running.values()
-                 if rec.state == "running" and (rec.app or "", rec.function) == key]
+        calls = [rec for rec in self.tracker.running.values()  # a delivered outcome is finished for its caller
+                 if rec.state == "running" and not rec.delivered and (rec.app or "", rec.function) == key]
         running, workers = executing({rec.call_id for rec in calls})
         unfinished = sum(max(0, rec.total - rec.finished) for rec in calls if rec.total is not None)
         return {"backlog": max(0, unfinished - running), "running": running, "workers": workers,

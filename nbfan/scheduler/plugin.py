@@ -122,10 +122,15 @@ class NbfanPlugin(SchedulerPlugin):
         task = self.scheduler.tasks.get(key) if self.scheduler is not None else None
         return key in durable.submitting or (task is not None and task.state not in ("memory", "erred", "forgotten"))
 
+    async def before_close(self) -> None:
+        """The scheduler is about to close its workers: the results it holds go first."""
+        self.retention.release_all()
+
     async def close(self) -> None:
         """The scheduler is closing."""
         await self.caps.close()
         await self.telemetry.close()
+        self.retention.close()
         if self.journal is not None:
             self.journal.close()
         if self.scheduler is not None:
@@ -222,8 +227,9 @@ class NbfanPlugin(SchedulerPlugin):
         self.caps.add_worker(scheduler, worker)
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
-        """A worker left: its cap units go elsewhere."""
+        """A worker left: its cap units go elsewhere; read results it kept are not recomputed."""
         self.caps.remove_worker(scheduler, worker, **kwargs)
+        self.retention.worker_left()
 
     def remove_client(self, scheduler: Any, client: str) -> None:
         """A client left: its calls that nobody else holds end, and its results topic goes."""
@@ -243,7 +249,10 @@ class NbfanPlugin(SchedulerPlugin):
             forward = self.output.receive(msg)
             if forward is not None and self.scheduler is not None:
                 self.scheduler.log_event(msg["to"], forward)  # to the caller's topic (dropped below)
-        elif not (isinstance(topic, str) and topic.startswith((RESULT_TOPIC_PREFIX, OUTPUT_TOPIC_PREFIX))):
+        elif isinstance(topic, str) and topic.startswith(RESULT_TOPIC_PREFIX):
+            if isinstance(msg, dict):
+                self.telemetry.tracker.outcome_pushed(str(msg.get("call_id")))
+        elif not (isinstance(topic, str) and topic.startswith(OUTPUT_TOPIC_PREFIX)):
             return
         if self.scheduler is not None:
             compat.drop_events(self.scheduler, topic)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nbfan import compat
+from nbfan import compat, compat_logs
 from nbfan.keys import parse_task_key
 
 HOLDER = "nbfan-retained"
@@ -49,10 +50,25 @@ class Retention:
         self.keep_for = KEEP_FOR
         self.max_unread = MAX_UNREAD
         self.max_bytes = MAX_BYTES
+        self._unquiet: Callable[[], None] = lambda: None
 
     async def start(self, scheduler: Any) -> None:
         """Attached to the scheduler by the plugin."""
         self.scheduler = scheduler
+        self._unquiet = compat_logs.quiet_lost_results(self.only_kept_here)
+
+    def close(self) -> None:
+        self._unquiet()
+
+    def only_kept_here(self, keys: set[str]) -> bool:
+        """Whether the results named are held for re-attaching and wanted by no client: Dask's
+        warning that a worker leaving lost them says nothing to a user then."""
+        for key in keys:
+            parsed = parse_task_key(key)
+            held = self.held.get(parsed[0]) if parsed is not None else None
+            if held is None or held.key != key or compat.clients_wanting(self.scheduler, key) - {HOLDER}:
+                return False
+        return True
 
     def hold(self, call_id: str, key: Any) -> None:
         """A spawned call's task arrived: hold its key until the policy lets go of it."""
@@ -129,6 +145,27 @@ class Retention:
                     f"it was the oldest unread result when more than {self.max_unread} results or "
                     f"{self.max_bytes / 2**20:.0f} MiB were kept unread on the cluster",
                 )
+
+    def worker_left(self) -> None:
+        """A worker left: a result already read whose only copy was on it is let go, not
+        recomputed (Dask would run the call again, for nobody: the caller has it). An unread one
+        is recomputed as Dask does, so that its caller still gets it (at least once)."""
+        for call_id in list(self.reads):
+            task = self.scheduler.tasks.get(self.held[call_id].key)
+            if task is None or task.state != "memory":
+                self._drop(call_id, "its result was read, then the worker that kept it left the cluster")
+
+    def release_all(self) -> None:
+        """The cluster is stopping: let go of every result, so that its workers leaving does
+        not set Dask recomputing them (and warning that it will)."""
+        keys = [held.key for held in self.held.values()]
+        if keys:
+            compat.release_keys(self.scheduler, keys, HOLDER)
+        for call_id in self.held:
+            self.dropped[call_id] = "the cluster stopped"
+        self.held.clear()
+        self.reads.clear()
+        self.unread_count = self.unread_bytes = 0
 
     def forget(self, call_id: str, why: str) -> None:
         """Stop holding a call's result (it was cancelled)."""

@@ -8,6 +8,8 @@ counting rules can be read in one place:
   recomputes it after losing a worker); the ones that raised, were skipped or retried are
   reported separately by the worker (`batch_report`), because for Dask the batch succeeded;
 - a batch reaching `erred` (the task itself died: killed worker...) failed all its inputs;
+- a one-input call whose outcome was pushed to its caller (worker/push.py) is `delivered`: its
+  caller holds the result a moment before the task's end reaches the scheduler;
 - a call ends when its caller says so (maps, generators, %%remote), or, for .remote/.spawn
   whose caller may never look again, when its input has finished or was cancelled.
 """
@@ -41,6 +43,7 @@ class CallRecord:
         "batches",
         "call_id",
         "caller",
+        "delivered",
         "ended",
         "failed",
         "finished",
@@ -86,6 +89,7 @@ class CallRecord:
         self.sticky = False  # cancelled from outside (the panel, `nbfan calls`): final
         self.pending: dict[int, tuple[int, int]] = {}  # worker reports ahead of their batch's end
         self.parent: str | None = None  # the call this one was made inside (function composition)
+        self.delivered = False  # its one input's outcome reached its caller (pushed), maybe ahead of its task
 
     @property
     def done(self) -> int:
@@ -188,6 +192,14 @@ class CallTracker:
         rec.lost += count
         self._maybe_complete(rec)
         self.version += 1
+
+    def outcome_pushed(self, call_id: str) -> None:
+        """A one-input call's outcome was pushed to its caller: for the caller it has finished,
+        though its task's end may reach the scheduler a moment later (stats must not lag the
+        result the caller already holds)."""
+        rec = self.running.get(call_id)
+        if rec is not None:
+            rec.delivered = True
 
     def task_erred_elsewhere(self, call_id: str, start: int, count: int) -> None:
         """A batch erred without having been processing (e.g. no worker could ever run it)."""

@@ -244,13 +244,13 @@ def test_closing_the_cluster_handed_to_connect_is_quiet(marks: Path, tmp_path: P
         if __name__ == "__main__":
             cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
             nbfan.connect(cluster)
-            print(double.remote(3))
+            print(double.remote(3), double.spawn(4).get())  # the cluster keeps a spawned call's result
             cluster.close()
             time.sleep(1)  # the script goes on after closing its cluster
             print("closed")
     """, home, marks, tmp_path)
     assert_quiet(rc, out, err)
-    assert out.split() == ["6", "closed"] and err == ""
+    assert out.split() == ["6", "8", "closed"] and err == ""
 
 
 def test_closing_the_client_handed_to_connect_is_quiet_and_later_calls_say_so(marks: Path, tmp_path: Path) -> None:

@@ -132,6 +132,40 @@ def test_map_survives_three_worker_kills(drill_client: Client, tmp_path: Path) -
     wait_until(lambda: nbfan_tasks(drill_client) == 0, timeout=10)  # releases travel asynchronously
 
 
+def test_a_read_spawn_result_is_not_run_again_after_its_worker_left(tmp_path: Path) -> None:
+    """The cluster keeps a spawned call's result for re-attaching; once read, the worker that kept
+    it leaving lets it go (a later from_id says why) instead of Dask running the call again on
+    the next worker (an autoscaled cluster would even start one for it)."""
+    from distributed import LocalCluster
+
+    log = str(tmp_path / "executions.log")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        client = nbfan.connect(cluster)
+        try:
+            call = double_and_log.spawn(21, log)
+            assert call.get(timeout=60) == 42
+            object_id = call.object_id
+            del call  # only the cluster's retention holds the result now
+            wait_until(lambda: nbfan_tasks(client) == 1, timeout=30, what="the result kept on the worker")
+            (worker,) = cluster.workers.values()
+            cluster.sync(worker.close)
+            cluster.scale(2)  # the closed one still counts in the spec: this starts one more
+            client.wait_for_workers(1, timeout=60)
+
+            def dropped() -> str:
+                try:
+                    nbfan.FunctionCall.from_id(object_id)
+                except nbfan.exception.NotFoundError as exc:
+                    return str(exc)
+                return ""
+
+            assert "worker that kept it left the cluster" in wait_until(dropped, timeout=60)
+            wait_until(lambda: nbfan_tasks(client) == 0, timeout=30, what="the dropped result's task to go")
+            assert Path(log).read_text().split() == ["21"]  # it ran once
+        finally:
+            nbfan.disconnect()
+
+
 def test_input_that_kills_its_worker_fails_alone(drill_client: Client) -> None:
     started = time.monotonic()
     results = list(poison_37.map(range(200), return_exceptions=True))

@@ -88,6 +88,22 @@ def test_stats_count_waiting_and_running_inputs_of_one_function() -> None:
     assert demand.stats(None, "f")["backlog"] == 7
 
 
+def test_a_pushed_outcome_counts_its_call_finished_before_its_task_ends() -> None:
+    """A `.remote`/`.spawn` outcome reaches its caller (pushed) a moment before its task's end
+    reaches the scheduler: stats read right after the result must not still count it."""
+    tracker = CallTracker()
+    demand = Demand(tracker)
+    tracker.call_started("a", function="f", app="app", kind="spawn", caller=unknown_caller(), started=None, owner=None)
+    tracker.call_total("a", 1)
+    tracker.task_processing("a", 1)
+    running = {"a"}
+    stats = demand.stats("app", "f", executing=lambda calls: (len(calls & running), len(calls & running)))
+    assert (stats["backlog"], stats["running"], stats["workers"]) == (0, 1, 1)
+    tracker.outcome_pushed("a")  # the task still runs, as the scheduler sees it
+    stats = demand.stats("app", "f", executing=lambda calls: (len(calls & running), len(calls & running)))
+    assert (stats["backlog"], stats["running"], stats["workers"]) == (0, 0, 0)
+
+
 def test_the_demand_splits_by_what_calls_ask_of_a_worker() -> None:
     tracker = CallTracker()
     demand = Demand(tracker)
