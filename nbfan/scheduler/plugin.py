@@ -22,7 +22,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from nbfan import compat
+from nbfan import compat, compat_logs
 from nbfan.keys import (
     EVENT_TOPIC,
     OUTPUT_TOPIC,
@@ -68,6 +68,7 @@ class NbfanPlugin(SchedulerPlugin):
         self.demand = Demand(self.telemetry.tracker, deployed=self._deployed_knobs)
         self.scheduler: Any = None
         self.journal: Any = None  # opened on start when the scheduler is configured for one
+        self._unquiet: Callable[[], None] = lambda: None  # removes the log filter start() adds
         self.ops: dict[str, Callable[..., Any]] = {
             "calls": self.telemetry.calls,
             "cancel": self.telemetry.cancel,
@@ -103,6 +104,19 @@ class NbfanPlugin(SchedulerPlugin):
         compat.add_stream_handler(scheduler, STREAM_OP, self.handle_event)
         compat.add_periodic_callback(scheduler, "nbfan-retention", self.sweep, 1000)
         await intervals.install(scheduler)  # short send intervals on any cluster (intervals.py)
+        self._unquiet = compat_logs.quiet_lost_results(self._lost_results_moot)
+
+    def _lost_results_moot(self, keys: set[str]) -> bool:
+        """Whether the results a leaving worker took with it are all nbfan's and needed by no
+        one: outcomes already pushed to their callers (the push is on the worker's stream ahead
+        of the task's end, so it is known here first), or results held only for re-attaching.
+        Dask's warning that it will recompute them says nothing to a user then."""
+        for key in keys:
+            parsed = parse_task_key(key)
+            record = self.telemetry.tracker.get(parsed[0]) if parsed is not None else None
+            if not ((record is not None and record.delivered) or self.retention.only_kept_here({key})):
+                return False
+        return True
 
     def sweep(self) -> None:
         """Once a second: results read long enough ago go, then output nobody keeps, then Dict
@@ -130,7 +144,7 @@ class NbfanPlugin(SchedulerPlugin):
         """The scheduler is closing."""
         await self.caps.close()
         await self.telemetry.close()
-        self.retention.close()
+        self._unquiet()
         if self.journal is not None:
             self.journal.close()
         if self.scheduler is not None:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nbfan import compat, compat_logs
+from nbfan import compat
 from nbfan.keys import parse_task_key
 
 HOLDER = "nbfan-retained"
@@ -50,19 +49,13 @@ class Retention:
         self.keep_for = KEEP_FOR
         self.max_unread = MAX_UNREAD
         self.max_bytes = MAX_BYTES
-        self._unquiet: Callable[[], None] = lambda: None
 
     async def start(self, scheduler: Any) -> None:
         """Attached to the scheduler by the plugin."""
         self.scheduler = scheduler
-        self._unquiet = compat_logs.quiet_lost_results(self.only_kept_here)
-
-    def close(self) -> None:
-        self._unquiet()
 
     def only_kept_here(self, keys: set[str]) -> bool:
-        """Whether the results named are held for re-attaching and wanted by no client: Dask's
-        warning that a worker leaving lost them says nothing to a user then."""
+        """Whether the results named are held for re-attaching and wanted by no client."""
         for key in keys:
             parsed = parse_task_key(key)
             held = self.held.get(parsed[0]) if parsed is not None else None

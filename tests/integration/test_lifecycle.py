@@ -244,7 +244,8 @@ def test_closing_the_cluster_handed_to_connect_is_quiet(marks: Path, tmp_path: P
         if __name__ == "__main__":
             cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
             nbfan.connect(cluster)
-            print(double.remote(3), double.spawn(4).get())  # the cluster keeps a spawned call's result
+            call = double.spawn(4)  # its result is kept on the cluster, and wanted by this handle
+            print(double.remote(3), call.get())
             cluster.close()
             time.sleep(1)  # the script goes on after closing its cluster
             print("closed")
