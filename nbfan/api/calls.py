@@ -15,7 +15,7 @@ from nbfan.engine.aio import iter_twin, static_twin, twin, user_facing, wait_fut
 from nbfan.engine.call_graph import CallGraphNode, call_graph
 from nbfan.engine.output import FailedInput, LogLine, read_failures, read_logs
 from nbfan.engine.plan import cancel_call
-from nbfan.engine.pushed import Pushed, call_outcomes
+from nbfan.engine.pushed import Pushed, call_outcomes, release_when_finished
 from nbfan.engine.spawn_map import MapCall, attach_map
 from nbfan.exception import InvalidError, NotFoundError
 from nbfan.keys import parse_task_key, task_key
@@ -59,6 +59,10 @@ def attach(object_id: str) -> FunctionCall[Any]:
             f"or it finished and its result was released"
         )
     future: Future[Any] = Future(key, client)
+    if kept.get("blob") is not None:  # its outcome is kept on the scheduler, its task is gone
+        outcome = Pushed()
+        outcome.settle(kept["blob"])
+        return FunctionCall(future, outcome, holds_task=False)
     # A Future made from a key is not reported by the scheduler until the client says it
     # wants it (get_dataset does this too): ask for the key's state now.
     compat.desire_keys(client, [key])
@@ -68,7 +72,7 @@ def attach(object_id: str) -> FunctionCall[Any]:
 def gather_calls(*calls: FunctionCall[Any] | MapCall[Any]) -> list[Any]:
     """Results of several calls in argument order (a spawn_map's: the list of its results); the
     first error is raised and the calls still running are cancelled."""
-    by_future = {c._future: c for c in calls if isinstance(c, FunctionCall)}
+    by_future = {c._future: c for c in calls if isinstance(c, FunctionCall) and not c.done()}
     try:
         if by_future:
             for fut in as_completed(list(by_future), loop=next(iter(by_future)).client.loop):
@@ -85,7 +89,8 @@ class FunctionCall(Generic[R]):
     """A call started with `.spawn()`: collect it with `.get()`, stop it with `.cancel()`,
     or hand its `object_id` to another process (`FunctionCall.from_id(id)`)."""
 
-    def __init__(self, future: Future[Any], pushed: Pushed | None = None, shared: tuple[str, ...] = ()) -> None:
+    def __init__(self, future: Future[Any], pushed: Pushed | None = None, shared: tuple[str, ...] = (),
+                 holds_task: bool = True) -> None:
         parsed = parse_task_key(future.key)
         if parsed is None:
             raise NotFoundError(f"{future.key!r} is not an nbfan call")
@@ -94,6 +99,7 @@ class FunctionCall(Generic[R]):
         self._shared = shared  # its inputs' shared-memory files (a blocking `.remote` only: it removes them)
         self.object_id: str = parsed[0]
         self._read = False
+        self._holds_task = holds_task  # its future holds the task's key (not one re-attached to a kept outcome)
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # a handle travels as its id (into another call, back as a result) and re-attaches
@@ -129,6 +135,10 @@ class FunctionCall(Generic[R]):
                 f"call {self.object_id} has not finished after {timeout}s; it is still running"
             ) from None
         self._mark_read()
+        if self._holds_task and self._pushed is not None and self._pushed.blob is not None:
+            # the outcome is here (and kept on the scheduler for re-attaching): a worker need not
+            # keep the task's result for this handle, which would keep that worker from retiring
+            release_when_finished(self._future)
         return cast(R, unwrap_outcome(outcomes))
 
     def _mark_read(self) -> None:

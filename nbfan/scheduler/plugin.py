@@ -254,7 +254,8 @@ class NbfanPlugin(SchedulerPlugin):
 
     def log_event(self, topic: str, msg: Any) -> None:
         """Workers report failed, skipped and retried inputs as events, push small results to
-        the clients waiting for them (already forwarded when this runs), and send what inputs
+        the clients waiting for them (already forwarded when this runs; the call counts as
+        delivered, and retention keeps a spawned call's outcome), and send what inputs
         print (kept here, and forwarded to the calling client at a bounded rate). None of these
         events is kept by Dask: it would keep the last 100,000 of each topic."""
         if topic == EVENT_TOPIC:
@@ -266,6 +267,8 @@ class NbfanPlugin(SchedulerPlugin):
         elif isinstance(topic, str) and topic.startswith(RESULT_TOPIC_PREFIX):
             if isinstance(msg, dict):
                 self.telemetry.tracker.outcome_pushed(str(msg.get("call_id")))
+                if isinstance(msg.get("blob"), bytes):
+                    self.retention.pushed(str(msg.get("call_id")), msg["blob"])
         elif not (isinstance(topic, str) and topic.startswith(OUTPUT_TOPIC_PREFIX)):
             return
         if self.scheduler is not None:

@@ -6,7 +6,12 @@ past that the oldest unread ones are dropped first, and a late `FunctionCall.fro
 How: `.spawn()` sends a `hold` event on the spawner's own stream, in order after the task
 itself (so it cannot be missed even when the spawner exits at once); this part of nbfan's
 plugin (plugin.py) then holds the task's key for the pseudo-client `nbfan-retained`, and lets
-go of it when the policy says so; Dask then forgets the result like any other."""
+go of it when the policy says so; Dask then forgets the result like any other.
+
+A small outcome (worker/push.py pushes it to the caller through the scheduler) is kept here
+instead, and the task's key let go as soon as the task has finished: a result held on a worker
+would keep that worker from being retired (an autoscaled cluster could never shrink below it)
+and would be computed again if the worker died."""
 
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ class Held:
     since: float
     nbytes: int = 0
     read_at: float | None = None
+    blob: bytes | None = None  # the outcome pushed to the caller, kept here: the key is let go
+    key_held: bool = True  # whether HOLDER still holds the task's key
 
 
 class Retention:
@@ -59,7 +66,8 @@ class Retention:
         for key in keys:
             parsed = parse_task_key(key)
             held = self.held.get(parsed[0]) if parsed is not None else None
-            if held is None or held.key != key or compat.clients_wanting(self.scheduler, key) - {HOLDER}:
+            if held is None or held.key != key or not held.key_held \
+                    or compat.clients_wanting(self.scheduler, key) - {HOLDER}:
                 return False
         return True
 
@@ -72,18 +80,34 @@ class Retention:
         self.unread_count += 1
         self._enforce_caps()
 
+    def pushed(self, call_id: str, blob: bytes) -> None:
+        """A held call's outcome was pushed to its caller: keep it here (it is small)."""
+        held = self.held.get(call_id)
+        if held is not None and held.blob is None and held.key_held:
+            held.blob = bytes(blob)
+
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-        """A held call's task finished: note its result's size (for the byte cap)."""
+        """A held call's task finished: note its result's size (for the byte cap); one whose
+        outcome is kept here lets go of the key (the push is on the worker's stream ahead of the
+        task's end: it is here by now)."""
         if finish != "memory":
             return
         parsed = parse_task_key(key)
         held = self.held.get(parsed[0]) if parsed is not None else None
-        if held is not None and held.key == key and held.read_at is None:
+        if held is None or held.key != key or not held.key_held:
+            return
+        if held.blob is not None:
+            held.key_held = False
+            # after the transitions under way (this runs inside them): no nested transitions
+            asyncio.get_running_loop().call_soon(compat.release_keys, self.scheduler, [key], HOLDER)
+            nbytes = len(held.blob)
+        else:
             ts = self.scheduler.tasks.get(key)
             nbytes = max(int(getattr(ts, "nbytes", 0) or 0), 0) if ts is not None else 0
+        if held.read_at is None:
             self.unread_bytes += nbytes - held.nbytes
-            held.nbytes = nbytes
-            self._enforce_caps()
+        held.nbytes = nbytes
+        self._enforce_caps()
 
     def read(self, call_id: str) -> None:
         """Someone read the result: it goes `keep_for` seconds from now."""
@@ -101,7 +125,7 @@ class Retention:
         deadline = time.monotonic() + wait
         while True:
             if call_id in self.held:
-                return {"state": "held"}
+                return {"state": "held", "blob": self.held[call_id].blob}
             if call_id in self.dropped:
                 return {"state": "dropped", "why": self.dropped[call_id]}
             if key is not None and key in self.scheduler.tasks:
@@ -144,14 +168,15 @@ class Retention:
         recomputed (Dask would run the call again, for nobody: the caller has it). An unread one
         is recomputed as Dask does, so that its caller still gets it (at least once)."""
         for call_id in list(self.reads):
-            task = self.scheduler.tasks.get(self.held[call_id].key)
-            if task is None or task.state != "memory":
+            held = self.held[call_id]
+            task = self.scheduler.tasks.get(held.key)
+            if held.key_held and (task is None or task.state != "memory"):
                 self._drop(call_id, "its result was read, then the worker that kept it left the cluster")
 
     def release_all(self) -> None:
         """The cluster is stopping: let go of every result, so that its workers leaving does
         not set Dask recomputing them (and warning that it will)."""
-        keys = [held.key for held in self.held.values()]
+        keys = [held.key for held in self.held.values() if held.key_held]
         if keys:
             compat.release_keys(self.scheduler, keys, HOLDER)
         for call_id in self.held:
@@ -168,7 +193,8 @@ class Retention:
     def _drop(self, call_id: str, why: str) -> None:
         held = self.held.pop(call_id, None)
         if held is not None:
-            compat.release_keys(self.scheduler, [held.key], HOLDER)
+            if held.key_held:
+                compat.release_keys(self.scheduler, [held.key], HOLDER)
             if held.read_at is None:
                 self.unread_count -= 1
                 self.unread_bytes -= held.nbytes

@@ -150,6 +150,9 @@ def test_min_containers_keeps_a_worker_and_stats_count_the_backlog() -> None:
             Event("autoscale-knobs-go", client=client).set()
             assert sorted(call.get() for call in calls) == list(range(6))
             assert held.get_current_stats() == nbfan.api.function.FunctionStats(0, 0, 0)
+            # the results read are kept for re-attaching, but off the workers: they all stop
+            wait_until(lambda: workers() == 0, timeout=60, interval=0.5, what="the workers to stop after the reads")
+            assert [nbfan.FunctionCall.from_id(call.object_id).get() for call in calls] == list(range(6))
         finally:
             nbfan.disconnect()
 

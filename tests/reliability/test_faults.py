@@ -132,38 +132,77 @@ def test_map_survives_three_worker_kills(drill_client: Client, tmp_path: Path) -
     wait_until(lambda: nbfan_tasks(drill_client) == 0, timeout=10)  # releases travel asynchronously
 
 
-def test_a_read_spawn_result_is_not_run_again_after_its_worker_left(tmp_path: Path) -> None:
-    """The cluster keeps a spawned call's result for re-attaching; once read, the worker that kept
-    it leaving lets it go (a later from_id says why) instead of Dask running the call again on
-    the next worker (an autoscaled cluster would even start one for it)."""
+@app.function
+def sized_and_log(nbytes: int, log: str) -> bytes:
+    with open(log, "a") as out:
+        out.write(f"{nbytes}\n")
+    return bytes(nbytes)
+
+
+@pytest.fixture
+def lone_worker(tmp_path: Path) -> Iterator[tuple[Any, Client]]:
+    """A cluster of one in-process worker, connected: closing that worker loses what it keeps."""
     from distributed import LocalCluster
 
-    log = str(tmp_path / "executions.log")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         client = nbfan.connect(cluster)
         try:
-            call = double_and_log.spawn(21, log)
-            assert call.get(timeout=60) == 42
-            object_id = call.object_id
-            del call  # only the cluster's retention holds the result now
-            wait_until(lambda: nbfan_tasks(client) == 1, timeout=30, what="the result kept on the worker")
-            (worker,) = cluster.workers.values()
-            cluster.sync(worker.close)
-            cluster.scale(2)  # the closed one still counts in the spec: this starts one more
-            client.wait_for_workers(1, timeout=60)
-
-            def dropped() -> str:
-                try:
-                    nbfan.FunctionCall.from_id(object_id)
-                except nbfan.exception.NotFoundError as exc:
-                    return str(exc)
-                return ""
-
-            assert "worker that kept it left the cluster" in wait_until(dropped, timeout=60)
-            wait_until(lambda: nbfan_tasks(client) == 0, timeout=30, what="the dropped result's task to go")
-            assert Path(log).read_text().split() == ["21"]  # it ran once
+            yield cluster, client
         finally:
             nbfan.disconnect()
+
+
+def replace_the_worker(cluster: Any, client: Client) -> None:
+    (worker,) = cluster.workers.values()
+    cluster.sync(worker.close)
+    cluster.scale(2)  # the closed one still counts in the spec: this starts one more
+    client.wait_for_workers(1, timeout=60)
+
+
+def reattached(object_id: str) -> bytes | str:
+    """The call's result by its id, or why the cluster no longer has it."""
+    try:
+        return nbfan.FunctionCall.from_id(object_id).get(timeout=60)
+    except nbfan.exception.NotFoundError as exc:
+        return str(exc)
+
+
+def test_a_small_spawn_result_is_kept_off_the_workers(lone_worker: tuple[Any, Client], tmp_path: Path) -> None:
+    """A spawned call's small outcome is kept on the scheduler for re-attaching, not on a worker:
+    its task goes as soon as it finished (a worker holding it could never be retired), even while
+    the caller keeps its handle, and its worker leaving runs nothing again."""
+    cluster, client = lone_worker
+    log = str(tmp_path / "executions.log")
+    call = sized_and_log.spawn(100, log)
+    assert call.get(timeout=60) == bytes(100)
+    wait_until(lambda: nbfan_tasks(client) == 0, timeout=30, what="the finished task to go")
+    replace_the_worker(cluster, client)
+    assert reattached(call.object_id) == bytes(100)
+    assert call.get() == bytes(100)  # the handle reads it again
+    assert Path(log).read_text().split() == ["100"]  # it ran once
+
+
+def test_a_large_read_spawn_result_is_not_run_again_after_its_worker_left(lone_worker: tuple[Any, Client],
+                                                                          tmp_path: Path) -> None:
+    """A result too large to push stays on its worker for re-attaching; once read, that worker
+    leaving lets it go (a later from_id says why) instead of Dask running the call again on the
+    next worker (an autoscaled cluster would even start one for it)."""
+    cluster, client = lone_worker
+    log = str(tmp_path / "executions.log")
+    call = sized_and_log.spawn(200_000, log)
+    assert len(call.get(timeout=60)) == 200_000
+    object_id = call.object_id
+    del call  # only the cluster's retention holds the result now
+    wait_until(lambda: nbfan_tasks(client) == 1, timeout=30, what="the result kept on the worker")
+    replace_the_worker(cluster, client)
+
+    def why_gone() -> str:
+        result = reattached(object_id)
+        return result if isinstance(result, str) else ""
+
+    assert "worker that kept it left the cluster" in wait_until(why_gone, timeout=60)
+    wait_until(lambda: nbfan_tasks(client) == 0, timeout=30, what="the dropped result's task to go")
+    assert Path(log).read_text().split() == ["200000"]  # it ran once
 
 
 def test_input_that_kills_its_worker_fails_alone(drill_client: Client) -> None:
