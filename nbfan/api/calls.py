@@ -107,7 +107,7 @@ class FunctionCall(Generic[R]):
         return (attach, (self.object_id,))
 
     def __repr__(self) -> str:
-        return f"<FunctionCall {self.object_id} {self._future.status}>"
+        return f"<FunctionCall {self.object_id} {'finished' if self.done() else self._future.status}>"
 
     async def _get_aio(self, timeout: float | None = None, *, index: int = 0) -> R:
         import asyncio
