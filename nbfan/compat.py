@@ -261,6 +261,16 @@ def set_stream_interval(scheduler: Any, peer: str, seconds: float) -> bool:
     return True
 
 
+def worker_status_change(topic: str, msg: Any) -> str | None:
+    """The new status a scheduler event says a worker took ("closing_gracefully" when it is
+    being retired, "running" if that is undone), or None for any other event. distributed
+    2026.8.0: `Scheduler.handle_worker_status_change` logs `{"action": "worker-status-change",
+    "status": name}` on the worker's address."""
+    if isinstance(msg, dict) and msg.get("action") == "worker-status-change" and isinstance(topic, str):
+        return str(msg.get("status"))
+    return None
+
+
 def release_keys_in_order(client: Any, keys: list[Any]) -> None:
     """Release this client's want of `keys` through its batched stream, so the release reaches
     the scheduler after the tasks it just submitted (an RPC such as `Client.cancel` can overtake

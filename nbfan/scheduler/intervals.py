@@ -9,6 +9,15 @@ scheduler plugin (installed on connecting, the code shipped where nbfan is not i
 this part of it sets the same intervals: on the scheduler's streams as workers and clients
 come (and on those already there), and on each worker's own stream through the scheduler.
 
+One exception: a worker being retired (Dask's `retire_workers`, as an autoscaler does) gets
+RETIRING_INTERVAL on the scheduler's stream to it. Its cluster manager closes its nanny right
+after the retirement; a worker told to close before that (which a short interval makes
+certain) asks the nanny to close too, while the nanny is closing it, and hangs until the nanny
+kills it 4 s later, with three warnings ("Received heartbeat from unregistered worker",
+"Scheduler was unaware of this worker", "Worker process still alive after 4.0 seconds,
+killing"). A Dask race that its default 5 ms interval makes rare; nothing waits on that last
+message.
+
 The price: a busy scheduler sends the same messages in more, smaller batches (a few more
 syscalls per second per peer); the scheduler's CPU per task stays about the same
 (benchmarks/bench_any_cluster.py measures raw Dask on a cluster nbfan never joined and on one it joined).
@@ -26,6 +35,7 @@ from nbfan import compat
 logger = logging.getLogger("nbfan")
 
 SEND_INTERVAL = 0.0005  # seconds; as the preloads of clusters nbfan starts
+RETIRING_INTERVAL = 0.05  # seconds; the scheduler's stream to a worker being retired (see above)
 PLUGIN_NAME = "nbfan-intervals"
 
 
@@ -58,6 +68,13 @@ class SendIntervals(SchedulerPlugin):
     def add_client(self, scheduler: Any, client: str) -> None:
         # the client's stream is made right after this hook: set it on the next turn of the loop
         scheduler.loop.add_callback(compat.set_stream_interval, scheduler, client, self.seconds)
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        """A worker's status changed: while it is being retired its stream waits longer."""
+        status = compat.worker_status_change(topic, msg)
+        if status is not None:
+            seconds = RETIRING_INTERVAL if status == "closing_gracefully" else self.seconds
+            compat.set_stream_interval(self.scheduler, topic, seconds)
 
     async def _shorten_on(self, worker: str) -> None:
         try:

@@ -11,7 +11,7 @@ from distributed import Client, LocalCluster
 from waiting import wait_until
 
 import nbfan
-from nbfan.scheduler.intervals import SEND_INTERVAL
+from nbfan.scheduler.intervals import RETIRING_INTERVAL, SEND_INTERVAL
 
 
 def _scheduler_side(dask_scheduler: Any = None) -> tuple[dict[str, float], dict[str, float]]:
@@ -44,3 +44,22 @@ def test_a_plain_local_cluster_gets_short_send_intervals_from_the_plugin() -> No
                     wait_until(all_short, timeout=10)
             finally:
                 nbfan.disconnect()
+
+
+def test_a_worker_being_retired_gets_a_longer_interval_and_back_if_it_stays() -> None:
+    """While a worker is retired, the scheduler's stream to it waits RETIRING_INTERVAL, so that its
+    cluster manager closes its nanny before the worker is told to close (see intervals.py)."""
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        client = nbfan.connect(cluster)
+        try:
+            def retire_then_stay(dask_scheduler: Any = None) -> list[float]:
+                (worker,) = dask_scheduler.workers
+                seen = []
+                for status in ("closing_gracefully", "running"):  # as a retirement Dask undoes
+                    dask_scheduler.handle_worker_status_change(status, worker, stimulus_id="test")
+                    seen.append(dask_scheduler.stream_comms[worker].interval)
+                return seen
+
+            assert client.run_on_scheduler(retire_then_stay) == [RETIRING_INTERVAL, SEND_INTERVAL]
+        finally:
+            nbfan.disconnect()

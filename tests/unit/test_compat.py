@@ -208,7 +208,7 @@ def test_quiet_lost_results_drops_only_warnings_about_moot_keys() -> None:
     import logging
 
     moot = {"nbfan-a-0-1", "nbfan-b-0-1"}
-    compat_logs.quiet_lost_results(lambda keys: keys <= moot)
+    unquiet = compat_logs.quiet_lost_results(lambda keys: keys <= moot)
     logger = logging.getLogger("distributed.scheduler")
 
     def kept(keys: str) -> bool:
@@ -218,6 +218,22 @@ def test_quiet_lost_results_drops_only_warnings_about_moot_keys() -> None:
 
     assert not kept("{'nbfan-a-0-1'}") and not kept("{'nbfan-a-0-1', 'nbfan-b-0-1'}")
     assert kept("{'nbfan-a-0-1', 'other-key'}") and kept("{'x'}")
+    unquiet()
+    assert kept("{'nbfan-a-0-1'}")  # the filter is gone with its scheduler
+
+
+def test_worker_status_change_reads_the_event_a_real_scheduler_logs() -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+
+        def change(dask_scheduler: Any = None) -> list[str | None]:
+            (worker,) = dask_scheduler.workers
+            dask_scheduler.handle_worker_status_change("closing_gracefully", worker, stimulus_id="compat")
+            _, event = dask_scheduler.get_events(worker)[-1]
+            return [compat.worker_status_change(worker, event), compat.worker_status_change(worker, {"action": "x"})]
+
+        assert client.run_on_scheduler(change) == ["closing_gracefully", None]
 
 
 def test_quiet_failed_gathers_drops_only_errors_about_moot_keys() -> None:
