@@ -69,7 +69,6 @@ def _arrived(event: tuple[float, Any]) -> None:
 _topic = ClientTopic(output_topic, _arrived)
 
 
-
 _drawn: set[str] = set()  # streams whose last write is a progress line drawn in place
 
 

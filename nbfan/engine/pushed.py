@@ -18,7 +18,6 @@ from typing import Any
 
 from distributed import Client, Future
 
-from nbfan import compat_logs
 from nbfan.engine.client_topic import ClientTopic
 from nbfan.engine.plan import batch_outcomes, decode_outcomes
 from nbfan.keys import result_topic
@@ -103,34 +102,12 @@ def call_outcomes(future: Future[Any], pushed: Pushed | None, timeout: float | N
 def release_when_finished(future: Future[Any]) -> None:
     """Let Dask forget a one-input call's task once the scheduler has told this client that it
     ended. Its outcome is pushed before that: a release that overtook the task's end would make
-    the scheduler drop a running task (telemetry would count the call cancelled)."""
+    the scheduler drop a running task (telemetry would count the call cancelled). (A cluster
+    closed meanwhile does not warn that it lost the result: the plugin knows it was delivered.)"""
     if future.done():
         future.release()
-        return
-    key = future.key
-    with _lock:
-        _delivered_unreleased.add(key)
-
-    def release(finished: Future[Any]) -> None:
-        finished.release()
-        with _lock:
-            _delivered_unreleased.discard(key)
-
-    future.add_done_callback(release)
-
-
-#: keys of one-input calls whose outcome the caller has, waiting for the task's end to be released
-_delivered_unreleased: set[Any] = set()
-
-
-def _only_delivered_keys(keys: set[str]) -> bool:
-    with _lock:
-        return keys <= _delivered_unreleased
-
-
-# A cluster closed right after a `.remote` (its scheduler in this process) would warn that it lost
-# that call's result, which the caller already has.
-compat_logs.quiet_lost_results(_only_delivered_keys)
+    else:
+        future.add_done_callback(lambda finished: finished.release())
 
 
 def _arrived(event: tuple[float, Any]) -> None:

@@ -254,6 +254,27 @@ def test_closing_the_cluster_handed_to_connect_is_quiet(marks: Path, tmp_path: P
     assert out.split() == ["6", "8", "closed"] and err == ""
 
 
+def test_closing_the_scheduler_before_its_workers_is_quiet(marks: Path, tmp_path: Path) -> None:
+    """A scheduler closed first (as `dask scheduler` stopped while workers run) lets go of the
+    spawned results it keeps for re-attaching before its workers leave: a result too large to be
+    kept off the workers (200 KB here) would otherwise be "lost" with a warning at exit."""
+    home = tmp_path / "home"
+    home.mkdir()
+    rc, out, err = run("""
+        from distributed import LocalCluster
+
+        if __name__ == "__main__":
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+            nbfan.connect(cluster)
+            print(len(double.spawn(b"x" * 100_000).get()))
+            nbfan.disconnect()
+            cluster.sync(cluster.scheduler.close)
+            cluster.close()
+    """, home, marks, tmp_path)
+    assert_quiet(rc, out, err)
+    assert out.split() == ["200000"] and err == ""
+
+
 def test_closing_the_client_handed_to_connect_is_quiet_and_later_calls_say_so(marks: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
